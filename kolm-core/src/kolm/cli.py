@@ -1,0 +1,355 @@
+"""The `kolm` command line: thin commands that parse, call one core function, and render.
+
+Heavy modules (pydantic models, rich, any toolchain) are imported inside commands so that
+`kolm --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from kolm import __version__
+
+
+class KolmGroup(click.Group):
+    """Turns a `KolmError` into one line on stderr and its exit code (`--debug`: traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        from kolm.errors import KolmError
+
+        try:
+            return super().invoke(ctx)
+        except KolmError as exc:
+            if ctx.meta.get("kolm.debug"):
+                raise
+            click.echo(f"kolm: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@click.group(cls=KolmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kolm")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """kolm: take a small language model from a .kolm artifact to a verified edge deployment.
+
+    \b
+    Pick a device and tier before converting anything:
+      kolm pick SmolLM2-135M-Instruct
+      kolm export model.kolm --target raspberry-pi-5 --quant int4 --preview
+    """
+    ctx.meta["kolm.debug"] = debug
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def devices(as_json: bool) -> None:
+    """List the device table merged from every installed plugin, with sources.
+
+    \b
+    Example:
+      kolm devices --json
+    """
+    from kolm.plugins import registry
+
+    table = registry().devices()
+    if as_json:
+        return emit_json([row.model_dump(mode="json") for row in table.rows])
+    from kolm.render import device_table
+
+    console().print(device_table(table.rows))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(as_json: bool) -> None:
+    """List loaded plugins: versions, hooks, backends and whether each toolchain imports.
+
+    \b
+    Example:
+      KOLM_LOAD_PLUGINS=kolm-gguf kolm plugins --json
+    """
+    from kolm.plugins import registry
+
+    rows = registry().describe()
+    if as_json:
+        return emit_json([row.model_dump() for row in rows])
+    from kolm.render import plugin_table
+
+    console().print(plugin_table(rows))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bases(as_json: bool) -> None:
+    """List the reference bases that forecasts accept by name (no weights needed).
+
+    \b
+    Examples:
+      kolm bases --json
+      kolm export Llama-3.1-8B --target rtx-4090 --quant int4 --preview
+    """
+    from kolm.inventory import llama_inventory
+    from kolm.modelspec import reference_bases
+
+    rows = [
+        {"name": b.name, "aliases": b.aliases, "params": llama_inventory(b.config).params, "source": b.source}
+        for b in reference_bases()
+    ]
+    if as_json:
+        return emit_json(rows)
+    from kolm.render import base_table
+
+    console().print(base_table(rows))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of an RS-1 manifest.
+
+    \b
+    Example:
+      kolm schema > rs1.schema.json
+    """
+    from kolm.manifest import rs1_json_schema
+
+    emit_json(rs1_json_schema())
+
+
+@cli.command()
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@click.option("--from-gguf", "gguf", type=click.Path(path_type=Path), help="Import a GGUF instead of a folder.")
+@click.option("--eval", "eval_pack", type=click.Path(path_type=Path), help="Eval pack (JSONL); default: kolm's own.")
+@click.option("--base", help="Base model name for the manifest (default: the model's own name).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The .kolm to write.")
+@click.option("--license", "license_", default="unspecified", show_default=True, help="License of the weights.")
+@click.option("--min-k", default=0.85, show_default=True, help="Compile gate: refuse an fp16 K below this.")
+def pack(folder: Path | None, gguf: Path | None, eval_pack: Path | None, base: str | None, output: Path,
+         license_: str, min_k: float) -> None:
+    """Pack a Hugging Face folder (safetensors only), or import a GGUF, into a .kolm.
+
+    The fp16 K-score is measured on the eval pack when an installed backend can run here
+    (kolm-gguf), and packing is refused below --min-k.
+
+    \b
+    Examples:
+      kolm pack ./SmolLM2-135M-Instruct --base SmolLM2-135M-Instruct -o smol.kolm
+      kolm pack --from-gguf SmolLM2-135M-Instruct.Q4_1.gguf -o smol.kolm
+    """
+    from kolm.errors import UsageError
+    from kolm.pack import DEFAULT_EVAL_PACK, pack_folder, pack_import
+    from kolm.plugins import registry
+    from kolm.render import progress_bar
+
+    eval_pack = eval_pack or DEFAULT_EVAL_PACK
+    if (folder is None) == (gguf is None):
+        raise UsageError("give either a model FOLDER or --from-gguf FILE")
+    if gguf is not None:
+        manifest = pack_import(registry(), gguf, eval_pack, base, output, license_, progress_bar, min_k)
+    else:
+        manifest = pack_folder(folder, eval_pack, base or folder.resolve().name, output, license_, progress_bar,
+                               registry(), min_k)
+    k = "not measured (no backend that runs here is installed)" if manifest.k_score is None \
+        else f"{manifest.k_score:.3f} (fp16, gate {min_k:.2f})"
+    click.echo(f"wrote {output}: {manifest.base}, {manifest.params:,} params, {len(manifest.payload)} files, "
+               f"{manifest.eval_pack.items} eval items, K {k}")
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def inspect(artifact: Path, as_json: bool) -> None:
+    """Show a .kolm's manifest and tensor inventory (count, params, bytes per dtype).
+
+    \b
+    Example:
+      kolm inspect smol.kolm --json
+    """
+    from kolm.artifact import Artifact
+
+    with Artifact(artifact) as art:
+        manifest, inventory = art.manifest, art.inventory()
+    summary = {
+        "manifest": manifest.model_dump(mode="json", by_alias=True),
+        "tensors": {"count": len(inventory.tensors), "params": inventory.params,
+                    "dtype_bytes": inventory.dtype_bytes()},
+    }
+    if as_json:
+        return emit_json(summary)
+    from kolm.render import inspect_report
+
+    console().print(inspect_report(artifact, manifest, inventory))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--target", "-t", help="Only this device (name or alias).")
+@click.option("--quant", "-q", help="Only this tier: fp16, int8, int4, int3.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def pick(model: str, target: str | None, quant: str | None, as_json: bool) -> None:
+    """Forecast every device × tier for MODEL: size, tokens/s, K-loss, fit, backend.
+
+    MODEL is a .kolm, a config.json, a Hugging Face folder or a known base (`kolm bases`).
+    Nothing is converted and no toolchain is imported.
+
+    \b
+    Example:
+      kolm pick SmolLM2-135M-Instruct
+      kolm pick model.kolm --target "RTX 4090" --json
+    """
+    from kolm.forecast import pick as pick_all
+    from kolm.modelspec import resolve_model
+    from kolm.plugins import registry
+    from kolm.quant import TIERS, parse_tier
+
+    reg = registry()
+    table = reg.devices()
+    devices_ = [table.find(target)] if target else table.rows
+    tiers = (parse_tier(quant),) if quant else TIERS
+    rows = pick_all(reg, resolve_model(model), devices_, tiers)
+    if as_json:
+        return emit_json([row.model_dump() for row in rows])
+    from kolm.render import pick_table
+
+    console().print(pick_table(rows))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--target", "-t", required=True, help="Device name or alias (see `kolm devices`).")
+@click.option("--quant", "-q", required=True, help="Tier: fp16, int8, int4 (Q4_K_M) or int3 (Q3_K_S).")
+@click.option("--backend", "-b", help="Backend (default: the device's recommended one).")
+@click.option("--memory", "memory_gb", type=float, help="Device memory in GB if not the row's default.")
+@click.option("--preview", is_flag=True, help="Only forecast; convert nothing (no toolchain needed).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder of the export.")
+def export(model: str, target: str, quant: str, backend: str | None, memory_gb: float | None,
+           preview: bool, as_json: bool, output: Path | None) -> None:
+    """Export MODEL for a device and tier; with --preview, print the forecast only.
+
+    \b
+    Examples:
+      kolm export Llama-3.1-8B --target raspberry-pi-5 --quant int4 --preview --json
+      kolm export smol.kolm --target raspberry-pi-5 --quant int4 -o out/
+    """
+    from kolm.forecast import forecast
+    from kolm.modelspec import resolve_model
+    from kolm.plugins import registry
+    from kolm.quant import parse_tier
+
+    reg = registry()
+    tier = parse_tier(quant)
+    device = reg.devices().find(target)
+    spec = resolve_model(model)
+    result = forecast(reg, spec, device, tier, backend, memory_gb)
+    if preview:
+        if as_json:
+            return emit_json(result.model_dump())
+        from kolm.render import forecast_report
+
+        return console().print(forecast_report(result))
+    from kolm.errors import UsageError
+    from kolm.export import default_out_dir, export_artifact
+    from kolm.render import export_report, progress_bar
+
+    if spec.origin != "artifact":
+        raise UsageError(f"export needs a .kolm artifact; {model} is a {spec.origin} (add --preview to forecast)")
+    from kolm.artifact import Artifact
+
+    with Artifact(Path(model)) as art:
+        out = output or default_out_dir(art.manifest, device, tier)
+    record = export_artifact(reg, Path(model), device, tier, result.backend, out, result.size_bytes,
+                             result.read_per_token_bytes, steps=progress_bar)
+    if as_json:
+        return emit_json(record.model_dump(mode="json", by_alias=True))
+    console().print(export_report(out, record))
+
+
+@cli.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option("--prompt", "-p", help="Prompt (default: read standard input).")
+@click.option("--raw", is_flag=True, help="Send the prompt as is, without the chat template.")
+@click.option("--max-tokens", "-n", default=256, show_default=True, help="Tokens to generate at most.")
+@click.option("--port", type=int, help="Serve an OpenAI-compatible API on this port instead.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the server binds.")
+@click.option("--threads", type=int, help="CPU threads (default: all cores).")
+@click.option("--ctx", "n_ctx", default=2048, show_default=True, help="Context length in tokens.")
+def run(export_dir: Path, prompt: str | None, raw: bool, max_tokens: int, port: int | None, host: str,
+        threads: int | None, n_ctx: int) -> None:
+    """Generate from an export (greedy, streamed to stdout), or serve it with --port.
+
+    \b
+    Examples:
+      kolm run SmolLM2-135M-Instruct-raspberry-pi-5-int4 --prompt "The capital of France is"
+      kolm run SmolLM2-135M-Instruct-raspberry-pi-5-int4 --port 8080
+      curl localhost:8080/v1/chat/completions -d '{"messages":[{"role":"user","content":"Hi"}]}'
+    """
+    from kolm.export import load_record
+    from kolm.plugins import registry
+    from kolm.session import open_session, port_free
+
+    folder, record = load_record(export_dir)
+    session = open_session(registry(), folder, record, n_ctx=n_ctx, threads=threads)
+    if port is not None:
+        port_free(host, port)
+        click.echo(f"serving {record.payload[0].path} on http://{host}:{port}/v1 (OpenAI-compatible; Ctrl-C stops)",
+                   err=True)
+        sys.exit(session.serve(host, port))
+    text = prompt if prompt is not None else sys.stdin.read()
+    with session:
+        for piece in session.generate(text, max_tokens=max_tokens, stream=True, chat=not raw):
+            click.echo(piece, nl=False)
+    click.echo()
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--device", "-d", required=True, help="The device this machine is, for the comparison and the log.")
+@click.option("--quant", "-q", default="int4", show_default=True, help="Tier, when TARGET is a .kolm to export.")
+@click.option("--n-prompt", default=512, show_default=True, help="Prompt tokens (pp).")
+@click.option("--n-gen", default=128, show_default=True, help="Generated tokens (tg).")
+@click.option("--repetitions", "-r", default=3, show_default=True, help="Runs of each test.")
+@click.option("--threads", type=int, help="CPU threads (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bench(target: Path, device: str, quant: str, n_prompt: int, n_gen: int, repetitions: int,
+          threads: int | None, as_json: bool) -> None:
+    """Measure an export on this machine (pp and tg tok/s, load time, peak RSS) beside the
+    forecast for DEVICE; the result is logged and later forecasts for DEVICE use it.
+
+    \b
+    Examples:
+      kolm bench SmolLM2-135M-Instruct-raspberry-pi-5-int4 --device raspberry-pi-5
+      kolm bench smol.kolm --device x86-laptop --quant int8 --json
+    """
+    from kolm.bench import run_bench
+    from kolm.plugins import registry
+    from kolm.quant import parse_tier
+    from kolm.render import bench_report, progress_bar
+
+    report = run_bench(registry(), target, device, parse_tier(quant), n_prompt, n_gen, repetitions, threads,
+                       progress_bar)
+    if as_json:
+        return emit_json(report.model_dump(mode="json"))
+    console().print(bench_report(report))
+
+
+def main() -> None:
+    cli(prog_name="kolm")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Device profiles: the rows plugins contribute, merged into one table.
+
+Every constant that comes from the world (memory, bandwidth) is a `Sourced` value carrying the
+public URL it was taken from, so `kolm devices` can show where each number came from.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kolm.errors import UnknownDeviceError
+
+DeviceKind = Literal["sbc", "phone", "laptop", "desktop", "desktop-gpu", "edge-gpu", "browser"]
+
+
+class Sourced(BaseModel):
+    """A number taken from a public document: the value, the URL, and how it was read there."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: float
+    source: str = Field(pattern=r"^https?://\S+$")
+    note: str = ""
+
+
+class DeviceProfile(BaseModel):
+    """One target device: what it holds in memory, how fast it reads it, which backends run there.
+
+    `memory_gb` is the memory a model lives in (VRAM for discrete GPUs, RAM otherwise);
+    `backends` lists backend names in order of preference; the first one installed is recommended.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    kind: DeviceKind
+    os: str
+    arch: str
+    memory_gb: Sourced
+    memory_kind: Literal["ram", "vram", "unified"]
+    memory_options_gb: list[float] = Field(default_factory=list)
+    bandwidth_gbps: Sourced
+    backends: list[str]
+    notes: str = ""
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self.memory_gb.value * 1e9)
+
+    @property
+    def slug(self) -> str:
+        """The name as typed on a command line: `Raspberry Pi 5` -> `raspberry-pi-5`."""
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+
+    def names(self) -> list[str]:
+        return [self.name, *self.aliases]
+
+
+def normalize_name(name: str) -> str:
+    """Case- and punctuation-insensitive key: `RTX 4090`, `rtx-4090` and `rtx_4090` are equal."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+class DeviceTable(BaseModel):
+    """The merged device table. Later rows for a known name add backends, never replace constants."""
+
+    rows: list[DeviceProfile]
+
+    @classmethod
+    def merge(cls, contributions: list[list[DeviceProfile]]) -> DeviceTable:
+        merged: dict[str, DeviceProfile] = {}
+        for rows in contributions:
+            for row in rows:
+                key = normalize_name(row.name)
+                if key not in merged:
+                    merged[key] = row
+                    continue
+                known = merged[key]
+                extra_backends = [b for b in row.backends if b not in known.backends]
+                extra_aliases = [a for a in row.aliases if a not in known.aliases]
+                merged[key] = known.model_copy(
+                    update={
+                        "backends": [*known.backends, *extra_backends],
+                        "aliases": [*known.aliases, *extra_aliases],
+                    }
+                )
+        return cls(rows=sorted(merged.values(), key=lambda r: (r.kind, r.name)))
+
+    def find(self, name: str) -> DeviceProfile:
+        key = normalize_name(name)
+        for row in self.rows:
+            if key in {normalize_name(n) for n in row.names()}:
+                return row
+        known = ", ".join(r.name for r in self.rows)
+        raise UnknownDeviceError(f"unknown device {name!r}; known devices: {known}")
+
+
+def load_device_rows(package: str, resource: str = "devices.json") -> list[DeviceProfile]:
+    """Read a plugin's device rows from JSON data shipped inside its package."""
+    import json
+    from importlib.resources import files
+
+    data = json.loads(files(package).joinpath(resource).read_text(encoding="utf-8"))
+    return [DeviceProfile.model_validate(row) for row in data["devices"]]

@@ -1,0 +1,59 @@
+"""Eval packs: JSONL items a K-score is measured on (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from kolm.errors import UsageError
+
+
+class EvalItem(BaseModel):
+    """One eval item. `choice` items score by log-likelihood argmax over `choices`; `exact` and
+    `contains` by greedy generation compared with `answer`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    prompt: str
+    kind: Literal["choice", "exact", "contains"]
+    choices: list[str] | None = None
+    answer: str
+
+    @model_validator(mode="after")
+    def _choices_match_kind(self) -> EvalItem:
+        if self.kind == "choice" and (not self.choices or self.answer not in self.choices):
+            raise ValueError("a choice item needs `choices` containing `answer`")
+        if self.kind != "choice" and self.choices is not None:
+            raise ValueError(f"a {self.kind} item takes no `choices`")
+        return self
+
+
+def parse_eval_pack(text: str, origin: str) -> list[EvalItem]:
+    """Parse and validate JSONL; every bad line is reported with its number."""
+    items: list[EvalItem] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(EvalItem.model_validate(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else exc.msg
+            raise UsageError(f"{origin} line {number}: not a valid eval item ({reason})") from exc
+    if not items:
+        raise UsageError(f"{origin} holds no eval items")
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise UsageError(f"{origin}: duplicate item ids")
+    return items
+
+
+def load_eval_pack(path: Path) -> list[EvalItem]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read eval pack {path}: {exc.strerror}") from exc
+    return parse_eval_pack(text, str(path))

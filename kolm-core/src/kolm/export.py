@@ -1,0 +1,168 @@
+"""Exporting: the request a backend converts, the result it returns, and the pipeline `kolm
+export` runs around it — check the artifact, convert (backend), measure K on the payload (through
+the backend's `Session`), embed the manifest (backend), hash, and write `kolm-export.json`, all in
+a staging folder that replaces the output only when everything succeeded."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kolm import __version__
+from kolm.artifact import Artifact, payload_entries, sha256_file
+from kolm.atomic import atomic_dir
+from kolm.errors import ArtifactError, BackendError, UsageError
+from kolm.evalpack import EvalItem
+from kolm.manifest import ExportRecord, KRecord, Lockfile, Manifest, SizeCheck
+
+if TYPE_CHECKING:
+    from kolm.devices import DeviceProfile
+    from kolm.plugins import Registry
+
+RECORD = "kolm-export.json"
+Steps = Callable[[str], AbstractContextManager[Callable[[int, int], None]]]
+
+
+@contextmanager
+def silent(description: str):
+    """A `Steps` that shows nothing (library use, tests)."""
+    yield lambda done, total: None
+
+
+class ExportRequest(BaseModel):
+    """Convert the Hugging Face folder `model_dir` (extracted from `artifact`) to `backend` at
+    `tier` (`spelling` in the toolchain's words) for `device`, writing the payload into `out_dir`.
+    `work_dir` is scratch space on the same filesystem; `steps(description)` opens a progress bar."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    artifact: Path | None
+    manifest: Manifest
+    model_dir: Path
+    work_dir: Path
+    backend: str
+    tier: str
+    spelling: str
+    device: str
+    out_dir: Path
+    steps: Any = Field(default=silent, exclude=True)
+
+
+class ExportResult(BaseModel):
+    """What an export wrote: payload files relative to `out_dir`, main file first, and the
+    toolchain versions and exact flags that made them (they go into the lockfile)."""
+
+    backend: str
+    out_dir: Path
+    payload: list[str]
+    toolchain: dict[str, str]
+    flags: dict[str, str | int | float | bool]
+
+
+def missing_export(registry: Registry, backend: str) -> BackendError:
+    """The one-line error for a backend whose plugin forecasts but does not export yet."""
+    owner = registry.owner(backend)
+    dist, version_ = registry.origins.get(owner, ("?", "?")) if owner else ("?", "?")
+    return BackendError(f"backend {backend} cannot export yet: {dist} {version_} ships device rows and forecasts only")
+
+
+def default_out_dir(manifest: Manifest, device: DeviceProfile, tier: str) -> Path:
+    return Path(f"{manifest.base}-{device.slug}-{tier}")
+
+
+def export_artifact(
+    registry: Registry,
+    artifact: Path,
+    device: DeviceProfile,
+    tier: str,
+    backend: str,
+    out_dir: Path,
+    forecast_bytes: int,
+    read_per_token_bytes: int,
+    steps: Steps = silent,
+    score: bool = True,
+) -> ExportRecord:
+    """Run the whole export pipeline; the output folder appears only if every step succeeded."""
+    spelling = registry.backend(backend).spelling(tier)
+    with Artifact(artifact) as art:
+        with steps("checking the artifact's SHA-256") as advance:
+            problems = art.payload_mismatches(advance)
+        if problems:
+            raise ArtifactError(f"{artifact} does not match its manifest: {problems[0]}")
+        manifest = art.manifest
+        items = art.eval_items() if score else []
+        with steps("hashing the input") as advance:
+            input_sha = sha256_file(artifact, advance)
+        with tempfile.TemporaryDirectory(prefix=".kolm-work-", dir=out_dir.parent) as work, \
+                atomic_dir(out_dir) as staging:
+            with steps("extracting weights"):
+                model_dir = art.extract_model(Path(work) / "model")
+            request = ExportRequest(artifact=artifact, manifest=manifest, model_dir=model_dir, work_dir=Path(work),
+                                    backend=backend, tier=tier, spelling=spelling, device=device.name,
+                                    out_dir=staging, steps=steps)
+            result, k = convert_and_measure(registry, request, items)
+            embedded = manifest.model_copy(update={"quant": tier, "k_score": k.score if k else None})
+            registry.hook.embed_manifest(result=result, manifest_json=embedded.to_json())
+            files = [(name, staging / name) for name in result.payload]
+            with steps("hashing the payload") as advance:
+                payload = payload_entries(files, advance)
+            actual = sum(p.size for p in payload)
+            record = ExportRecord(
+                manifest=embedded, backend=backend, device=device.name, tier=tier, spelling=spelling,
+                payload=payload, k=k,
+                size_check=SizeCheck(forecast_bytes=forecast_bytes, actual_bytes=actual,
+                                     error_percent=round(100 * (forecast_bytes - actual) / actual, 4),
+                                     read_per_token_bytes=read_per_token_bytes),
+                lockfile=Lockfile(input=artifact.name, input_sha256=input_sha,
+                                  toolchain={"kolm-core": __version__, **result.toolchain},
+                                  flags=result.flags, seed=0),
+            )
+            (staging / RECORD).write_text(record.to_json() + "\n", encoding="utf-8")
+    return record
+
+
+def convert_and_measure(
+    registry: Registry, request: ExportRequest, items: list[EvalItem]
+) -> tuple[ExportResult, KRecord | None]:
+    """Convert with the backend, then (given eval items) measure K on the payload it wrote,
+    through the backend's own `Session`."""
+    from kolm.kscore import score
+    from kolm.session import RunRequest
+
+    result: ExportResult | None = registry.hook.export(request=request)
+    if result is None:
+        raise missing_export(registry, request.backend)
+    if not items:
+        return result, None
+    run = RunRequest(path=request.out_dir, backend=request.backend, payload=result.payload)
+    session = registry.hook.run(request=run)
+    if session is None:
+        raise BackendError(f"backend {request.backend} cannot run its export here, so K cannot be measured")
+    with session, request.steps(f"measuring K on {len(items)} eval items") as advance:
+        measured = score(session, items, progress=advance)
+    reference = request.manifest.k_score_fp16_reference
+    drop = None if reference is None else round(100 * (reference - measured.k), 4)
+    return result, KRecord(score=measured.k, points=measured.points, items=measured.n, fp16_reference=reference,
+                           drop_points=drop, runtime=f"{request.backend} ({type(session).__name__})")
+
+
+def load_record(path: Path) -> tuple[Path, ExportRecord]:
+    """The export folder and its record, given the folder or any file inside it."""
+    folder = path if path.is_dir() else path.parent
+    record_path = folder / RECORD
+    if not record_path.is_file():
+        raise UsageError(f"{folder}: no {RECORD}; not a kolm export folder")
+    try:
+        return folder, ExportRecord.model_validate_json(record_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ArtifactError(f"{record_path}: not a valid export record ({str(exc).splitlines()[0]})") from exc
+
+
+def toolchain_versions(*distributions: str) -> dict[str, str]:
+    return {d: version(d) for d in distributions}

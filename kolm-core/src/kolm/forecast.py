@@ -1,0 +1,169 @@
+"""The forecast shown by the picker and `kolm export --preview`, computed before converting.
+
+Size comes from the backend's per-tensor rule (`forecast_size`), tokens/s from its calibrated
+roofline (`forecast_throughput`), K-loss from typical per-tier deltas, and the fit verdict from
+`need = size + 1 GB runtime overhead` against the device's memory (DESIGN.md section 5).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel
+
+from kolm.bench import latest_measurement, log_path
+from kolm.devices import DeviceProfile
+from kolm.errors import BackendError, UsageError
+from kolm.modelspec import ModelSpec
+from kolm.quant import TIERS, TYPICAL_K_LOSS_POINTS
+from kolm.throughput import ThroughputForecast
+
+if TYPE_CHECKING:
+    from kolm.plugins import Registry
+
+RUNTIME_OVERHEAD_BYTES = 1_000_000_000
+PASS_FRACTION = 0.80
+
+
+class SizeForecast(BaseModel):
+    """Bytes on disk of an export, and the bytes one decoded token reads (weights minus the
+    gathered input embedding). `method` says how it was computed."""
+
+    bytes: int
+    read_per_token_bytes: int
+    method: str
+    tensor_types: dict[str, int] = {}
+
+
+class Fit(BaseModel):
+    """Whether the export fits the device's memory, with the arithmetic that decided it."""
+
+    verdict: Literal["pass", "tight", "over"]
+    need_bytes: int
+    memory_bytes: int
+    weights_bytes: int
+    overhead_bytes: int
+    arithmetic: str
+
+
+class TokS(BaseModel):
+    low: float
+    high: float
+    method: str
+    basis: str
+
+
+class Forecast(BaseModel):
+    """Everything the picker shows for one model × device × tier × backend."""
+
+    model: str
+    device: str
+    tier: str
+    backend: str
+    backend_installed: bool
+    size_bytes: int
+    size_method: str
+    read_per_token_bytes: int
+    tok_s: TokS
+    k_loss_points: float
+    k_loss_method: str
+    fit: Fit
+    command: str
+    forecast_sources: list[str]
+    notes: list[str] = []
+
+
+def fit_verdict(size_bytes: int, memory_bytes: int, memory_kind: str) -> Fit:
+    need = size_bytes + RUNTIME_OVERHEAD_BYTES
+    ratio = need / memory_bytes
+    verdict = "pass" if ratio <= PASS_FRACTION else "tight" if ratio <= 1.0 else "over"
+    arithmetic = (
+        f"need {size_bytes / 1e9:.2f} GB weights + {RUNTIME_OVERHEAD_BYTES / 1e9:.2f} GB runtime"
+        f" = {need / 1e9:.2f} GB of {memory_bytes / 1e9:.1f} GB {memory_kind} ({ratio:.0%});"
+        f" pass ≤ {PASS_FRACTION:.0%}, tight ≤ 100%"
+    )
+    return Fit(verdict=verdict, need_bytes=need, memory_bytes=memory_bytes, weights_bytes=size_bytes,
+               overhead_bytes=RUNTIME_OVERHEAD_BYTES, arithmetic=arithmetic)
+
+
+def recommend_backend(device: DeviceProfile, installed: set[str]) -> str:
+    """The device's most preferred backend that is installed, else its most preferred one."""
+    return next((b for b in device.backends if b in installed), device.backends[0])
+
+
+def export_command(spec: ModelSpec, device: DeviceProfile, tier: str, backend: str, recommended: str) -> str:
+    ref = spec.ref if spec.origin == "artifact" else f"{spec.name}.kolm"
+    command = f"kolm export {shlex.quote(ref)} --target {device.slug} --quant {tier}"
+    return command + (f" --backend {backend}" if backend != recommended else "")
+
+
+def forecast(
+    registry: Registry,
+    spec: ModelSpec,
+    device: DeviceProfile,
+    tier: str,
+    backend: str | None = None,
+    memory_gb: float | None = None,
+) -> Forecast:
+    """Forecast one pick. Raises `BackendError` when the backend cannot do `tier`."""
+    declared = registry.backends()
+    recommended = recommend_backend(device, set(declared))
+    backend = backend or recommended
+    if backend not in device.backends:
+        raise UsageError(f"{device.name} is not a {backend} target; its backends: {', '.join(device.backends)}")
+    notes = []
+    if backend in declared:
+        declared[backend].spelling(tier)
+    else:
+        notes.append(f"backend {backend} is not installed (pip install kolm-{backend}); nominal forecast")
+    hook = registry.hook
+    size: SizeForecast = hook.forecast_size(spec=spec, tier=tier, backend=backend)
+    speed: ThroughputForecast = hook.forecast_throughput(device=device, spec=spec, tier=tier,
+                                                         backend=backend, size=size)
+    tok_s = TokS(low=speed.low, high=speed.high, method=speed.method, basis=speed.basis)
+    sources = [*speed.sources, *spec.sources]
+    measured = latest_measurement(device.name, spec.name, tier, backend)
+    if measured:
+        tg = measured.result.tg
+        notes.append(f"forecast was {speed.low:.1f}–{speed.high:.1f} tok/s ({speed.basis})")
+        tok_s = TokS(low=tg.mean - tg.sd, high=tg.mean + tg.sd, method="measured",
+                     basis=f"kolm bench {measured.measured_at}: tg{measured.result.n_gen} {tg.mean:.1f} ± {tg.sd:.1f} "
+                           f"tok/s ({measured.result.runtime}, {measured.result.threads} threads)")
+        sources = [str(log_path())]
+    memory_bytes = int(memory_gb * 1e9) if memory_gb else device.memory_bytes
+    k_loss = max(0.0, TYPICAL_K_LOSS_POINTS[tier] - TYPICAL_K_LOSS_POINTS[spec.quant])
+    if spec.origin == "artifact" and spec.quant != "fp16":
+        notes.append(f"the artifact already holds {spec.quant} weights; loss is counted from there")
+    return Forecast(
+        model=spec.name,
+        device=device.name,
+        tier=tier,
+        backend=backend,
+        backend_installed=backend in declared,
+        size_bytes=size.bytes,
+        size_method=size.method,
+        read_per_token_bytes=size.read_per_token_bytes,
+        tok_s=tok_s,
+        k_loss_points=k_loss,
+        k_loss_method="typical delta vs fp16 until measured (DESIGN.md §5)",
+        fit=fit_verdict(size.bytes, memory_bytes, device.memory_kind),
+        command=export_command(spec, device, tier, backend, recommended),
+        forecast_sources=list(dict.fromkeys(sources)),
+        notes=notes,
+    )
+
+
+def pick(
+    registry: Registry, spec: ModelSpec, devices: list[DeviceProfile], tiers: tuple[str, ...] = TIERS
+) -> list[Forecast]:
+    """The picker: one forecast per device and tier with each device's recommended backend.
+    Tiers the recommended backend refuses are left out."""
+    rows = []
+    for device in devices:
+        for tier in tiers:
+            try:
+                rows.append(forecast(registry, spec, device, tier))
+            except BackendError:
+                continue
+    return rows

@@ -1,0 +1,122 @@
+"""RS-1 manifest models: what a `.kolm` declares about the weights, eval pack and payload inside."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kolm.quant import TIERS
+
+SHA256 = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class PayloadFile(BaseModel):
+    """One file of the payload: its path inside the archive, SHA-256 and exact size in bytes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    sha256: str = SHA256
+    size: int = Field(ge=0)
+
+
+class EvalPackRef(BaseModel):
+    """Where the embedded eval pack lives, its SHA-256 and item count."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    sha256: str = SHA256
+    items: int = Field(ge=1)
+
+
+class Manifest(BaseModel):
+    """`manifest.json` of an RS-1 artifact.
+
+    `quant` is the tier of the weights inside (fp16 for packed sources); `k_score` is the K
+    measured on the embedded eval pack at that tier and `k_score_fp16_reference` the fp16 K,
+    both None until measured.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: Literal["RS-1"] = Field("RS-1", alias="schema")
+    base: str
+    arch: str
+    params: int = Field(ge=1)
+    quant: Literal[TIERS]  # type: ignore[valid-type]
+    k_score: float | None = Field(None, ge=0, le=1)
+    k_score_fp16_reference: float | None = Field(None, ge=0, le=1)
+    eval_pack: EvalPackRef
+    payload: list[PayloadFile]
+    created_by: str
+    license: str
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+
+def rs1_json_schema() -> dict:
+    """The JSON Schema of `manifest.json` (`kolm schema`)."""
+    schema = Manifest.model_json_schema(by_alias=True)
+    schema["$id"] = "https://kolm.dev/schema/RS-1/manifest.json"
+    schema["title"] = "RS-1 manifest"
+    return schema
+
+
+class KRecord(BaseModel):
+    """K measured on the export's payload, its fp16 reference, and the drop between them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: float
+    points: float
+    items: int
+    fp16_reference: float | None
+    drop_points: float | None
+    runtime: str
+
+
+class Lockfile(BaseModel):
+    """What made the payload: the same inputs, versions and flags must give the same bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str
+    input_sha256: str = SHA256
+    toolchain: dict[str, str]
+    flags: dict[str, str | int | float | bool]
+    seed: int
+
+
+class SizeCheck(BaseModel):
+    """The forecast's own error, measured on the file the export wrote."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    forecast_bytes: int
+    actual_bytes: int
+    error_percent: float
+    read_per_token_bytes: int
+
+
+class ExportRecord(BaseModel):
+    """`kolm-export.json`, the sidecar beside every export: the manifest embedded in the payload,
+    the payload's SHA-256, the measured K, the forecast's error, and the lockfile."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: Literal["RS-1/export"] = Field("RS-1/export", alias="schema")
+    manifest: Manifest
+    backend: str
+    device: str
+    tier: Literal[TIERS]  # type: ignore[valid-type]
+    spelling: str
+    payload: list[PayloadFile]
+    k: KRecord | None
+    size_check: SizeCheck
+    lockfile: Lockfile
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)

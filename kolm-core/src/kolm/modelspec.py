@@ -1,0 +1,138 @@
+"""What kolm knows about a model before touching weights, from whatever the user pointed at.
+
+`resolve_model` accepts a `.kolm` artifact, a Hugging Face `config.json`, a Hugging Face model
+folder, or the name of a known reference base (`kolm bases`); the result carries the config and
+the tensor inventory every forecast is computed from.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from kolm.devices import normalize_name
+from kolm.errors import UnknownModelError
+from kolm.inventory import Inventory, llama_inventory
+
+
+class ReferenceBase(BaseModel):
+    """A published model known by name, with the config its shapes come from."""
+
+    name: str
+    aliases: list[str]
+    hf_repo: str
+    source: str
+    config: dict
+
+
+class ModelSpec(BaseModel):
+    """A model as the forecast sees it.
+
+    `origin` says what the user gave; `path` is the `.kolm`, config or folder (None for a base);
+    `quant` is the tier of the weights it holds.
+    """
+
+    name: str
+    ref: str
+    origin: Literal["artifact", "config", "folder", "base"]
+    path: Path | None
+    config: dict
+    inventory: Inventory
+    quant: str = "fp16"
+    sources: list[str] = []
+
+    @property
+    def arch(self) -> str:
+        return (self.config.get("architectures") or ["?"])[0]
+
+    @property
+    def tied_embeddings(self) -> bool:
+        return bool(self.config.get("tie_word_embeddings", False))
+
+    def input_embedding_params(self) -> int:
+        """Weights of the input embedding that a token does not read (only one row is gathered),
+        zero when the embedding doubles as the output layer."""
+        if self.tied_embeddings:
+            return 0
+        return sum(t.numel for t in self.inventory.tensors if t.name.endswith("embed_tokens.weight"))
+
+    def read_model_file(self, name: str) -> bytes | None:
+        """A small file of the Hugging Face folder (e.g. `tokenizer.json`), if the model has one."""
+        if self.origin == "artifact":
+            from kolm.artifact import Artifact
+
+            with Artifact(self.path) as art:
+                member = "model/" + name
+                return art.read(member) if member in art.names() else None
+        if self.origin == "folder":
+            candidate = self.path / name
+            return candidate.read_bytes() if candidate.is_file() else None
+        return None
+
+
+@cache
+def reference_bases() -> tuple[ReferenceBase, ...]:
+    data = json.loads(files("kolm").joinpath("bases.json").read_text(encoding="utf-8"))
+    return tuple(ReferenceBase.model_validate(b) for b in data["bases"])
+
+
+def find_base(name: str) -> ReferenceBase | None:
+    key = normalize_name(name)
+    for base in reference_bases():
+        if key in {normalize_name(n) for n in (base.name, *base.aliases, base.hf_repo)}:
+            return base
+    return None
+
+
+def _dtype_of(config: dict) -> str:
+    return {"float16": "F16", "float32": "F32"}.get(str(config.get("torch_dtype", config.get("dtype"))), "BF16")
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnknownModelError(f"{path}: not a readable config.json ({exc})") from exc
+    if not isinstance(config, dict) or "architectures" not in config:
+        raise UnknownModelError(f"{path}: not a Hugging Face config.json (no 'architectures')")
+    return config
+
+
+def resolve_model(ref: str) -> ModelSpec:
+    """Turn a user's model reference into a `ModelSpec`."""
+    path = Path(ref)
+    if path.is_file() and path.name == "config.json":
+        config = _read_config(path)
+        return ModelSpec(name=config.get("_name_or_path") or path.parent.name, ref=ref, origin="config",
+                         path=path, config=config, inventory=llama_inventory(config, _dtype_of(config)))
+    if path.is_file():
+        from kolm.artifact import Artifact
+
+        with Artifact(path) as art:
+            manifest = art.manifest
+            return ModelSpec(name=manifest.base, ref=ref, origin="artifact", path=path, config=art.config(),
+                             inventory=art.inventory(), quant=manifest.quant)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UnknownModelError(f"{path}: folder has no config.json; not a Hugging Face model folder")
+        from kolm.artifact import folder_inventory
+
+        config = _read_config(path / "config.json")
+        inventory = folder_inventory(path)
+        if not inventory.tensors:
+            inventory = llama_inventory(config, _dtype_of(config))
+        return ModelSpec(name=path.resolve().name, ref=ref, origin="folder", path=path, config=config,
+                         inventory=inventory)
+    base = find_base(ref)
+    if base is None:
+        known = ", ".join(b.name for b in reference_bases())
+        raise UnknownModelError(
+            f"{ref!r} is not a .kolm file, config.json, model folder or known base; known bases: {known}"
+        )
+    return ModelSpec(name=base.name, ref=base.name, origin="base", path=None, config=base.config,
+                     inventory=llama_inventory(base.config, _dtype_of(base.config)), sources=[base.source])

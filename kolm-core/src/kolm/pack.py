@@ -1,0 +1,121 @@
+"""`kolm pack`: build an RS-1 artifact from a Hugging Face model folder and an eval pack."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kolm import __version__
+from kolm.artifact import EVAL_PACK, MODEL_DIR, PICKLE_SUFFIXES, folder_inventory, payload_entries, write_artifact
+from kolm.errors import GateError, UnsupportedModelError, UsageError
+from kolm.evalpack import EvalItem, load_eval_pack
+from kolm.export import ExportRequest, Steps, convert_and_measure, silent
+from kolm.manifest import EvalPackRef, Manifest
+
+if TYPE_CHECKING:
+    from kolm.plugins import Registry
+
+DEFAULT_MIN_K = 0.85
+DEFAULT_EVAL_PACK = Path(__file__).parent / "evalpacks" / "default.jsonl"
+
+# The files of a Hugging Face folder that make up a model; anything else (READMEs, images,
+# optimizer states) is left out of the artifact.
+MODEL_FILES = (
+    "config.json", "generation_config.json", "model.safetensors.index.json", "tokenizer.json",
+    "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt",
+    "added_tokens.json", "chat_template.jinja", "chat_template.json",
+)
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The model's files in `folder`, refusing a folder whose weights are pickles."""
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder")
+    if not (folder / "config.json").is_file():
+        raise UnsupportedModelError(f"{folder}: no config.json; not a Hugging Face model folder")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        pickles = [p.name for p in folder.iterdir() if p.name.endswith(PICKLE_SUFFIXES)]
+        if pickles:
+            raise UnsupportedModelError(
+                f"{folder} holds pickle weights ({pickles[0]}); kolm loads safetensors only — "
+                "save the model with safe_serialization=True"
+            )
+        raise UnsupportedModelError(f"{folder}: no *.safetensors weights")
+    return sorted([*(folder / n for n in MODEL_FILES if (folder / n).is_file()), *weights])
+
+
+def pack_folder(
+    folder: Path, eval_pack: Path, base: str, out: Path, license: str, steps: Steps = silent,
+    registry: Registry | None = None, min_k: float = DEFAULT_MIN_K,
+) -> Manifest:
+    """Write `out` (.kolm) from `folder` and `eval_pack`; returns the manifest written.
+
+    With a `registry` whose backends can run here, the fp16 K is measured first and an
+    artifact below `min_k` is refused before anything is written.
+    """
+    files = [(MODEL_DIR + p.name, p) for p in model_files(folder)]
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        arch = config["architectures"][0]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        raise UnsupportedModelError(f"{folder}/config.json: no architectures entry") from exc
+    items = load_eval_pack(eval_pack)
+    pack_text = eval_pack.read_text(encoding="utf-8")
+    with steps("hashing weights") as advance:
+        payload = payload_entries(files, advance)
+    manifest = Manifest(
+        base=base,
+        arch=arch,
+        params=folder_inventory(folder).params,
+        quant="fp16",
+        eval_pack=EvalPackRef(path=EVAL_PACK, sha256=hashlib.sha256(pack_text.encode()).hexdigest(), items=len(items)),
+        payload=payload,
+        created_by=f"kolm {__version__}",
+        license=license,
+    )
+    if registry is not None:
+        k = reference_k(registry, folder, manifest, items, steps)
+        if k is not None:
+            if k < min_k:
+                raise GateError(f"fp16 K is {k:.3f}, below the compile gate {min_k:.2f} (--min-k); nothing written")
+            manifest = manifest.model_copy(update={"k_score": k, "k_score_fp16_reference": k})
+    with steps(f"writing {out.name}"):
+        write_artifact(out, manifest, files, pack_text)
+    return manifest
+
+
+def reference_k(
+    registry: Registry, folder: Path, manifest: Manifest, items: list[EvalItem], steps: Steps
+) -> float | None:
+    """fp16 K of `folder` through the first installed backend that can both export and run
+    here; None when there is none (the manifest then says K was not measured)."""
+    for name, backend in registry.backends().items():
+        owner = registry.owner(name)
+        if not (owner and "fp16" in backend.tiers and all(backend.toolchain_status().values())
+                and registry.implements(owner, "export") and registry.implements(owner, "run")):
+            continue
+        with tempfile.TemporaryDirectory(prefix=".kolm-reference-") as work:
+            request = ExportRequest(artifact=None, manifest=manifest, model_dir=folder, work_dir=Path(work),
+                                    backend=name, tier="fp16", spelling=backend.tiers["fp16"],
+                                    device="reference", out_dir=Path(work), steps=steps)
+            _, k = convert_and_measure(registry, request, items)
+        return k.score if k else None
+    return None
+
+
+def pack_import(
+    registry: Registry, source: Path, eval_pack: Path, base: str | None, out: Path, license: str,
+    steps: Steps = silent, min_k: float = DEFAULT_MIN_K,
+) -> Manifest:
+    """`kolm pack --from-gguf`: a plugin turns `source` into a Hugging Face folder, then pack it."""
+    if not source.is_file():
+        raise UsageError(f"{source}: no such file")
+    with tempfile.TemporaryDirectory(prefix=".kolm-import-", dir=out.parent if out.parent.is_dir() else None) as work:
+        name = registry.hook.import_weights(source=source, out_dir=Path(work), steps=steps)
+        if name is None:
+            raise UsageError(f"no installed plugin can import {source.name}; GGUF files need kolm-gguf")
+        return pack_folder(Path(work), eval_pack, base or name, out, license, steps, registry, min_k)

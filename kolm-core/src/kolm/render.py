@@ -1,0 +1,207 @@
+"""Human output: rich tables, reports and progress bars. `--json` bypasses all of it."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from kolm.bench import BenchReport
+from kolm.devices import DeviceProfile
+from kolm.forecast import Forecast
+from kolm.inventory import Inventory
+from kolm.manifest import ExportRecord, Manifest
+from kolm.plugins import PluginInfo
+
+VERDICT_STYLE = {"pass": "green", "tight": "yellow", "over": "red"}
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError
+
+
+def rate(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
+
+
+def tok_s(f: Forecast) -> str:
+    t = f.tok_s
+    if t.method == "ceiling":
+        return f"≤ {rate(t.high)} (ceiling)"
+    if t.method == "measured":
+        return f"{rate((t.low + t.high) / 2)} ± {rate((t.high - t.low) / 2)} (measured)"
+    return f"{rate(t.low)}–{rate(t.high)}"
+
+
+def device_table(rows: list[DeviceProfile]) -> Table:
+    table = Table(title="Devices (constants with their sources: kolm devices --json)")
+    for column in ("device", "aliases", "kind", "memory", "bandwidth", "backends"):
+        table.add_column(column)
+    for row in rows:
+        options = f" (options {', '.join(f'{o:g}' for o in row.memory_options_gb)})" if row.memory_options_gb else ""
+        table.add_row(
+            row.name, ", ".join(row.aliases), row.kind,
+            f"{row.memory_gb.value:g} GB {row.memory_kind}{options}",
+            f"{row.bandwidth_gbps.value:g} GB/s", " > ".join(row.backends),
+        )
+    return table
+
+
+def plugin_table(rows: list[PluginInfo]) -> Table:
+    table = Table(title="Plugins")
+    for column in ("plugin", "distribution", "version", "backends", "hooks", "toolchain"):
+        table.add_column(column)
+    for row in rows:
+        if row.error:
+            table.add_row(row.name, row.distribution, row.version, "", Text(f"failed: {row.error}", style="red"), "")
+            continue
+        toolchain = ", ".join(f"{m} {'✓' if ok else '✗'}" for m, ok in row.toolchain.items())
+        table.add_row(row.name, row.distribution, row.version, ", ".join(row.backends), ", ".join(row.hooks), toolchain)
+    return table
+
+
+def base_table(rows: list[dict]) -> Table:
+    table = Table(title="Reference bases (shapes from each published config.json)")
+    for column in ("name", "aliases", "params", "source"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], ", ".join(row["aliases"]), f"{row['params'] / 1e9:.2f} B", row["source"])
+    return table
+
+
+def pick_table(rows: list[Forecast]) -> Table:
+    """One row per device, one column per tier: size, decode tok/s and the fit verdict."""
+    model = rows[0].model if rows else ""
+    table = Table(title=f"{model}: forecasts, not measurements (arithmetic: kolm export ... --preview)")
+    table.add_column("device")
+    table.add_column("backend")
+    tiers = list(dict.fromkeys(f.tier for f in rows))
+    for tier in tiers:
+        table.add_column(tier, justify="right")
+    by_device: dict[str, dict[str, Forecast]] = {}
+    for f in rows:
+        by_device.setdefault(f.device, {})[f.tier] = f
+    for device, cells in by_device.items():
+        first = next(iter(cells.values()))
+        backend = first.backend if first.backend_installed else f"{first.backend} (not installed)"
+        row = [device, backend]
+        for tier in tiers:
+            f = cells.get(tier)
+            if f is None:
+                row.append(Text("not supported", style="dim"))
+                continue
+            row.append(Text.assemble(
+                f"{human_bytes(f.size_bytes)} ", (f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]),
+                f"\n{tok_s(f)}",
+            ))
+        table.add_row(*row)
+    table.caption = "each cell: size on disk, fit (need = size + 1 GB vs memory), decode tok/s range"
+    return table
+
+
+def forecast_report(f: Forecast) -> Group:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("size on disk", f"{human_bytes(f.size_bytes)} ({f.size_bytes:,} B) — {f.size_method}")
+    table.add_row("tokens/s", f"{tok_s(f)} tok/s decode — {f.tok_s.basis}")
+    table.add_row("K-score loss", f"{f.k_loss_points:.1f} points — {f.k_loss_method}")
+    table.add_row("fit", Text.assemble((f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]), f" — {f.fit.arithmetic}"))
+    table.add_row("backend", f.backend + ("" if f.backend_installed else " (not installed)"))
+    table.add_row("command", f.command)
+    table.add_row("sources", "\n".join(f.forecast_sources))
+    for note in f.notes:
+        table.add_row("note", note)
+    status = "tok/s measured by kolm bench" if f.tok_s.method == "measured" else "not measured"
+    title = Text(f"Forecast ({status}): {f.model} → {f.device}, {f.tier}", style="bold")
+    return Group(title, table)
+
+
+def inspect_report(path: Path, manifest: Manifest, inventory: Inventory) -> Group:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    k = "not measured" if manifest.k_score is None else f"{manifest.k_score:.3f}"
+    for key, value in (
+        ("base", manifest.base), ("arch", manifest.arch), ("params", f"{manifest.params:,}"),
+        ("quant", manifest.quant), ("K-score", k), ("eval pack", f"{manifest.eval_pack.items} items"),
+        ("tensors", f"{len(inventory.tensors)} ({inventory.params:,} params)"),
+        ("dtype bytes", ", ".join(f"{d} {human_bytes(b)}" for d, b in inventory.dtype_bytes().items())),
+        ("payload", "\n".join(f"{p.path}  {human_bytes(p.size)}  sha256 {p.sha256[:16]}…" for p in manifest.payload)),
+        ("created by", manifest.created_by), ("license", manifest.license),
+    ):
+        table.add_row(key, value)
+    return Group(Text(str(path), style="bold"), table)
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A transient bar on stderr fed by (done, total) callbacks (silent when not a terminal),
+    then one line saying the step is done and how long it took."""
+    import time
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        start = time.perf_counter()
+        yield advance
+    print(f"✓ {description} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+
+
+def export_report(out: Path, record: ExportRecord) -> Group:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    main = record.payload[0]
+    check = record.size_check
+    table.add_row("payload", f"{out / main.path}  {human_bytes(main.size)}  sha256 {main.sha256}")
+    table.add_row("size vs forecast", f"forecast {check.forecast_bytes:,} B, actual {check.actual_bytes:,} B "
+                                      f"({check.error_percent:+.3f}%)")
+    if record.k is None:
+        table.add_row("K-score", "not measured")
+    else:
+        k = record.k
+        reference = "" if k.fp16_reference is None else \
+            f"; fp16 reference {k.fp16_reference:.3f}, drop {k.drop_points:+.1f} points"
+        table.add_row("K-score", f"{k.score:.3f} on {k.items} eval items ({k.runtime}){reference}")
+    table.add_row("toolchain", ", ".join(f"{n} {v}" for n, v in record.lockfile.toolchain.items()))
+    table.add_row("record", str(out / "kolm-export.json"))
+    table.add_row("next", f'kolm run {out} --prompt "..."   ·   kolm bench {out} --device {shlex.quote(record.device)}')
+    return Group(Text(f"Exported {record.manifest.base} → {record.device}, {record.tier} ({record.spelling})",
+                      style="bold"), table)
+
+
+def bench_report(report: BenchReport) -> Group:
+    r = report.result
+    table = Table(title=f"kolm bench: {report.model} {report.tier} ({report.backend}) — measured on this machine")
+    for column in ("test", "tok/s", "±sd", "runs"):
+        table.add_column(column, justify="right" if column != "test" else "left")
+    table.add_row(f"pp{r.n_prompt}", f"{r.pp.mean:,.1f}", f"{r.pp.sd:,.1f}", str(len(r.pp.samples)))
+    table.add_row(f"tg{r.n_gen}", f"{r.tg.mean:,.1f}", f"{r.tg.sd:,.1f}", str(len(r.tg.samples)))
+    lines = Table.grid(padding=(0, 2))
+    lines.add_column(style="bold")
+    lines.add_column()
+    lines.add_row("load", f"{r.load_s:.2f} s; peak RSS {human_bytes(r.peak_rss_bytes)}; {r.threads} threads; {r.runtime}")
+    lines.add_row(f"forecast for {report.device}",
+                  f"{rate(report.forecast_low)}–{rate(report.forecast_high)} tok/s ({report.forecast_basis})")
+    lines.add_row("measured / forecast", f"{report.ratio:.2f}× (tg mean vs forecast midpoint)")
+    lines.add_row("logged to", f"{report.log} — later forecasts for {report.device} use this measurement")
+    return Group(table, lines)

@@ -1,0 +1,79 @@
+"""Decode throughput forecasts: a memory-bandwidth roofline with per-backend calibration.
+
+Decoding one token reads every weight once, so `tok/s ≈ efficiency × bandwidth / bytes per token`.
+`efficiency` is what a backend really achieves on a class of devices, derived from published
+benchmarks (each `Efficiency` row says which and how); `tier_factor` corrects for per-tier kernel
+cost (int3's dequantisation is slower per byte than int4's). A measured `kolm bench` replaces all of it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kolm.devices import DeviceKind, DeviceProfile, Sourced
+
+
+class Efficiency(BaseModel):
+    """Fraction of peak bandwidth a backend reaches while decoding on these device kinds.
+
+    `note` shows the derivation: published tok/s × bytes per token / bandwidth.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kinds: list[DeviceKind]
+    low: float = Field(gt=0, le=1)
+    high: float = Field(gt=0, le=1)
+    source: str
+    note: str
+
+
+class Calibration(BaseModel):
+    """A backend's throughput constants, shipped as JSON data in its plugin."""
+
+    backend: str
+    efficiency: list[Efficiency]
+    tier_factor: dict[str, Sourced] = Field(default_factory=dict)
+
+    def efficiency_for(self, device: DeviceProfile) -> Efficiency | None:
+        return next((e for e in self.efficiency if device.kind in e.kinds), None)
+
+    def factor(self, tier: str) -> float:
+        return self.tier_factor[tier].value if tier in self.tier_factor else 1.0
+
+
+class ThroughputForecast(BaseModel):
+    """Decode speed on a device: a range in tokens/s, how it was obtained, and from what."""
+
+    low: float
+    high: float
+    method: str  # "forecast" or "measured"
+    basis: str  # the arithmetic, human readable
+    sources: list[str]
+
+
+def roofline(
+    device: DeviceProfile, bytes_per_token: int, efficiency: Efficiency, factor: float = 1.0
+) -> ThroughputForecast:
+    """Apply the roofline with a calibrated efficiency range."""
+    peak = device.bandwidth_gbps.value * 1e9 / bytes_per_token
+    low, high = peak * efficiency.low * factor, peak * efficiency.high * factor
+    basis = (
+        f"{efficiency.low:.2f}–{efficiency.high:.2f} × {device.bandwidth_gbps.value:g} GB/s"
+        f" / {bytes_per_token / 1e9:.3g} GB per token"
+        + (f" × tier factor {factor:.2f}" if factor != 1.0 else "")
+    )
+    return ThroughputForecast(
+        low=low,
+        high=high,
+        method="forecast",
+        basis=basis,
+        sources=[device.bandwidth_gbps.source, efficiency.source],
+    )
+
+
+def load_calibration(package: str, resource: str = "throughput.json") -> Calibration:
+    """Read a plugin's throughput calibration from JSON data shipped inside its package."""
+    from importlib.resources import files
+
+    return Calibration.model_validate_json(files(package).joinpath(resource).read_text(encoding="utf-8"))

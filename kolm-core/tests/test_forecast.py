@@ -1,0 +1,108 @@
+"""The forecast: fit arithmetic, tier scaling, model references and device names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kolm.errors import BackendError, UnknownDeviceError, UnknownModelError, UsageError
+from kolm.forecast import fit_verdict, forecast, pick
+from kolm.modelspec import resolve_model
+from kolm.quant import parse_tier
+
+
+@pytest.mark.parametrize(
+    "size_gb, memory_gb, verdict",
+    [(2.2, 4.0, "pass"), (2.3, 4.0, "tight"), (3.0, 4.0, "tight"), (3.01, 4.0, "over")],
+)
+def test_fit_thresholds(size_gb: float, memory_gb: float, verdict: str):
+    fit = fit_verdict(int(size_gb * 1e9), int(memory_gb * 1e9), "ram")
+    assert fit.verdict == verdict
+    assert fit.need_bytes == int(size_gb * 1e9) + 1_000_000_000
+    assert "runtime" in fit.arithmetic and "GB ram" in fit.arithmetic
+
+
+def test_tiers_parse_from_user_spellings():
+    assert [parse_tier(t) for t in ("INT4", "q4_k_m", "Q3_K_S", "f16", "q8_0")] == ["int4", "int4", "int3", "fp16", "int8"]
+    with pytest.raises(UsageError, match="unknown quant tier 'int2'; use one of: fp16, int8, int4, int3"):
+        parse_tier("int2")
+
+
+def test_reference_base_by_any_spelling():
+    assert resolve_model("llama-3.1-8b").name == "Llama-3.1-8B"
+    spec = resolve_model("meta-llama/Llama-3.1-8B")
+    assert 8.0e9 < spec.inventory.params < 8.1e9  # published: 8.03 B
+    assert 134e6 < resolve_model("SmolLM2-135M-Instruct").inventory.params < 136e6
+    assert 3.7e9 < resolve_model("Phi-3-mini-3.8B").inventory.params < 3.9e9
+    assert 0.49e9 < resolve_model("Qwen2.5-0.5B").inventory.params < 0.50e9
+
+
+def test_unknown_model_names_the_options():
+    with pytest.raises(UnknownModelError, match="not a .kolm file, config.json, model folder or known base; known bases: Llama"):
+        resolve_model("GPT-5")
+
+
+def test_config_json_and_folder(hf_folder: Path):
+    from_config = resolve_model(str(hf_folder / "config.json"))
+    from_folder = resolve_model(str(hf_folder))
+    assert from_config.origin == "config" and from_folder.origin == "folder"
+    assert from_config.inventory.params == from_folder.inventory.params
+
+
+def test_unsupported_architecture(tmp_path: Path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"architectures": ["GPT2LMHeadModel"]}))
+    with pytest.raises(Exception, match="cannot derive tensors for architecture GPT2LMHeadModel"):
+        resolve_model(str(config))
+
+
+def test_device_names_match_loosely(registry):
+    table = registry.devices()
+    assert table.find("test-board-4").name == table.find("TEST BOARD 4").name == table.find("tb4").name
+    with pytest.raises(UnknownDeviceError, match="unknown device 'pi9'; known devices: "):
+        table.find("pi9")
+
+
+def test_forecast_without_backend_plugin_is_nominal_and_says_so(registry, artifact: Path):
+    spec = resolve_model(str(artifact))
+    board = registry.devices().find("tb4")
+    f = forecast(registry, spec, board, "int4")
+    assert f.backend == "testbe" and not f.backend_installed
+    assert f.size_bytes == int(spec.inventory.params * 4.5 / 8)
+    assert f.tok_s.method == "ceiling" and f.tok_s.low == f.tok_s.high
+    assert f.k_loss_points == 2.0
+    assert f.fit.verdict == "pass"
+    assert f.command == f"kolm export {artifact} --target test-board-4 --quant int4"
+    assert any("not installed" in n for n in f.notes)
+
+
+def test_tier_refused_by_backend(registry, artifact: Path):
+    from kolm import hookimpl
+    from kolm.backends import Backend
+
+    class NoInt3:
+        @hookimpl
+        def backends(self):
+            return [Backend(name="testbe", description="t", tiers={"fp16": "a", "int8": "b", "int4": "c"},
+                            toolchain=[], install="-")]
+
+    registry.pm.register(NoInt3())
+    spec = resolve_model(str(artifact))
+    board = registry.devices().find("tb4")
+    with pytest.raises(BackendError, match="int3 is not supported by testbe; use fp16, int8, int4"):
+        forecast(registry, spec, board, "int3")
+    assert [r.tier for r in pick(registry, spec, [board])] == ["fp16", "int8", "int4"]
+
+
+def test_backend_not_serving_device(registry):
+    board = registry.devices().find("tb4")
+    with pytest.raises(UsageError, match="Test Board 4 is not a gguf target; its backends: testbe"):
+        forecast(registry, resolve_model("SmolLM2-135M"), board, "int4", backend="gguf")
+
+
+def test_memory_override_changes_the_verdict(registry):
+    gpu = registry.devices().find("Test GPU")
+    spec = resolve_model("Llama-3.2-1B")
+    assert forecast(registry, spec, gpu, "fp16").fit.verdict == "over"
+    assert forecast(registry, spec, gpu, "fp16", memory_gb=24).fit.verdict == "pass"

@@ -1,0 +1,1 @@
+"""kolm backend plugin: Core ML via coremltools: iPhone."""

@@ -1,0 +1,520 @@
+"""Llama-family conversion between GGUF files and Hugging Face directories (float16 safetensors).
+
+Both directions stream one tensor at a time (plain file reads, no mmap of the whole model), so peak
+memory is about one tensor in float32 plus the interpreter, never two copies of the model.
+Needs only numpy, gguf and safetensors' file format (read and written here directly).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import gguf
+import numpy as np
+from kolm.errors import ArtifactError, OutputError, UnsupportedModelError
+
+from kolm_gguf import tokenizer as tok
+
+Progress = Callable[[int, int], None]
+"""Called as progress(done_bytes, total_bytes) after each tensor is written."""
+
+SUPPORTED_HF_ARCHS = ("LlamaForCausalLM", "MistralForCausalLM")
+SUPPORTED_GGUF_ARCHS = ("llama",)
+
+# llama.cpp per-block tensor names -> HF LlamaForCausalLM module names.
+_BLOCK = {
+    "attn_norm": "input_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_norm": "post_attention_layernorm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+_GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+_ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "BF16": np.uint16}
+
+
+def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """HF -> GGUF q/k row order (llama.cpp convert_hf_to_gguf's permute)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """GGUF -> HF q/k row order (inverse of _permute)."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _report(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+def _read_exact(f: BinaryIO, offset: int, nbytes: int, what: str) -> np.ndarray:
+    buf = np.empty(nbytes, dtype=np.uint8)
+    f.seek(offset)
+    if f.readinto(memoryview(buf)) != nbytes:
+        raise ArtifactError(f"{what}: file ends early (truncated); re-download or re-export it")
+    return buf
+
+
+def _atomic_target(out_path: Path) -> Path:
+    if not out_path.parent.is_dir():
+        raise OutputError(f"output directory {out_path.parent} does not exist")
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp.open("xb").close()  # created with the umask's permissions, unlike mkstemp's 0600
+    return tmp
+
+
+# ----------------------------------------------------------------------------------------------
+# GGUF -> HF
+
+
+def _open_gguf(path: Path) -> gguf.GGUFReader:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such GGUF file")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise ArtifactError(f"{path} is not a GGUF file (starts with {magic!r}, expected b'GGUF')")
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as e:  # the reader raises ValueError/IndexError/... on a cut header
+        raise ArtifactError(f"{path} is a truncated or corrupt GGUF file ({e}); re-download or re-export it") from e
+    if reader.byte_order != "I":
+        raise UnsupportedModelError(f"{path} is a big-endian GGUF; only little-endian files convert")
+    size = path.stat().st_size
+    for t in reader.tensors:
+        if t.data_offset + t.n_bytes > size:
+            raise ArtifactError(
+                f"{path} is truncated: tensor {t.name} needs bytes up to {t.data_offset + t.n_bytes}, "
+                f"file has {size}; re-download or re-export it"
+            )
+    return reader
+
+
+def _kv(reader: gguf.GGUFReader, key: str, default: Any = ...) -> Any:
+    field = reader.get_field(key)
+    if field is None:
+        if default is ...:
+            raise ArtifactError(f"GGUF metadata key {key} is missing; the file is not a complete llama model")
+        return default
+    return field.contents()
+
+
+def _f32(x: float) -> float:
+    """A float32 value as the shortest decimal that round-trips (9.99999974e-06 -> 1e-05)."""
+    return float(str(np.float32(x)))
+
+
+@dataclass
+class _GgufTensor:
+    hf_name: str
+    name: str  # GGUF name
+    qtype: gguf.GGMLQuantizationType
+    offset: int  # absolute file offset of the data
+    nbytes: int
+    shape: tuple[int, ...]  # numpy order
+    n_head: int | None  # un-permute with this many heads (q/k), else None
+
+
+def _plan_gguf(reader: gguf.GGUFReader, n_head: int, n_kv: int) -> list[_GgufTensor]:
+    plan = []
+    for t in reader.tensors:
+        parts = t.name.split(".")
+        shape = tuple(int(x) for x in reversed(t.shape.tolist()))
+        head = None
+        if parts[0] == "blk" and len(parts) == 4 and parts[2] in _BLOCK:
+            hf = f"model.layers.{parts[1]}.{_BLOCK[parts[2]]}.{parts[3]}"
+            head = {"attn_q": n_head, "attn_k": n_kv}.get(parts[2])
+        elif len(parts) == 2 and parts[0] in _GLOBAL:
+            hf = f"{_GLOBAL[parts[0]]}.{parts[1]}"
+        elif t.name == "rope_freqs.weight":
+            raise UnsupportedModelError(
+                "this GGUF carries rope_freqs (Llama 3.1-style rope scaling), which has no exact HF "
+                "config equivalent here; convert from the original HF checkpoint instead"
+            )
+        else:
+            raise UnsupportedModelError(f"GGUF tensor {t.name!r} is not part of a plain llama model")
+        qtype = gguf.GGMLQuantizationType(t.tensor_type)
+        plan.append(_GgufTensor(hf, t.name, qtype, int(t.data_offset), int(t.n_bytes), shape, head))
+    return plan
+
+
+_CHUNK_ELEMS = 1 << 22  # dequantize/cast in row chunks of about this many values (16 MiB of float32)
+
+
+def _to_f16(rows: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
+    """One chunk of rows (raw bytes, last axis = bytes per row) as float16."""
+    if qtype == gguf.GGMLQuantizationType.F16:
+        return rows.view(np.float16)
+    if qtype == gguf.GGMLQuantizationType.F32:
+        arr = rows.view(np.float32)
+    elif qtype == gguf.GGMLQuantizationType.BF16:
+        arr = (rows.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    else:
+        arr = gguf.quants.dequantize(rows, qtype)
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float16)
+    if not np.isfinite(out).all() and np.isfinite(arr).all():
+        raise UnsupportedModelError("values outside the float16 range")
+    return out
+
+
+def _gguf_tensor_f16(f: BinaryIO, item: _GgufTensor) -> np.ndarray:
+    t, qtype = item, item.qtype
+    raw = _read_exact(f, t.offset, t.nbytes, f"tensor {t.name}")
+    raw = raw.reshape(*item.shape[:-1], -1)  # rows of raw bytes, whatever the type
+    out = np.empty(item.shape, dtype=np.float16)
+    flat_raw, flat_out = raw.reshape(-1, raw.shape[-1]), out.reshape(-1, item.shape[-1])
+    step = max(1, _CHUNK_ELEMS // item.shape[-1])
+    try:
+        for r in range(0, flat_out.shape[0], step):
+            flat_out[r : r + step] = _to_f16(flat_raw[r : r + step], qtype)
+    except UnsupportedModelError as e:
+        raise UnsupportedModelError(f"tensor {t.name}: {e}") from e
+    except NotImplementedError as e:
+        raise UnsupportedModelError(f"tensor {t.name} uses {qtype.name}, which gguf cannot dequantize ({e})") from e
+    return _unpermute(out, item.n_head) if item.n_head is not None else out
+
+
+def _write_safetensors(
+    path: Path, entries: list[tuple[str, tuple[int, ...]]], produce: Iterator[np.ndarray], progress: Progress | None
+) -> None:
+    """Write an F16 safetensors file tensor by tensor: u64 header length, JSON header, raw data."""
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape in entries:
+        n = math.prod(shape) * 2
+        header[name] = {"dtype": "F16", "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hb += b" " * (-len(hb) % 8)
+    tmp = _atomic_target(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(hb)))
+            f.write(hb)
+            done = 0
+            for (name, shape), arr in zip(entries, produce, strict=True):
+                if arr.shape != shape or arr.dtype != np.float16:
+                    raise ArtifactError(f"tensor {name}: produced {arr.dtype}{arr.shape}, expected float16{shape}")
+                f.write(np.ascontiguousarray(arr, dtype="<f2").data)
+                done += arr.nbytes
+                _report(progress, done, offset)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def gguf_to_hf(gguf_path: Path, out_dir: Path, progress: Progress | None = None) -> None:
+    """Convert a llama GGUF (any dequantizable type) to an HF dir: config, float16 safetensors, tokenizer."""
+    gguf_path, out_dir = Path(gguf_path), Path(out_dir)
+    reader = _open_gguf(gguf_path)
+    arch = _kv(reader, "general.architecture", None)
+    if arch not in SUPPORTED_GGUF_ARCHS:
+        raise UnsupportedModelError(
+            f"GGUF architecture {arch!r} is not supported; "
+            f"only llama-family models ({', '.join(SUPPORTED_GGUF_ARCHS)}) convert"
+        )
+    if reader.get_field("llama.expert_count") is not None and _kv(reader, "llama.expert_count") > 0:
+        raise UnsupportedModelError("mixture-of-experts llama GGUFs (Mixtral) are not supported")
+    tok.check_gguf_tokenizer(reader)
+    scaling = _kv(reader, "llama.rope.scaling.type", None)
+    if scaling not in (None, "none", "linear"):
+        raise UnsupportedModelError(f"rope scaling {scaling!r} is not supported; only none or linear convert")
+
+    n_embd = int(_kv(reader, "llama.embedding_length"))
+    n_head = int(_kv(reader, "llama.attention.head_count"))
+    n_kv = int(_kv(reader, "llama.attention.head_count_kv", n_head))
+    n_ctx = int(_kv(reader, "llama.context_length"))
+    plan = _plan_gguf(reader, n_head, n_kv)
+    names = {p.hf_name for p in plan}
+    config: dict[str, Any] = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": n_embd,
+        "intermediate_size": int(_kv(reader, "llama.feed_forward_length")),
+        "num_hidden_layers": int(_kv(reader, "llama.block_count")),
+        "num_attention_heads": n_head,
+        "num_key_value_heads": n_kv,
+        "head_dim": int(_kv(reader, "llama.attention.key_length", n_embd // n_head)),
+        "hidden_act": "silu",
+        "rms_norm_eps": _f32(_kv(reader, "llama.attention.layer_norm_rms_epsilon")),
+        "rope_theta": _f32(_kv(reader, "llama.rope.freq_base", 10000.0)),
+        "rope_scaling": None,
+        "max_position_embeddings": n_ctx,
+        "vocab_size": int(_kv(reader, "llama.vocab_size", len(reader.get_field("tokenizer.ggml.tokens").data))),
+        "tie_word_embeddings": "lm_head.weight" not in names,
+        "attention_bias": "model.layers.0.self_attn.q_proj.bias" in names,
+        "mlp_bias": "model.layers.0.mlp.up_proj.bias" in names,
+        "bos_token_id": None,
+        "eos_token_id": None,
+        "pad_token_id": None,
+        "initializer_range": 0.02,
+        "attention_dropout": 0.0,
+        "pretraining_tp": 1,
+        "use_cache": True,
+        "torch_dtype": "float16",
+    }
+    if scaling == "linear":
+        config["rope_scaling"] = {"rope_type": "linear", "factor": _f32(_kv(reader, "llama.rope.scaling.factor"))}
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ids = tok.write_hf_tokenizer(reader, out_dir, model_max_length=n_ctx)
+    del reader  # its per-string metadata objects are large (~160 MB for a 49k vocab); free before tensors
+    gen = {f"{k}_token_id": ids[k] for k in ("bos", "eos", "pad") if k in ids}
+    tok.dump_json(out_dir / "config.json", {**config, **gen})
+    tok.dump_json(out_dir / "generation_config.json", {**gen, "_from_model_config": True})
+
+    with open(gguf_path, "rb") as f:
+        _write_safetensors(
+            out_dir / "model.safetensors",
+            [(p.hf_name, p.shape) for p in plan],
+            (_gguf_tensor_f16(f, p) for p in plan),
+            progress,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# HF -> GGUF
+
+
+@dataclass
+class _StTensor:
+    name: str
+    file: Path
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int  # absolute file offsets
+    end: int
+
+
+def _read_config(hf_dir: Path) -> dict[str, Any]:
+    path = hf_dir / "config.json"
+    if not path.is_file():
+        raise ArtifactError(f"{hf_dir} has no config.json; expected a Hugging Face model directory")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{path} is not valid JSON ({e})") from e
+    archs = cfg.get("architectures") or [None]
+    if archs[0] not in SUPPORTED_HF_ARCHS:
+        raise UnsupportedModelError(
+            f"architecture {archs[0]!r} is not supported for GGUF export; supported: {', '.join(SUPPORTED_HF_ARCHS)}"
+        )
+    if cfg.get("num_local_experts"):
+        raise UnsupportedModelError("mixture-of-experts models (num_local_experts) are not supported")
+    for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
+        if not isinstance(cfg.get(key), int):
+            raise ArtifactError(f"{path}: {key} is missing or not an integer")
+    return cfg
+
+
+def _st_header(path: Path) -> list[_StTensor]:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) != 8:
+            raise ArtifactError(f"{path} is not a safetensors file (too short)")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(size - 8, 100 << 20):
+            raise ArtifactError(f"{path} is not a safetensors file or is truncated (header length {n})")
+        try:
+            header = json.loads(f.read(n))
+        except ValueError as e:
+            raise ArtifactError(f"{path} has a corrupt safetensors header ({e})") from e
+    out = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape, (b, e) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
+        if dtype not in _ST_DTYPES:
+            raise UnsupportedModelError(f"{path}: tensor {name} has dtype {dtype}; only F16, BF16, F32, F64 convert")
+        if e - b != math.prod(shape) * np.dtype(_ST_DTYPES[dtype]).itemsize or 8 + n + e > size:
+            raise ArtifactError(f"{path} is truncated or corrupt at tensor {name}")
+        out.append(_StTensor(name, path, dtype, shape, 8 + n + b, 8 + n + e))
+    return out
+
+
+def _hf_tensors(hf_dir: Path) -> list[_StTensor]:
+    index = hf_dir / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    elif (hf_dir / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    else:
+        files = sorted(p.name for p in hf_dir.glob("*.safetensors"))
+    if not files:
+        raise UnsupportedModelError(f"{hf_dir} has no *.safetensors weights (PyTorch .bin files are not supported)")
+    tensors = []
+    for name in files:
+        if not (hf_dir / name).is_file():
+            raise ArtifactError(f"{hf_dir / name} is listed in the index but missing")
+        tensors.extend(_st_header(hf_dir / name))
+    return tensors
+
+
+def _load_st(f: BinaryIO, t: _StTensor) -> np.ndarray:
+    raw = _read_exact(f, t.begin, t.end - t.begin, f"{t.file} tensor {t.name}")
+    if t.dtype == "BF16":
+        return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(t.shape)
+    return raw.view(np.dtype(_ST_DTYPES[t.dtype]).newbyteorder("<")).reshape(t.shape)
+
+
+def _rope_scaling(cfg: dict[str, Any]) -> dict[str, Any]:
+    rs = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    kind = rs.get("rope_type", rs.get("type"))
+    if kind in (None, "default"):
+        return {}
+    if kind not in ("linear", "llama3"):
+        raise UnsupportedModelError(f"rope scaling {kind!r} is not supported; supported: none, linear, llama3")
+    return {**rs, "rope_type": kind}
+
+
+def _rope_freqs(cfg: dict[str, Any], head_dim: int) -> np.ndarray:
+    """Llama 3.1 rope scaling factors (same formula as llama.cpp's converter)."""
+    rs = _rope_scaling(cfg)
+    base = cfg.get("rope_theta", rs.get("rope_theta", 10000.0))
+    freqs = 1.0 / (base ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
+    factor, lo, hi = rs.get("factor", 8.0), rs.get("low_freq_factor", 1.0), rs.get("high_freq_factor", 4.0)
+    old_ctx = rs.get("original_max_position_embeddings", 8192)
+    out = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < old_ctx / hi:
+            out.append(1.0)
+        elif wavelen > old_ctx / lo:
+            out.append(factor)
+        else:
+            smooth = (old_ctx / wavelen - lo) / (hi - lo)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
+def _add_metadata(w: gguf.GGUFWriter, hf_dir: Path, cfg: dict[str, Any], extra: dict[str, str] | None) -> None:
+    n_head = cfg["num_attention_heads"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
+    w.add_name(str(cfg.get("_name_or_path") or hf_dir.resolve().name).rstrip("/").split("/")[-1] or "model")
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_context_length(cfg.get("max_position_embeddings", 2048))
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(cfg.get("num_key_value_heads") or n_head)
+    w.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
+    w.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
+    if cfg.get("head_dim") and head_dim != cfg["hidden_size"] // n_head:
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_vocab_size(cfg["vocab_size"])
+    w.add_rope_dimension_count(head_dim)
+    rs = _rope_scaling(cfg)
+    if rs.get("rope_type") == "linear":
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(float(rs["factor"]))
+    tok.add_gguf_tokenizer(w, hf_dir, cfg["vocab_size"])
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    for key, value in (extra or {}).items():
+        if not isinstance(value, str):
+            raise TypeError(f"extra_metadata[{key!r}] must be a str, got {type(value).__name__}")
+        w.add_key_value(key, value, gguf.GGUFValueType.STRING)
+
+
+def metadata_nbytes(hf_dir: Path, extra_metadata: dict[str, str] | None = None) -> int:
+    """Exact byte length of the KV section hf_to_gguf will write (between the 24-byte header and tensor infos)."""
+    hf_dir = Path(hf_dir)
+    w = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    _add_metadata(w, hf_dir, _read_config(hf_dir), extra_metadata)
+    return sum(
+        len(w._pack_val(k, gguf.GGUFValueType.STRING, add_vtype=False))
+        + len(w._pack_val(v.value, v.type, add_vtype=True, sub_type=v.sub_type))
+        for k, v in w.kv_data[0].items()
+    )
+
+
+def hf_to_gguf(
+    hf_dir: Path, out_path: Path, extra_metadata: dict[str, str] | None = None, progress: Progress | None = None
+) -> None:
+    """Convert an HF Llama/Mistral dir (safetensors, any shards, F16/BF16/F32) to an F16 GGUF, atomically."""
+    hf_dir, out_path = Path(hf_dir), Path(out_path)
+    cfg = _read_config(hf_dir)
+    n_head = cfg["num_attention_heads"]
+    n_kv = cfg.get("num_key_value_heads") or n_head
+    n_layers = cfg["num_hidden_layers"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers)
+    tied = bool(cfg.get("tie_word_embeddings", False))
+
+    # (gguf name, source tensor or None for generated, out numpy dtype, permute heads)
+    plan: list[tuple[str, _StTensor | None, type, int | None]] = []
+    for t in _hf_tensors(hf_dir):
+        if t.name.endswith(".rotary_emb.inv_freq") or (tied and t.name == "lm_head.weight"):
+            continue
+        name = tmap.get_name(t.name, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise UnsupportedModelError(f"tensor {t.name!r} has no llama GGUF equivalent; is this a plain Llama model?")
+        head = n_head if t.name.endswith(("q_proj.weight", "q_proj.bias")) else None
+        if t.name.endswith(("k_proj.weight", "k_proj.bias")):
+            head = n_kv
+        plan.append((name, t, np.float16 if len(t.shape) == 2 else np.float32, head))
+    rope_freqs = _rope_freqs(cfg, head_dim) if _rope_scaling(cfg).get("rope_type") == "llama3" else None
+    if rope_freqs is not None:
+        plan.insert(0, (gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", None, np.float32, None))
+
+    w = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    _add_metadata(w, hf_dir, cfg, extra_metadata)
+    total = 0
+    for name, t, dt, _ in plan:
+        shape = t.shape if t is not None else rope_freqs.shape
+        nbytes = math.prod(shape) * np.dtype(dt).itemsize
+        w.add_tensor_info(name, shape, np.dtype(dt), nbytes)
+        total += nbytes
+
+    tmp = _atomic_target(out_path)
+    try:
+        w.open_output_file(tmp)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_ti_data_to_file()
+        handles: dict[Path, BinaryIO] = {}
+        done = 0
+        try:
+            for _, t, dt, head in plan:
+                if t is None:
+                    arr = rope_freqs
+                else:
+                    if t.file not in handles:
+                        handles[t.file] = open(t.file, "rb")  # closed below
+                    arr = _load_st(handles[t.file], t)
+                    if head is not None:
+                        arr = _permute(arr, head)
+                with np.errstate(over="ignore"):
+                    out = np.ascontiguousarray(arr, dtype=dt)
+                if out.dtype != arr.dtype and not np.isfinite(out).all() and np.isfinite(arr).all():
+                    raise UnsupportedModelError(f"tensor {t.name} has values outside the float16 range")
+                w.write_tensor_data(out)
+                done += out.nbytes
+                _report(progress, done, total)
+        finally:
+            for h in handles.values():
+                h.close()
+        w.close()
+        os.replace(tmp, out_path)
+    except BaseException:
+        w.close()
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,54 @@
+"""GGUF export: Hugging Face weights -> F16 GGUF (kolm_gguf.convert) -> llama.cpp's own quantizer."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+from kolm.errors import BackendError
+from kolm.export import ExportRequest, ExportResult, toolchain_versions
+
+from kolm_gguf.runtime import import_llama_cpp
+
+
+def payload_name(request: ExportRequest) -> str:
+    return f"{request.manifest.base}.{request.spelling}.gguf"
+
+
+def quantize(source: Path, target: Path, spelling: str) -> None:
+    """`llama_model_quantize` into a temporary name; a failure leaves no file behind."""
+    llama_cpp = import_llama_cpp()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{spelling}")
+    params.nthread = os.cpu_count() or 1
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        code = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
+        if code != 0:
+            raise BackendError(f"llama.cpp's quantizer failed ({code}) turning {source.name} into {spelling}")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def export_gguf(request: ExportRequest) -> ExportResult:
+    from kolm_gguf.convert import hf_to_gguf
+
+    f16 = request.work_dir / "model.F16.gguf"
+    with request.steps("converting to GGUF F16") as advance:
+        hf_to_gguf(request.model_dir, f16, progress=advance)
+    target = request.out_dir / payload_name(request)
+    if request.spelling == "F16":
+        os.replace(f16, target)
+    else:
+        with request.steps(f"quantizing to {request.spelling} with llama.cpp"):
+            quantize(f16, target, request.spelling)
+    return ExportResult(
+        backend=request.backend,
+        out_dir=request.out_dir,
+        payload=[target.name],
+        toolchain=toolchain_versions("kolm-gguf", "llama-cpp-python", "gguf"),
+        flags={"converter": "kolm_gguf.convert.hf_to_gguf (F16, norms F32)", "ftype": request.spelling,
+               "quantizer": "llama_model_quantize defaults" if request.spelling != "F16" else "none"},
+    )

@@ -1,0 +1,164 @@
+"""GGUF headers read and patched with the stdlib: metadata, tensor infos, and the `kolm.manifest`
+key spliced in without re-encoding tensors (the data section is copied byte for byte)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kolm.errors import ArtifactError
+
+MANIFEST_KEY = "kolm.manifest"
+VTYPES = ("UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32", "BOOL", "STRING",
+          "ARRAY", "UINT64", "INT64", "FLOAT64")
+_FMT = {"UINT8": "B", "INT8": "b", "UINT16": "H", "INT16": "h", "UINT32": "I", "INT32": "i",
+        "FLOAT32": "f", "BOOL": "?", "UINT64": "Q", "INT64": "q", "FLOAT64": "d"}
+# ggml type ids -> names (ggml.h enum ggml_type), for the types a GGUF from this toolchain holds.
+GGML_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K",
+              11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS",
+              18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8",
+              25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0",
+              39: "MXFP4"}
+
+
+@dataclass
+class Entry:
+    """One metadata pair, with the byte span it occupies in the file."""
+
+    key: str
+    vtype: str  # element type for arrays
+    value: Any
+    start: int
+    end: int
+
+
+@dataclass
+class Header:
+    version: int
+    entries: list[Entry]
+    tensors: list[tuple[str, tuple[int, ...], str]]  # (name, GGUF-order shape, ggml type)
+    tensor_info_span: tuple[int, int]
+    data_offset: int
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return next((e.value for e in self.entries if e.key == key), default)
+
+
+class _Reader:
+    def __init__(self, f: BinaryIO, origin: str, size: int) -> None:
+        self.f, self.origin, self.size = f, origin, size
+
+    def read(self, fmt: str) -> Any:
+        n = struct.calcsize("<" + fmt)
+        raw = self.f.read(n)
+        if len(raw) != n:
+            raise ArtifactError(f"{self.origin}: truncated GGUF header")
+        return struct.unpack("<" + fmt, raw)[0]
+
+    def string(self) -> Any:
+        n = self.read("Q")
+        if n > self.size:
+            raise ArtifactError(f"{self.origin}: corrupt GGUF header (string of {n} bytes)")
+        raw = self.f.read(n)
+        if len(raw) != n:
+            raise ArtifactError(f"{self.origin}: truncated GGUF header")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw  # keep the exact bytes so sizes stay exact
+
+    def vtype(self) -> str:
+        code = self.read("I")
+        if code >= len(VTYPES):
+            raise ArtifactError(f"{self.origin}: corrupt GGUF header (value type {code})")
+        return VTYPES[code]
+
+    def value(self, vtype: str) -> Any:
+        return self.string() if vtype == "STRING" else self.read(_FMT[vtype])
+
+
+def read_header(path: Path) -> Header:
+    """Parse a GGUF's header; a file that is not GGUF, or is truncated, raises `ArtifactError`."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ArtifactError(f"{path}: not a GGUF file")
+        r = _Reader(f, str(path), size)
+        version, n_tensors, n_kv = r.read("I"), r.read("Q"), r.read("Q")
+        if n_tensors > size or n_kv > size:
+            raise ArtifactError(f"{path}: corrupt GGUF header")
+        entries = []
+        for _ in range(n_kv):
+            start = f.tell()
+            key, vtype = r.string(), r.vtype()
+            if vtype == "ARRAY":
+                vtype, count = r.vtype(), r.read("Q")
+                if vtype == "STRING":
+                    value: Any = [r.string() for _ in range(count)]
+                else:
+                    fmt = f"<{count}{_FMT[vtype]}"
+                    raw = f.read(struct.calcsize(fmt))
+                    if len(raw) != struct.calcsize(fmt):
+                        raise ArtifactError(f"{path}: truncated GGUF header")
+                    value = list(struct.unpack(fmt, raw))
+            else:
+                value = r.value(vtype)
+            entries.append(Entry(key, vtype, value, start, f.tell()))
+        info_start = f.tell()
+        tensors = []
+        for _ in range(n_tensors):
+            name = r.string()
+            shape = tuple(r.read("Q") for _ in range(r.read("I")))
+            kind = GGML_TYPES.get(r.read("I"), "?")
+            r.read("Q")  # offset within the data section
+            tensors.append((name, shape, kind))
+        info_end = f.tell()
+    alignment = next((e.value for e in entries if e.key == "general.alignment"), 32)
+    data_offset = -(-info_end // alignment) * alignment
+    if data_offset > size:
+        raise ArtifactError(f"{path}: truncated GGUF (no tensor data)")
+    return Header(version, entries, tensors, (info_start, info_end), data_offset)
+
+
+def check_complete(path: Path, header: Header, data_bytes: int) -> None:
+    """Raise if the file is shorter than its header says (a truncated download)."""
+    if Path(path).stat().st_size < header.data_offset + data_bytes:
+        raise ArtifactError(f"{path}: truncated GGUF ({Path(path).stat().st_size} bytes, tensors need more)")
+
+
+def _string_entry(key: str, value: str) -> bytes:
+    k, v = key.encode(), value.encode()
+    return struct.pack("<Q", len(k)) + k + struct.pack("<I", VTYPES.index("STRING")) + struct.pack("<Q", len(v)) + v
+
+
+def set_string(path: Path, key: str, value: str) -> None:
+    """Set metadata `key` to the string `value` (replacing any old one), atomically.
+
+    Tensor infos keep their data-relative offsets, so the data section is copied unchanged.
+    """
+    path = Path(path)
+    header = read_header(path)
+    kept = [e for e in header.entries if e.key != key]
+    tmp = path.with_name(f".{path.name}.part")
+    alignment = header.get("general.alignment", 32)
+    try:
+        with open(path, "rb") as src, open(tmp, "wb") as out:
+            out.write(b"GGUF" + struct.pack("<IQQ", header.version, len(header.tensors), len(kept) + 1))
+            for e in kept:
+                src.seek(e.start)
+                out.write(src.read(e.end - e.start))
+            out.write(_string_entry(key, value))
+            src.seek(header.tensor_info_span[0])
+            out.write(src.read(header.tensor_info_span[1] - header.tensor_info_span[0]))
+            out.write(b"\0" * (-out.tell() % alignment))
+            src.seek(header.data_offset)
+            shutil.copyfileobj(src, out, 8 * 2**20)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,98 @@
+"""Running a GGUF with llama-cpp-python: the `Session` behind `kolm run`, scoring and the server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+
+from kolm.errors import BackendError, ToolchainMissingError
+from kolm.session import Session
+
+GREEDY = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
+
+
+def import_llama_cpp():
+    """llama_cpp, with llama.cpp's own log (quantizer tables, loader dumps) limited to errors."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ToolchainMissingError("llama-cpp-python is not installed; pip install kolm-gguf") from exc
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+    return llama_cpp
+
+
+class GgufSession(Session):
+    """A GGUF opened with llama.cpp; the model loads on first use, so `serve` never loads it twice."""
+
+    def __init__(self, path: Path, n_ctx: int = 2048, threads: int | None = None, seed: int = 0) -> None:
+        self.path, self.n_ctx, self.threads, self.seed = path, n_ctx, threads, seed
+
+    @cached_property
+    def llm(self):
+        llama_cpp = import_llama_cpp()
+        try:
+            return llama_cpp.Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.threads,
+                                   seed=self.seed, verbose=False)
+        except ValueError as exc:
+            raise BackendError(f"llama.cpp cannot load {self.path}: {exc}") from exc
+
+    def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
+        if chat:
+            chunks = self.llm.create_chat_completion(
+                messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, stream=True, **GREEDY)
+            pieces = (c["choices"][0]["delta"].get("content") or "" for c in chunks)
+        else:
+            chunks = self.llm.create_completion(prompt, max_tokens=max_tokens, stream=True, **GREEDY)
+            pieces = (c["choices"][0]["text"] for c in chunks)
+        if stream:
+            yield from (p for p in pieces if p)
+        else:
+            yield "".join(pieces)
+
+    def _last_log_prob(self, token: int) -> float:
+        """log p(token) after the last evaluated position, from llama.cpp's logits row."""
+        import numpy as np
+
+        llama_cpp = import_llama_cpp()
+        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
+        peak = row.max()
+        return float(row[token] - peak - np.log(np.exp(row - peak).sum()))
+
+    def loglikelihood(self, context: str, continuation: str) -> float:
+        llm = self.llm
+        prefix = llm.tokenize(context.encode(), add_bos=True, special=True)
+        full = llm.tokenize((context + continuation).encode(), add_bos=True, special=True)
+        shared = 0
+        while shared < min(len(prefix), len(full) - 1) and prefix[shared] == full[shared]:
+            shared += 1
+        target = full[shared:]
+        llm.reset()
+        llm.eval(full[:shared])
+        total = 0.0
+        for i, token in enumerate(target):
+            if i:
+                llm.eval([target[i - 1]])
+            total += self._last_log_prob(token)
+        return total
+
+    def serve(self, host: str, port: int) -> int:
+        """Run llama.cpp's own OpenAI-compatible server on this GGUF until interrupted."""
+        try:
+            import llama_cpp.server  # noqa: F401
+        except ImportError as exc:
+            raise ToolchainMissingError("the server needs llama-cpp-python[server]; pip install 'kolm-gguf[server]'") from exc
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.path), "--host", host,
+                   "--port", str(port), "--n_ctx", str(self.n_ctx)]
+        if self.threads:
+            command += ["--n_threads", str(self.threads)]
+        return subprocess.call(command, env={**os.environ})
+
+    def close(self) -> None:
+        if "llm" in self.__dict__:
+            self.llm.close()
+            del self.__dict__["llm"]

@@ -1,0 +1,88 @@
+"""The GGUF size forecast: llama.cpp's per-tensor type choice applied to a tensor inventory, plus
+the GGUF metadata the export writes (counted from the tokenizer when the model has one)."""
+
+from __future__ import annotations
+
+import json
+
+from kolm.errors import UnsupportedModelError
+from kolm.forecast import SizeForecast
+from kolm.modelspec import ModelSpec
+
+from kolm_gguf import quant_plan
+from kolm_gguf.names import gguf_name
+
+# Metadata keys besides the tokenizer (architecture, hyper-parameters, file type, manifest):
+# measured on SmolLM2-135M exports at ~0.5 KB, plus the kolm.manifest JSON (~1.5 KB).
+FIXED_METADATA_BYTES = 2_048
+# Without a tokenizer (a base name), each token string and merge is counted at this many
+# bytes besides its 8-byte length prefix: SmolLM2's tokenizer averages 5.9 per token and 9.8
+# per merge; Llama 3's 6.6 and 10.9.
+MEAN_TOKEN_BYTES, MEAN_MERGE_BYTES = 6.5, 10.5
+
+GGUF_ARCH = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
+             "Phi3ForCausalLM": "phi3"}
+
+
+def gguf_tensors(spec: ModelSpec) -> list[tuple[str, tuple[int, ...], str]]:
+    """(GGUF name, GGUF-order shape, source type) of every tensor the F16 GGUF holds."""
+    out = []
+    for t in spec.inventory.tensors:
+        if t.name == "lm_head.weight" and spec.tied_embeddings:
+            continue
+        name = gguf_name(t.name)
+        if name is None:
+            if t.name.endswith("rotary_emb.inv_freq"):
+                continue
+            raise UnsupportedModelError(f"tensor {t.name} has no GGUF equivalent for {spec.arch}")
+        out.append((name, tuple(reversed(t.shape)), "F16" if len(t.shape) > 1 else "F32"))
+    scaling = spec.config.get("rope_scaling") or {}
+    if scaling.get("rope_type") == "llama3":
+        head_dim = spec.config.get("head_dim") or spec.config["hidden_size"] // spec.config["num_attention_heads"]
+        out.insert(0, ("rope_freqs.weight", (head_dim // 2,), "F32"))
+    return out
+
+
+def tokenizer_metadata_bytes(spec: ModelSpec) -> tuple[int, bool]:
+    """Bytes of the tokenizer arrays (tokens, types, merges, chat template) and whether counted
+    exactly from the model's tokenizer files or estimated from the vocabulary size."""
+    vocab = spec.config["vocab_size"]
+    raw = spec.read_model_file("tokenizer.json")
+    if raw is None:
+        merges = vocab
+        return int(vocab * (8 + MEAN_TOKEN_BYTES + 4) + merges * (8 + MEAN_MERGE_BYTES)), False
+    tokenizer = json.loads(raw)
+    by_id = {int(i): tok for tok, i in tokenizer["model"].get("vocab", {}).items()}
+    by_id.update({int(a["id"]): a["content"] for a in tokenizer.get("added_tokens", [])})
+    token_bytes = sum(8 + len(by_id.get(i, f"[PAD{i}]").encode()) for i in range(vocab)) + 4 * vocab
+    merges = tokenizer["model"].get("merges", [])
+    merge_bytes = sum(8 + len((m if isinstance(m, str) else " ".join(m)).encode()) for m in merges)
+    template = 0
+    config_raw = spec.read_model_file("tokenizer_config.json")
+    if config_raw is not None:
+        template = len(str(json.loads(config_raw).get("chat_template") or "").encode())
+    return token_bytes + merge_bytes + template, True
+
+
+def gguf_size(spec: ModelSpec, tier: str) -> SizeForecast:
+    ftype = quant_plan.FTYPES[tier]
+    tensors = gguf_tensors(spec)
+    tokenizer_bytes, exact = tokenizer_metadata_bytes(spec)
+    arch = GGUF_ARCH.get(spec.arch, "llama")
+    size = quant_plan.gguf_file_size(tensors, ftype, FIXED_METADATA_BYTES + tokenizer_bytes, arch)
+    types = quant_plan.plan_types(tensors, ftype, arch)
+    counts: dict[str, int] = {}
+    for name in types:
+        counts[types[name]] = counts.get(types[name], 0) + 1
+    embedding = 0
+    if not spec.tied_embeddings:
+        shape = next(s for n, s, _ in tensors if n == "token_embd.weight")
+        embedding = quant_plan.tensor_nbytes(shape, types["token_embd.weight"])
+    mix = ", ".join(f"{n} {t}" for t, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    how = "tokenizer counted" if exact else "tokenizer estimated from vocab size"
+    return SizeForecast(
+        bytes=size,
+        read_per_token_bytes=size - embedding,
+        method=f"llama.cpp {ftype} per-tensor rule ({mix}); {how}",
+        tensor_types=counts,
+    )

@@ -1,0 +1,1 @@
+"""kolm backend plugin: MLX via mlx-lm: Apple Silicon."""

@@ -1,0 +1,1 @@
+"""kolm backend plugin: WebAssembly in the browser via wllama (llama.cpp)."""
