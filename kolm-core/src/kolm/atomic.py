@@ -30,6 +30,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     _check_parent(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # what a plain open() would give, not mkstemp's 0600
     try:
         yield Path(tmp)
         os.replace(tmp, target)
@@ -49,6 +50,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     if target.exists() and not target.is_dir():
         raise OutputError(f"{target} exists and is not a folder")
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if target.exists():
@@ -65,6 +67,12 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _output_error(exc: OSError, target: Path) -> OutputError:

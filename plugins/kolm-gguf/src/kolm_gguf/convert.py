@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from typing import Any, BinaryIO
 
 import gguf
 import numpy as np
-from kolm.errors import ArtifactError, OutputError, UnsupportedModelError
+from kolm.atomic import atomic_file
+from kolm.errors import ArtifactError, UnsupportedModelError
 
 from kolm_gguf import tokenizer as tok
 
@@ -66,14 +66,6 @@ def _read_exact(f: BinaryIO, offset: int, nbytes: int, what: str) -> np.ndarray:
     if f.readinto(memoryview(buf)) != nbytes:
         raise ArtifactError(f"{what}: file ends early (truncated); re-download or re-export it")
     return buf
-
-
-def _atomic_target(out_path: Path) -> Path:
-    if not out_path.parent.is_dir():
-        raise OutputError(f"output directory {out_path.parent} does not exist")
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    tmp.open("xb").close()  # created with the umask's permissions, unlike mkstemp's 0600
-    return tmp
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,22 +193,16 @@ def _write_safetensors(
         offset += n
     hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
     hb += b" " * (-len(hb) % 8)
-    tmp = _atomic_target(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(hb)))
-            f.write(hb)
-            done = 0
-            for (name, shape), arr in zip(entries, produce, strict=True):
-                if arr.shape != shape or arr.dtype != np.float16:
-                    raise ArtifactError(f"tensor {name}: produced {arr.dtype}{arr.shape}, expected float16{shape}")
-                f.write(np.ascontiguousarray(arr, dtype="<f2").data)
-                done += arr.nbytes
-                _report(progress, done, offset)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)))
+        f.write(hb)
+        done = 0
+        for (name, shape), arr in zip(entries, produce, strict=True):
+            if arr.shape != shape or arr.dtype != np.float16:
+                raise ArtifactError(f"tensor {name}: produced {arr.dtype}{arr.shape}, expected float16{shape}")
+            f.write(np.ascontiguousarray(arr, dtype="<f2").data)
+            done += arr.nbytes
+            _report(progress, done, offset)
 
 
 def gguf_to_hf(gguf_path: Path, out_dir: Path, progress: Progress | None = None) -> None:
@@ -484,37 +470,33 @@ def hf_to_gguf(
         w.add_tensor_info(name, shape, np.dtype(dt), nbytes)
         total += nbytes
 
-    tmp = _atomic_target(out_path)
-    try:
-        w.open_output_file(tmp)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_ti_data_to_file()
-        handles: dict[Path, BinaryIO] = {}
-        done = 0
+    with atomic_file(out_path) as tmp:
         try:
-            for _, t, dt, head in plan:
-                if t is None:
-                    arr = rope_freqs
-                else:
-                    if t.file not in handles:
-                        handles[t.file] = open(t.file, "rb")  # closed below
-                    arr = _load_st(handles[t.file], t)
-                    if head is not None:
-                        arr = _permute(arr, head)
-                with np.errstate(over="ignore"):
-                    out = np.ascontiguousarray(arr, dtype=dt)
-                if out.dtype != arr.dtype and not np.isfinite(out).all() and np.isfinite(arr).all():
-                    raise UnsupportedModelError(f"tensor {t.name} has values outside the float16 range")
-                w.write_tensor_data(out)
-                done += out.nbytes
-                _report(progress, done, total)
+            w.open_output_file(tmp)
+            w.write_header_to_file()
+            w.write_kv_data_to_file()
+            w.write_ti_data_to_file()
+            handles: dict[Path, BinaryIO] = {}
+            done = 0
+            try:
+                for _, t, dt, head in plan:
+                    if t is None:
+                        arr = rope_freqs
+                    else:
+                        if t.file not in handles:
+                            handles[t.file] = open(t.file, "rb")  # closed below
+                        arr = _load_st(handles[t.file], t)
+                        if head is not None:
+                            arr = _permute(arr, head)
+                    with np.errstate(over="ignore"):
+                        out = np.ascontiguousarray(arr, dtype=dt)
+                    if out.dtype != arr.dtype and not np.isfinite(out).all() and np.isfinite(arr).all():
+                        raise UnsupportedModelError(f"tensor {t.name} has values outside the float16 range")
+                    w.write_tensor_data(out)
+                    done += out.nbytes
+                    _report(progress, done, total)
+            finally:
+                for h in handles.values():
+                    h.close()
         finally:
-            for h in handles.values():
-                h.close()
-        w.close()
-        os.replace(tmp, out_path)
-    except BaseException:
-        w.close()
-        tmp.unlink(missing_ok=True)
-        raise
+            w.close()

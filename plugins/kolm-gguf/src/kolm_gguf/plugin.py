@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kolm import hookimpl
 from kolm.backends import Backend
-from kolm.bench import BenchRequest, BenchResult
-from kolm.export import ExportRequest, ExportResult
-from kolm.forecast import SizeForecast
-from kolm.modelspec import ModelSpec
 from kolm.plugin_data import PluginData
-from kolm.session import RunRequest, Session
+
+if TYPE_CHECKING:
+    from kolm.bench import BenchRequest, BenchResult
+    from kolm.export import ExportRequest, ExportResult
+    from kolm.forecast import SizeForecast
+    from kolm.modelspec import ModelSpec
+    from kolm.session import RunRequest, Session
 
 BACKEND = Backend(
     name="gguf",

@@ -85,7 +85,7 @@ class GgufSession(Session):
         try:
             import llama_cpp.server  # noqa: F401
         except ImportError as exc:
-            raise ToolchainMissingError("the server needs llama-cpp-python[server]; pip install 'kolm-gguf[server]'") from exc
+            raise ToolchainMissingError("the server needs llama-cpp-python[server]; pip install 'llama-cpp-python[server]'") from exc
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.path), "--host", host,
                    "--port", str(port), "--n_ctx", str(self.n_ctx)]
         if self.threads:

