@@ -237,14 +237,16 @@ def pick(model: str, target: str | None, quant: str | None, as_json: bool) -> No
 @click.option("--preview", is_flag=True, help="Only forecast; convert nothing (no toolchain needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder of the export.")
+@click.option("--check", is_flag=True, help="Re-export and compare with the existing output: same bytes?")
 def export(model: str, target: str, quant: str, backend: str | None, memory_gb: float | None,
-           preview: bool, as_json: bool, output: Path | None) -> None:
+           preview: bool, as_json: bool, output: Path | None, check: bool) -> None:
     """Export MODEL for a device and tier; with --preview, print the forecast only.
 
     \b
     Examples:
       kolm export Llama-3.1-8B --target raspberry-pi-5 --quant int4 --preview --json
       kolm export smol.kolm --target raspberry-pi-5 --quant int4 -o out/
+      kolm export smol.kolm --target raspberry-pi-5 --quant int4 -o out/ --check
     """
     from kolm.forecast import forecast
     from kolm.modelspec import resolve_model
@@ -272,6 +274,17 @@ def export(model: str, target: str, quant: str, backend: str | None, memory_gb: 
 
     with Artifact(Path(model)) as art:
         out = output or default_out_dir(art.manifest, device, tier)
+    if check:
+        from kolm.export import check_reproducible
+
+        repro = check_reproducible(reg, Path(model), device, tier, result.backend, out, progress_bar)
+        if as_json:
+            emit_json(repro.model_dump())
+        else:
+            click.echo(f"{out}: re-export gives {'the same bytes' if repro.same else 'DIFFERENT bytes'}")
+            for line in repro.differences + repro.lockfile_differences:
+                click.echo(f"  {line}")
+        sys.exit(0 if repro.same else 1)
     record = export_artifact(reg, Path(model), device, tier, result.backend, out, result.size_bytes,
                              result.read_per_token_bytes, steps=progress_bar)
     if as_json:

@@ -152,6 +152,33 @@ def convert_and_measure(
                            drop_points=drop, runtime=f"{request.backend} ({type(session).__name__})")
 
 
+class Reproduction(BaseModel):
+    """`kolm export --check`: a fresh export compared with an existing one, file by file."""
+
+    same: bool
+    differences: list[str]
+    lockfile_differences: list[str]
+
+
+def check_reproducible(
+    registry: Registry, artifact: Path, device: DeviceProfile, tier: str, backend: str, existing: Path,
+    steps: Steps = silent,
+) -> Reproduction:
+    """Re-export into a temporary folder (same flags) and diff payload hashes and lockfiles."""
+    _, before = load_record(existing)
+    with tempfile.TemporaryDirectory(prefix=".kolm-check-", dir=existing.parent) as work:
+        again = export_artifact(registry, artifact, device, tier, backend, Path(work) / "again",
+                                before.size_check.forecast_bytes, before.size_check.read_per_token_bytes, steps,
+                                score=before.k is not None)
+    old = {p.path: p.sha256 for p in before.payload}
+    new = {p.path: p.sha256 for p in again.payload}
+    differences = [f"{name}: {old.get(name, 'missing')[:16]} != {new.get(name, 'missing')[:16]}"
+                   for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+    lock_old, lock_new = before.lockfile.model_dump(), again.lockfile.model_dump()
+    lock_diff = [f"{key}: {lock_old[key]} != {lock_new[key]}" for key in lock_old if lock_old[key] != lock_new[key]]
+    return Reproduction(same=not differences, differences=differences, lockfile_differences=lock_diff)
+
+
 def load_record(path: Path) -> tuple[Path, ExportRecord]:
     """The export folder and its record, given the folder or any file inside it."""
     folder = path if path.is_dir() else path.parent

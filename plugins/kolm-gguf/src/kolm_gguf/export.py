@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kolm.errors import BackendError
@@ -16,6 +19,23 @@ def payload_name(request: ExportRequest) -> str:
     return f"{request.manifest.base}.{request.spelling}.gguf"
 
 
+@contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Hold back what C code writes to stderr (llama.cpp prints per-tensor fallback warnings
+    itself); yields a list that holds those lines afterwards, for error messages."""
+    lines: list[str] = []
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines += sink.read().decode(errors="replace").splitlines()
+
+
 def quantize(source: Path, target: Path, spelling: str) -> None:
     """`llama_model_quantize` into a temporary name; a failure leaves no file behind."""
     llama_cpp = import_llama_cpp()
@@ -24,9 +44,11 @@ def quantize(source: Path, target: Path, spelling: str) -> None:
     params.nthread = os.cpu_count() or 1
     partial = target.with_name(f".{target.name}.part")
     try:
-        code = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
+        with captured_stderr() as log:
+            code = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
         if code != 0:
-            raise BackendError(f"llama.cpp's quantizer failed ({code}) turning {source.name} into {spelling}")
+            reason = next((line for line in reversed(log) if line.strip()), "no message")
+            raise BackendError(f"llama.cpp's quantizer failed turning {source.name} into {spelling}: {reason}")
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
