@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kolm import hookimpl
-from kolm.backends import Backend
 from kolm.plugin_data import PluginData
 
 if TYPE_CHECKING:
@@ -21,21 +20,9 @@ if TYPE_CHECKING:
     from kolm.modelspec import ModelSpec
     from kolm.session import RunRequest, Session
 
-BACKEND = Backend(
-    name="gguf",
-    description="GGUF for llama.cpp: converted by kolm-gguf, quantized by llama.cpp's own quantizer",
-    tiers={"fp16": "F16", "int8": "Q8_0", "int4": "Q4_K_M", "int3": "Q3_K_S"},
-    toolchain=["llama_cpp", "gguf"],
-    install="pip install kolm-gguf  (builds llama-cpp-python from source, ~5 min)",
-)
-
-_data = PluginData(__package__, backend=BACKEND.name)
-device_profiles, forecast_throughput = _data.device_profiles, _data.forecast_throughput
-
-
-@hookimpl
-def backends() -> list[Backend]:
-    return [BACKEND]
+_data = PluginData(__package__)
+backends, device_profiles, forecast_throughput = _data.backends, _data.device_profiles, _data.forecast_throughput
+GGUF = _data.backend.name
 
 
 @hookimpl
@@ -52,7 +39,7 @@ def import_weights(source: Path, out_dir: Path, steps) -> str | None:
 
 @hookimpl
 def forecast_size(spec: ModelSpec, tier: str, backend: str) -> SizeForecast | None:
-    if backend != BACKEND.name:
+    if backend != GGUF:
         return None
     from kolm_gguf.size import gguf_size
 
@@ -61,7 +48,7 @@ def forecast_size(spec: ModelSpec, tier: str, backend: str) -> SizeForecast | No
 
 @hookimpl
 def export(request: ExportRequest) -> ExportResult | None:
-    if request.backend != BACKEND.name:
+    if request.backend != GGUF:
         return None
     from kolm_gguf.export import export_gguf
 
@@ -70,7 +57,7 @@ def export(request: ExportRequest) -> ExportResult | None:
 
 @hookimpl
 def embed_manifest(result: ExportResult, manifest_json: str) -> bool | None:
-    if result.backend != BACKEND.name:
+    if result.backend != GGUF:
         return None
     from kolm_gguf.gguf_file import MANIFEST_KEY, set_string
 
@@ -80,7 +67,7 @@ def embed_manifest(result: ExportResult, manifest_json: str) -> bool | None:
 
 @hookimpl
 def run(request: RunRequest) -> Session | None:
-    if request.backend != BACKEND.name:
+    if request.backend != GGUF:
         return None
     from kolm_gguf.runtime import GgufSession
 
@@ -90,7 +77,7 @@ def run(request: RunRequest) -> Session | None:
 
 @hookimpl
 def bench(request: BenchRequest) -> BenchResult | None:
-    if request.backend != BACKEND.name:
+    if request.backend != GGUF:
         return None
     from kolm_gguf.bench import bench_gguf
 
