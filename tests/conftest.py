@@ -44,6 +44,6 @@ def tiny_artifact(tmp_path: Path) -> Path:
     pack = tmp_path / "pack.jsonl"
     pack.write_text(json.dumps({"id": "a", "prompt": "1 + 1 =", "kind": "contains", "answer": "2"}) + "\n")
     out = tmp_path / "tiny.kolm"
-    result = run_kolm("pack", str(folder), "--eval", str(pack), "--base", "tiny", "-o", str(out))
+    result = run_kolm("pack", str(folder), "--eval", str(pack), "--base", "tiny", "-o", str(out), "--min-k", "0")
     assert result.returncode == 0, result.stderr
     return out

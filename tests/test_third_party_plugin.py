@@ -29,3 +29,8 @@ def test_pip_installed_plugin_adds_a_device(kolm, tmp_path: Path):
     plugins = {p["name"]: p for p in json.loads(kolm("plugins", "--json", env=env).stdout)}
     assert plugins["riscv_example"]["distribution"] == "kolm-riscv-example"
     assert "kolm-riscv-example" not in {r["name"] for r in rows}  # and nothing else changed
+
+
+def test_readme_shows_the_example_plugin_verbatim():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert (EXAMPLE / "kolm_riscv_example.py").read_text() in readme

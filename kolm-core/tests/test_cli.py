@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from kolm.cli import cli
 
-COMMANDS = ["devices", "plugins", "bases", "schema", "pack", "inspect", "pick", "export"]
+COMMANDS = ["devices", "plugins", "bases", "schema", "pack", "inspect", "pick", "export", "run", "bench"]
 
 
 def run(*args: str):

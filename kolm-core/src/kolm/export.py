@@ -90,6 +90,9 @@ def export_artifact(
 ) -> ExportRecord:
     """Run the whole export pipeline; the output folder appears only if every step succeeded."""
     spelling = registry.backend(backend).spelling(tier)
+    owner = registry.owner(backend)
+    if owner is None or not registry.implements(owner, "export"):
+        raise missing_export(registry, backend)
     with Artifact(artifact) as art:
         with steps("checking the artifact's SHA-256") as advance:
             problems = art.payload_mismatches(advance)

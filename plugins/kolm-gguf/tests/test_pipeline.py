@@ -1,0 +1,218 @@
+"""The GGUF pipeline on real models, checked against the files it writes: pack -> export at every
+tier -> forecast vs actual size, embedded manifest, per-tensor types, hashes, and stock llama.cpp
+loading the result. Fixtures (conftest.py) pack and export each model once per session."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from kolm.artifact import Artifact
+from kolm.cli import cli
+from kolm.export import export_artifact
+from kolm.modelspec import resolve_model
+from kolm.plugins import registry
+from kolm_gguf.gguf_file import MANIFEST_KEY, read_header
+from kolm_gguf.quant_plan import plan_types
+from kolm_gguf.size import gguf_tensors
+
+TIERS = ("fp16", "int8", "int4", "int3")
+SPELLING = {"fp16": "F16", "int8": "Q8_0", "int4": "Q4_K_M", "int3": "Q3_K_S"}
+
+pytestmark = pytest.mark.slow  # every test here needs a packed model (session fixtures)
+
+
+def kolm(*args) -> object:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def preview(artifact: Path, tier: str) -> dict:
+    result = kolm("export", artifact, "--target", "raspberry-pi-5", "--quant", tier, "--preview", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# ----------------------------------------------------------------------------------------------
+# pack
+
+
+def test_pack_from_gguf_prints_one_summary_line(smol_pack):
+    assert smol_pack.stdout.splitlines() == [
+        f"wrote {smol_pack.path}: SmolLM2-135M-Instruct, 134,515,008 params, 6 files, 3 eval items, "
+        f"K {resolve_k(smol_pack.path):.3f} (fp16, gate 0.00)"
+    ]
+
+
+def resolve_k(artifact: Path) -> float:
+    with Artifact(artifact) as art:
+        return art.manifest.k_score
+
+
+def test_pack_from_gguf_holds_float16_safetensors_and_a_measured_k(smol_pack):
+    with Artifact(smol_pack.path) as art:
+        manifest, inventory = art.manifest, art.inventory()
+        assert art.payload_mismatches() == []
+        assert [item.id for item in art.eval_items()] == ["capital", "sum", "sky"]
+    assert manifest.base == "SmolLM2-135M-Instruct" and manifest.arch == "LlamaForCausalLM"
+    assert manifest.quant == "fp16" and manifest.params == 134_515_008
+    assert inventory.dtype_bytes() == {"F16": 2 * inventory.params}
+    assert manifest.k_score_fp16_reference is not None
+    assert manifest.k_score == manifest.k_score_fp16_reference
+    assert 0 < manifest.k_score < 1  # the pack holds one item SmolLM2-135M gets wrong (2 + 2)
+    names = {p.path for p in manifest.payload}
+    assert {"model/config.json", "model/model.safetensors", "model/tokenizer.json"} <= names
+
+
+def test_pack_is_deterministic(smol_pack, small_eval_pack, tmp_path):
+    """The same inputs give the same bytes (sorted members, fixed timestamps), here through the API."""
+    from kolm.pack import pack_folder
+
+    with Artifact(smol_pack.path) as art:
+        folder = art.extract_model(tmp_path / "SmolLM2-135M-Instruct")
+    again = tmp_path / "again.kolm"
+    pack_folder(folder, small_eval_pack, "SmolLM2-135M-Instruct", again, "unspecified")  # no registry: K unmeasured
+    with zipfile.ZipFile(smol_pack.path) as a, zipfile.ZipFile(again) as b:
+        members = [i.filename for i in a.infolist()]
+        assert members == [i.filename for i in b.infolist()]
+        for name in members:
+            if name != "manifest.json":  # differs only by the K fields
+                assert a.getinfo(name).CRC == b.getinfo(name).CRC, name
+
+
+# ----------------------------------------------------------------------------------------------
+# export, every tier, SmolLM2
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_export_writes_the_named_gguf_and_its_record(smol_export, tier):
+    export = smol_export(tier)
+    assert sorted(p.name for p in export.folder.iterdir()) == sorted(
+        [f"SmolLM2-135M-Instruct.{SPELLING[tier]}.gguf", "kolm-export.json"])
+    record = export.record
+    assert (record.backend, record.device, record.tier, record.spelling) == ("gguf", "Raspberry Pi 5", tier,
+                                                                             SPELLING[tier])
+    assert export.printed == json.loads((export.folder / "kolm-export.json").read_text())
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_record_sha256_and_size_are_the_files(smol_export, tier):
+    export = smol_export(tier)
+    [entry] = export.record.payload
+    assert entry.sha256 == sha256(export.gguf)
+    assert entry.size == export.gguf.stat().st_size == export.record.size_check.actual_bytes
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_size_forecast_is_within_one_percent(smol_pack, smol_export, tier):
+    export = smol_export(tier)
+    actual = export.gguf.stat().st_size
+    forecast = preview(smol_pack.path, tier)["size_bytes"]
+    assert abs(forecast - actual) / actual < 0.01, (forecast, actual)
+    check = export.record.size_check
+    assert check.forecast_bytes == forecast and abs(check.error_percent) < 1.0
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_gguf_embeds_the_manifest_with_tier_and_measured_k(smol_pack, smol_export, tier):
+    export = smol_export(tier)
+    embedded = json.loads(read_header(export.gguf).get(MANIFEST_KEY))
+    with Artifact(smol_pack.path) as art:
+        packed = art.manifest
+    assert embedded["schema"] == "RS-1" and embedded["base"] == "SmolLM2-135M-Instruct"
+    assert embedded["quant"] == tier
+    assert embedded["k_score"] == export.record.k.score
+    assert embedded["k_score_fp16_reference"] == packed.k_score_fp16_reference == export.record.k.fp16_reference
+    assert embedded["payload"] == [p.model_dump() for p in packed.payload]  # the weights it came from
+    assert export.record.manifest.model_dump(mode="json", by_alias=True) == embedded
+    k = export.record.k
+    assert k.items == 3 and k.drop_points == round(100 * (k.fp16_reference - k.score), 4)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_tensor_types_are_the_quant_plans(smol_pack, smol_export, tier):
+    """Every tensor in the file has the ggml type kolm_gguf.quant_plan forecast for it."""
+    export = smol_export(tier)
+    planned = gguf_tensors(resolve_model(str(smol_pack.path)))
+    in_file = {name: (shape, kind) for name, shape, kind in read_header(export.gguf).tensors}
+    assert {name: shape for name, shape, _ in planned} == {name: shape for name, (shape, _) in in_file.items()}
+    assert plan_types(planned, tier) == {name: kind for name, (_, kind) in in_file.items()}
+
+
+def test_int4_file_mixes_types_as_llama_cpp_does(smol_export):
+    """SmolLM2's 576-wide rows are not multiples of 256, so most Q4_K_M tensors fall back to Q5_0."""
+    types = {name: kind for name, _, kind in read_header(smol_export("int4").gguf).tensors}
+    assert types["token_embd.weight"] == "Q8_0"  # tied output: Q6_K wanted, 576 % 256 != 0
+    assert types["blk.0.attn_q.weight"] == "Q5_0" and types["blk.0.attn_norm.weight"] == "F32"
+    assert types["blk.0.ffn_down.weight"] == "Q6_K"  # 1536-wide rows, first layers get more bits
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_export_loads_in_stock_llama_cpp_and_generates(smol_export, tier):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    llm = llama_cpp.Llama(model_path=str(smol_export(tier).gguf), n_ctx=128, n_threads=2, seed=0, verbose=False)
+    try:
+        out = llm("The capital of France is", max_tokens=4, temperature=0.0, repeat_penalty=1.0)
+    finally:
+        llm.close()
+    text = out["choices"][0]["text"]
+    assert out["usage"]["completion_tokens"] >= 1 and text.strip(), out
+    assert "Paris" in text  # greedy SmolLM2 answers " Paris." at every tier
+
+
+def test_export_output_is_readable_by_others(smol_export):
+    """Output folders get the umask's permissions (not mkdtemp's 0700): a server user can read them."""
+    folder = smol_export("int4").folder
+    assert folder.stat().st_mode & 0o055 == 0o055 and folder.parent.stat().st_mode & 0o055 == 0o055
+
+
+# ----------------------------------------------------------------------------------------------
+# reproducibility
+
+
+def test_same_artifact_exports_to_the_same_bytes(smol_pack, smol_export, tmp_path):
+    """A second int4 export into another folder, through the library call, matches byte for byte."""
+    first = smol_export("int4")
+    reg = registry()
+    device = reg.devices().find("raspberry-pi-5")
+    check = first.record.size_check
+    record = export_artifact(reg, smol_pack.path, device, "int4", "gguf", tmp_path / "again",
+                             check.forecast_bytes, check.read_per_token_bytes)
+    assert record.payload == first.record.payload
+    assert sha256(tmp_path / "again" / first.gguf.name) == sha256(first.gguf)
+    assert record.lockfile == first.record.lockfile and record.k == first.record.k
+
+
+# ----------------------------------------------------------------------------------------------
+# random-weight Llama: untied head, rows divisible by 256 (pure K-quants, no fallbacks)
+
+
+def test_random_llama_packs_with_k_measured(random_pack):
+    with Artifact(random_pack.path) as art:
+        manifest = art.manifest
+    assert manifest.base == "rand-llama" and manifest.k_score_fp16_reference is not None
+    assert random_pack.stdout.startswith(f"wrote {random_pack.path}: rand-llama, 28,314,880 params, ")
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_random_llama_size_forecast_is_within_one_percent(random_pack, random_export, tier):
+    export = random_export(tier)
+    actual = export.gguf.stat().st_size
+    forecast = preview(random_pack.path, tier)["size_bytes"]
+    assert abs(forecast - actual) / actual < 0.01, (forecast, actual)
+    assert export.record.payload[0].sha256 == sha256(export.gguf)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_random_llama_tensor_types_are_the_quant_plans(random_pack, random_export, tier):
+    planned = gguf_tensors(resolve_model(str(random_pack.path)))
+    in_file = {name: kind for name, _, kind in read_header(random_export(tier).gguf).tensors}
+    assert "output.weight" in in_file  # untied head
+    assert plan_types(planned, tier) == in_file
