@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from kolm.datamodel import KolmModel
 from kolm.errors import BackendError
 from kolm.quant import TIERS
 
 
-class Backend(BaseModel):
+class Backend(KolmModel):
     """A backend a plugin owns.
 
     `tiers` maps each tier the backend can do to its toolchain's spelling (`int4` -> `Q4_K_M`);

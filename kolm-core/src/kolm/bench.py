@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from kolm.datamodel import KolmModel
 
 if TYPE_CHECKING:
     from kolm.plugins import Registry
 
 
-class BenchRequest(BaseModel):
+class BenchRequest(KolmModel):
     """Measure the export in folder `path` (`payload` as in `RunRequest`): `n_prompt` prompt tokens,
     `n_gen` generated tokens, each `repetitions` times."""
 
@@ -25,7 +24,7 @@ class BenchRequest(BaseModel):
     threads: int | None = None
 
 
-class Rate(BaseModel):
+class Rate(KolmModel):
     """A measured rate over the repetitions: mean and sample standard deviation in tokens/s."""
 
     mean: float
@@ -33,7 +32,7 @@ class Rate(BaseModel):
     samples: list[float]
 
 
-class BenchResult(BaseModel):
+class BenchResult(KolmModel):
     """What one `kolm bench` measured, and with what."""
 
     backend: str
@@ -47,7 +46,7 @@ class BenchResult(BaseModel):
     threads: int
 
 
-class BenchEntry(BaseModel):
+class BenchEntry(KolmModel):
     """One line of the bench log: what was measured, for which device claim, and when."""
 
     device: str
@@ -92,7 +91,7 @@ def latest_measurement(device: str, model: str, tier: str, backend: str) -> Benc
     return latest
 
 
-class BenchReport(BaseModel):
+class BenchReport(KolmModel):
     """`kolm bench`'s answer: the measurement beside the forecast for the claimed device."""
 
     device: str

@@ -9,14 +9,15 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from kolm.datamodel import KolmModel
 from kolm.errors import UnknownDeviceError
 
 DeviceKind = Literal["sbc", "phone", "laptop", "desktop", "desktop-gpu", "edge-gpu", "browser"]
 
 
-class Sourced(BaseModel):
+class Sourced(KolmModel):
     """A number taken from a public document: the value, the URL, and how it was read there."""
 
     model_config = ConfigDict(frozen=True)
@@ -26,7 +27,7 @@ class Sourced(BaseModel):
     note: str = ""
 
 
-class DeviceProfile(BaseModel):
+class DeviceProfile(KolmModel):
     """One target device: what it holds in memory, how fast it reads it, which backends run there.
 
     `memory_gb` is the memory a model lives in (VRAM for discrete GPUs, RAM otherwise);
@@ -65,7 +66,7 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-class DeviceTable(BaseModel):
+class DeviceTable(KolmModel):
     """The merged device table. Later rows for a known name add backends, never replace constants."""
 
     rows: list[DeviceProfile]

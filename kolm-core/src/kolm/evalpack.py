@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, ValidationError, model_validator
 
+from kolm.datamodel import KolmModel
 from kolm.errors import UsageError
 
 
-class EvalItem(BaseModel):
+class EvalItem(KolmModel):
     """One eval item. `choice` items score by log-likelihood argmax over `choices`; `exact` and
     `contains` by greedy generation compared with `answer`."""
 

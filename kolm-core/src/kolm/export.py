@@ -12,11 +12,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from kolm import __version__
 from kolm.artifact import Artifact, payload_entries, sha256_file
 from kolm.atomic import atomic_dir
+from kolm.datamodel import KolmModel
 from kolm.errors import ArtifactError, BackendError, UsageError
 from kolm.evalpack import EvalItem
 from kolm.manifest import ExportRecord, KRecord, Lockfile, Manifest, SizeCheck
@@ -35,7 +36,7 @@ def silent(description: str):
     yield lambda done, total: None
 
 
-class ExportRequest(BaseModel):
+class ExportRequest(KolmModel):
     """Convert the Hugging Face folder `model_dir` (extracted from `artifact`) to `backend` at
     `tier` (`spelling` in the toolchain's words) for `device`, writing the payload into `out_dir`.
     `work_dir` is scratch space on the same filesystem; `steps(description)` opens a progress bar."""
@@ -54,7 +55,7 @@ class ExportRequest(BaseModel):
     steps: Any = Field(default=silent, exclude=True)
 
 
-class ExportResult(BaseModel):
+class ExportResult(KolmModel):
     """What an export wrote: payload files relative to `out_dir`, main file first, and the
     toolchain versions and exact flags that made them (they go into the lockfile)."""
 
@@ -155,7 +156,7 @@ def convert_and_measure(
                            drop_points=drop, runtime=f"{request.backend} ({type(session).__name__})")
 
 
-class Reproduction(BaseModel):
+class Reproduction(KolmModel):
     """`kolm export --check`: a fresh export compared with an existing one, file by file."""
 
     same: bool

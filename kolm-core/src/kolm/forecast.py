@@ -10,9 +10,8 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel
-
 from kolm.bench import latest_measurement, log_path
+from kolm.datamodel import KolmModel
 from kolm.devices import DeviceProfile
 from kolm.errors import BackendError, UsageError
 from kolm.modelspec import ModelSpec
@@ -26,7 +25,7 @@ RUNTIME_OVERHEAD_BYTES = 1_000_000_000
 PASS_FRACTION = 0.80
 
 
-class SizeForecast(BaseModel):
+class SizeForecast(KolmModel):
     """Bytes on disk of an export, and the bytes one decoded token reads (weights minus the
     gathered input embedding). `method` says how it was computed."""
 
@@ -36,7 +35,7 @@ class SizeForecast(BaseModel):
     tensor_types: dict[str, int] = {}
 
 
-class Fit(BaseModel):
+class Fit(KolmModel):
     """Whether the export fits the device's memory, with the arithmetic that decided it."""
 
     verdict: Literal["pass", "tight", "over"]
@@ -47,14 +46,14 @@ class Fit(BaseModel):
     arithmetic: str
 
 
-class TokS(BaseModel):
+class TokS(KolmModel):
     low: float
     high: float
     method: str
     basis: str
 
 
-class Forecast(BaseModel):
+class Forecast(KolmModel):
     """Everything the picker shows for one model × device × tier × backend."""
 
     model: str

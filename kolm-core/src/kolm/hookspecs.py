@@ -90,10 +90,12 @@ def forecast_throughput(
 def export(request: ExportRequest) -> ExportResult | None:
     """Convert the artifact in `request` with your backend's real toolchain.
 
-    Called by `kolm export`. Return None unless `request.backend` is yours. Write the payload into
-    `request.out_dir` atomically (temp name, then rename), embed the manifest the request carries,
-    and return an `ExportResult` naming the payload files. Raise a `KolmError` subclass with a
-    one-line message on failure, leaving no partial file behind.
+    Called by `kolm export` (and by `kolm pack` at fp16 to measure the reference K). Return None
+    unless `request.backend` is yours. Write the payload into `request.out_dir` (a staging folder
+    the core renames into place only when the whole export succeeded), using `request.work_dir`
+    for scratch files, and return an `ExportResult` naming the payload files, the toolchain
+    versions and the exact flags. Raise a `KolmError` subclass with a one-line message on failure.
+    The core then measures K through `run` and stamps the manifest through `embed_manifest`.
     """
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from kolm.datamodel import KolmModel
 from kolm.errors import UnsupportedModelError
 
 DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 
-class Tensor(BaseModel):
+class Tensor(KolmModel):
     """One weight tensor under its Hugging Face name."""
 
     model_config = ConfigDict(frozen=True)
@@ -34,7 +35,7 @@ class Tensor(BaseModel):
         return self.numel * DTYPE_BYTES[self.dtype]
 
 
-class Inventory(BaseModel):
+class Inventory(KolmModel):
     """All weight tensors of a model, in file order."""
 
     tensors: list[Tensor]

@@ -2,8 +2,8 @@
 
 `choice` items score 1 when the choice with the highest log-likelihood after the prompt is the
 answer; `exact` and `contains` items generate greedily (no chat template) and compare normalised
-text. K is in [0, 1]; points are K x 100. Only the `Session` interface is used, so the same code
-scores every backend.
+text: `exact` the first non-blank line, `contains` the answer anywhere as whole words. K is in
+[0, 1]; points are K x 100. Only the `Session` interface is used, so every backend scores alike.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from pydantic import BaseModel
-
+from kolm.datamodel import KolmModel
 from kolm.errors import UsageError
 from kolm.evalpack import EvalItem
 from kolm.session import Session
@@ -23,7 +22,7 @@ _SURROUNDING = " \t\r\n.,;:!?\"'`*_()[]{}<>«»‘’‚‛“”„‟‹›「
 _SPACE = re.compile(r"\s+")
 
 
-class ItemScore(BaseModel):
+class ItemScore(KolmModel):
     """The outcome of one item: the text the model produced (or the choice it picked) and 0 or 1."""
 
     id: str
@@ -34,7 +33,7 @@ class ItemScore(BaseModel):
     loglikelihoods: list[float] | None = None
 
 
-class KScore(BaseModel):
+class KScore(KolmModel):
     """K over a pack, with every item's outcome."""
 
     k: float
@@ -54,6 +53,11 @@ def first_line(text: str) -> str:
     return next((line for line in text.splitlines() if line.strip()), "")
 
 
+def contains_words(text: str, phrase: str) -> bool:
+    """Whether `phrase` occurs in `text` as whole words ("0" is not in "2000", "ate" not in "eaten")."""
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
+
+
 def _score_choice(session: Session, item: EvalItem) -> ItemScore:
     choices = item.choices or []
     lls = [session.loglikelihood(item.prompt, choice) for choice in choices]
@@ -68,7 +72,7 @@ def _score_generated(session: Session, item: EvalItem, max_tokens: int) -> ItemS
     if item.kind == "exact":
         ok = normalize(first_line(output)) == answer
     else:
-        ok = bool(answer) and answer in normalize(output)
+        ok = bool(answer) and contains_words(normalize(output), answer)
     return ItemScore(id=item.id, kind=item.kind, prompt=item.prompt, output=output, score=int(ok))
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from kolm.datamodel import KolmModel
 from kolm.quant import TIERS
 
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$")
 
 
-class PayloadFile(BaseModel):
+class PayloadFile(KolmModel):
     """One file of the payload: its path inside the archive, SHA-256 and exact size in bytes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -21,7 +22,7 @@ class PayloadFile(BaseModel):
     size: int = Field(ge=0)
 
 
-class EvalPackRef(BaseModel):
+class EvalPackRef(KolmModel):
     """Where the embedded eval pack lives, its SHA-256 and item count."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -31,7 +32,7 @@ class EvalPackRef(BaseModel):
     items: int = Field(ge=1)
 
 
-class Manifest(BaseModel):
+class Manifest(KolmModel):
     """`manifest.json` of an RS-1 artifact.
 
     `quant` is the tier of the weights inside (fp16 for packed sources); `k_score` is the K
@@ -65,7 +66,7 @@ def rs1_json_schema() -> dict:
     return schema
 
 
-class KRecord(BaseModel):
+class KRecord(KolmModel):
     """K measured on the export's payload, its fp16 reference, and the drop between them."""
 
     model_config = ConfigDict(extra="forbid")
@@ -78,7 +79,7 @@ class KRecord(BaseModel):
     runtime: str
 
 
-class Lockfile(BaseModel):
+class Lockfile(KolmModel):
     """What made the payload: the same inputs, versions and flags must give the same bytes."""
 
     model_config = ConfigDict(extra="forbid")
@@ -90,7 +91,7 @@ class Lockfile(BaseModel):
     seed: int
 
 
-class SizeCheck(BaseModel):
+class SizeCheck(KolmModel):
     """The forecast's own error, measured on the file the export wrote."""
 
     model_config = ConfigDict(extra="forbid")
@@ -101,7 +102,7 @@ class SizeCheck(BaseModel):
     read_per_token_bytes: int
 
 
-class ExportRecord(BaseModel):
+class ExportRecord(KolmModel):
     """`kolm-export.json`, the sidecar beside every export: the manifest embedded in the payload,
     the payload's SHA-256, the measured K, the forecast's error, and the lockfile."""
 

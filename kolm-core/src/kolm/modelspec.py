@@ -13,14 +13,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
-
+from kolm.datamodel import KolmModel
 from kolm.devices import normalize_name
 from kolm.errors import UnknownModelError
 from kolm.inventory import Inventory, llama_inventory
 
 
-class ReferenceBase(BaseModel):
+class ReferenceBase(KolmModel):
     """A published model known by name, with the config its shapes come from."""
 
     name: str
@@ -30,7 +29,7 @@ class ReferenceBase(BaseModel):
     config: dict
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(KolmModel):
     """A model as the forecast sees it.
 
     `origin` says what the user gave; `path` is the `.kolm`, config or folder (None for a base);

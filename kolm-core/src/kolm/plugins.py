@@ -12,17 +12,17 @@ from functools import cache
 from importlib.metadata import entry_points
 
 import pluggy
-from pydantic import BaseModel
 
 from kolm import fallback, hookspecs
 from kolm.backends import Backend
+from kolm.datamodel import KolmModel
 from kolm.devices import DeviceTable
 from kolm.errors import BackendError
 
 GROUP = "kolm"
 
 
-class PluginInfo(BaseModel):
+class PluginInfo(KolmModel):
     """One plugin as `kolm plugins` reports it."""
 
     name: str

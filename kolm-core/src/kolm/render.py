@@ -149,6 +149,7 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """A transient bar on stderr fed by (done, total) callbacks (silent when not a terminal),
     then one line saying the step is done and how long it took."""
     import time
+
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
+from kolm.datamodel import KolmModel
 from kolm.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     from kolm.plugins import Registry
 
 
-class RunRequest(BaseModel):
+class RunRequest(KolmModel):
     """Open the export in folder `path` with `backend`; `payload` lists its files, main file first."""
 
     path: Path

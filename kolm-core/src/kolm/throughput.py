@@ -8,12 +8,13 @@ cost (int3's dequantisation is slower per byte than int4's). A measured `kolm be
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from kolm.datamodel import KolmModel
 from kolm.devices import DeviceKind, DeviceProfile, Sourced
 
 
-class Efficiency(BaseModel):
+class Efficiency(KolmModel):
     """Fraction of peak bandwidth a backend reaches while decoding on these device kinds.
 
     `note` shows the derivation: published tok/s × bytes per token / bandwidth.
@@ -28,7 +29,7 @@ class Efficiency(BaseModel):
     note: str
 
 
-class Calibration(BaseModel):
+class Calibration(KolmModel):
     """A backend's throughput constants, shipped as JSON data in its plugin."""
 
     backend: str
@@ -42,7 +43,7 @@ class Calibration(BaseModel):
         return self.tier_factor[tier].value if tier in self.tier_factor else 1.0
 
 
-class ThroughputForecast(BaseModel):
+class ThroughputForecast(KolmModel):
     """Decode speed on a device: a range in tokens/s, how it was obtained, and from what."""
 
     low: float
