@@ -174,12 +174,16 @@ class Artifact:
         done = 0
         for entry in self.manifest.payload:
             digest = hashlib.sha256()
-            with self._zip.open(entry.path) as f:
-                while chunk := f.read(CHUNK):
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
+            try:
+                with self._zip.open(entry.path) as f:
+                    while chunk := f.read(CHUNK):
+                        digest.update(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                problems.append(f"{entry.path}: unreadable ({exc})")
+                continue
             if digest.hexdigest() != entry.sha256:
                 problems.append(f"{entry.path}: expected {entry.sha256[:12]}…, found {digest.hexdigest()[:12]}…")
         return problems

@@ -159,12 +159,10 @@ def pack(folder: Path | None, gguf: Path | None, eval_pack: Path | None, base: s
     if (folder is None) == (gguf is None):
         raise UsageError("give either a model FOLDER or --from-gguf FILE")
     if gguf is not None:
-        manifest = pack_import(registry(), gguf, eval_pack, base, output, license_, progress_bar, min_k)
+        manifest, k = pack_import(registry(), gguf, eval_pack, base, output, license_, progress_bar, min_k)
     else:
-        manifest = pack_folder(folder, eval_pack, base or folder.resolve().name, output, license_, progress_bar,
-                               registry(), min_k)
-    k = "not measured (no backend that runs here is installed)" if manifest.k_score is None \
-        else f"{manifest.k_score:.3f} (fp16, gate {min_k:.2f})"
+        manifest, k = pack_folder(folder, eval_pack, base or folder.resolve().name, output, license_, progress_bar,
+                                  registry(), min_k)
     click.echo(f"wrote {output}: {manifest.base}, {manifest.params:,} params, {len(manifest.payload)} files, "
                f"{manifest.eval_pack.items} eval items, K {k}")
 

@@ -18,7 +18,7 @@ from kolm import __version__
 from kolm.artifact import Artifact, payload_entries, sha256_file
 from kolm.atomic import atomic_dir
 from kolm.datamodel import KolmModel
-from kolm.errors import ArtifactError, BackendError, UsageError
+from kolm.errors import ArtifactError, BackendError, OutputError, UsageError
 from kolm.evalpack import EvalItem
 from kolm.manifest import ExportRecord, KRecord, Lockfile, Manifest, SizeCheck
 
@@ -94,11 +94,13 @@ def export_artifact(
     owner = registry.owner(backend)
     if owner is None or not registry.implements(owner, "export"):
         raise missing_export(registry, backend)
+    if not out_dir.parent.is_dir():
+        raise OutputError(f"output folder {out_dir.parent} does not exist")
     with Artifact(artifact) as art:
         with steps("checking the artifact's SHA-256") as advance:
             problems = art.payload_mismatches(advance)
         if problems:
-            raise ArtifactError(f"{artifact} does not match its manifest: {problems[0]}")
+            raise ArtifactError(f"{artifact} does not match its manifest: SHA-256 of {problems[0]}")
         manifest = art.manifest
         items = art.eval_items() if score else []
         with steps("hashing the input") as advance:

@@ -51,8 +51,9 @@ def model_files(folder: Path) -> list[Path]:
 def pack_folder(
     folder: Path, eval_pack: Path, base: str, out: Path, license: str, steps: Steps = silent,
     registry: Registry | None = None, min_k: float = DEFAULT_MIN_K,
-) -> Manifest:
-    """Write `out` (.kolm) from `folder` and `eval_pack`; returns the manifest written.
+) -> tuple[Manifest, str]:
+    """Write `out` (.kolm) from `folder` and `eval_pack`; returns the manifest written and a line
+    saying how K was measured, or why it was not.
 
     With a `registry` whose backends can run here, the fp16 K is measured first and an
     artifact below `min_k` is refused before anything is written.
@@ -77,27 +78,29 @@ def pack_folder(
         created_by=f"kolm {__version__}",
         license=license,
     )
+    note = "not measured: no installed backend runs here (pip install kolm-gguf)"
     if registry is not None:
         try:
-            k = reference_k(registry, folder, manifest, items, steps)
+            k, backend = reference_k(registry, folder, manifest, items, steps)
         except UnsupportedModelError as exc:
             if min_k > 0:
                 raise GateError(f"cannot measure the fp16 K ({exc}); --min-k 0 packs without the gate") from exc
-            k = None
+            k, note = None, f"not measured: {exc}"
         if k is not None:
             if k < min_k:
                 raise GateError(f"fp16 K is {k:.3f}, below the compile gate {min_k:.2f} (--min-k); nothing written")
             manifest = manifest.model_copy(update={"k_score": k, "k_score_fp16_reference": k})
+            note = f"{k:.3f} (fp16 through {backend}, gate {min_k:.2f})"
     with steps(f"writing {out.name}"):
         write_artifact(out, manifest, files, pack_text)
-    return manifest
+    return manifest, note
 
 
 def reference_k(
     registry: Registry, folder: Path, manifest: Manifest, items: list[EvalItem], steps: Steps
-) -> float | None:
-    """fp16 K of `folder` through the first installed backend that can both export and run
-    here; None when there is none (the manifest then says K was not measured)."""
+) -> tuple[float | None, str]:
+    """fp16 K of `folder` and the backend that measured it: the first installed one that can
+    both export and run here; (None, "") when there is none."""
     for name, backend in registry.backends().items():
         owner = registry.owner(name)
         if not (owner and "fp16" in backend.tiers and all(backend.toolchain_status().values())
@@ -108,19 +111,19 @@ def reference_k(
                                     backend=name, tier="fp16", spelling=backend.tiers["fp16"],
                                     device="reference", out_dir=Path(work), steps=steps)
             _, k = convert_and_measure(registry, request, items)
-        return k.score if k else None
-    return None
+        return (k.score if k else None), name
+    return None, ""
 
 
 def pack_import(
     registry: Registry, source: Path, eval_pack: Path, base: str | None, out: Path, license: str,
     steps: Steps = silent, min_k: float = DEFAULT_MIN_K,
-) -> Manifest:
+) -> tuple[Manifest, str]:
     """`kolm pack --from-gguf`: a plugin turns `source` into a Hugging Face folder, then pack it."""
     if not source.is_file():
         raise UsageError(f"{source}: no such file")
     with tempfile.TemporaryDirectory(prefix=".kolm-import-", dir=out.parent if out.parent.is_dir() else None) as work:
         name = registry.hook.import_weights(source=source, out_dir=Path(work), steps=steps)
         if name is None:
-            raise UsageError(f"no installed plugin can import {source.name}; GGUF files need kolm-gguf")
+            raise UsageError(f"no installed plugin imports {source.name}; GGUF files need kolm-gguf")
         return pack_folder(Path(work), eval_pack, base or name, out, license, steps, registry, min_k)

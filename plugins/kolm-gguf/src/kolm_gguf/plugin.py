@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kolm import hookimpl
+from kolm.errors import ArtifactError
 from kolm.plugin_data import PluginData
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ GGUF = _data.backend.name
 def import_weights(source: Path, out_dir: Path, steps) -> str | None:
     with open(source, "rb") as f:
         if f.read(4) != b"GGUF":
+            if source.suffix.lower() == ".gguf":
+                raise ArtifactError(f"{source}: not a GGUF file (no GGUF magic)")
             return None
     from kolm_gguf.convert import gguf_to_hf
 

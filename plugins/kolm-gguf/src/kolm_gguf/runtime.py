@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from functools import cached_property
@@ -32,11 +31,19 @@ class GgufSession(Session):
     def __init__(self, path: Path, n_ctx: int = 2048, threads: int | None = None, seed: int = 0) -> None:
         self.path, self.n_ctx, self.threads, self.seed = path, n_ctx, threads, seed
 
+    def context_length(self) -> int:
+        """The requested context, capped at what the model was trained for."""
+        from kolm_gguf.gguf_file import read_header
+
+        header = read_header(self.path)
+        arch = header.get("general.architecture", "llama")
+        return min(self.n_ctx, header.get(f"{arch}.context_length", self.n_ctx))
+
     @cached_property
     def llm(self):
         llama_cpp = import_llama_cpp()
         try:
-            return llama_cpp.Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.threads,
+            return llama_cpp.Llama(model_path=str(self.path), n_ctx=self.context_length(), n_threads=self.threads,
                                    seed=self.seed, verbose=False)
         except ValueError as exc:
             raise BackendError(f"llama.cpp cannot load {self.path}: {exc}") from exc
@@ -87,10 +94,12 @@ class GgufSession(Session):
         except ImportError as exc:
             raise ToolchainMissingError("the server needs llama-cpp-python[server]; pip install 'llama-cpp-python[server]'") from exc
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.path), "--host", host,
-                   "--port", str(port), "--n_ctx", str(self.n_ctx)]
+                   "--port", str(port), "--n_ctx", str(self.context_length())]
         if self.threads:
             command += ["--n_threads", str(self.threads)]
-        return subprocess.call(command, env={**os.environ})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, command)  # the server takes this process over: signals reach it directly
 
     def close(self) -> None:
         if "llm" in self.__dict__:

