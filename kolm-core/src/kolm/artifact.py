@@ -169,34 +169,46 @@ class Artifact:
 
     def payload_mismatches(self, progress: Progress | None = None) -> list[str]:
         """Payload files whose SHA-256 differs from the manifest (each as 'path: expected X, found Y')."""
+        return self._walk_payload(progress, None)
+
+    def extract_model(self, dest: Path, progress: Progress | None = None) -> Path:
+        """Copy model/ into the folder `dest`, checking every file's SHA-256 on the way (one pass);
+        a mismatch raises `ArtifactError`. Returns `dest`."""
+        problems = self._walk_payload(progress, dest)
+        if problems:
+            raise ArtifactError(f"{self.path} does not match its manifest: SHA-256 of {problems[0]}")
+        return dest
+
+    def _walk_payload(self, progress: Progress | None, dest: Path | None) -> list[str]:
         problems = []
         total = sum(p.size for p in self.manifest.payload)
         done = 0
         for entry in self.manifest.payload:
             digest = hashlib.sha256()
+            out = None
+            if dest is not None:
+                relative = PurePosixPath(entry.path).relative_to(MODEL_DIR.rstrip("/"))
+                target = dest.joinpath(*relative.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                out = open(target, "wb")  # noqa: SIM115 - closed in finally
             try:
                 with self._zip.open(entry.path) as f:
                     while chunk := f.read(CHUNK):
                         digest.update(chunk)
+                        if out:
+                            out.write(chunk)
                         done += len(chunk)
                         if progress:
                             progress(done, total)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 problems.append(f"{entry.path}: unreadable ({exc})")
                 continue
+            finally:
+                if out:
+                    out.close()
             if digest.hexdigest() != entry.sha256:
                 problems.append(f"{entry.path}: expected {entry.sha256[:12]}…, found {digest.hexdigest()[:12]}…")
         return problems
-
-    def extract_model(self, dest: Path) -> Path:
-        """Copy model/ into `dest` (a folder) and return `dest`."""
-        for entry in self.manifest.payload:
-            relative = PurePosixPath(entry.path).relative_to(MODEL_DIR.rstrip("/"))
-            target = dest.joinpath(*relative.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with self._zip.open(entry.path) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, CHUNK)
-        return dest
 
 
 def _safetensors_tensors(prefix: bytes, stream, origin: str) -> list[Tensor]:

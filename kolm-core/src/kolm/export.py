@@ -5,6 +5,7 @@ a staging folder that replaces the output only when everything succeeded."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ConfigDict, Field
 
 from kolm import __version__
-from kolm.artifact import Artifact, payload_entries, sha256_file
+from kolm.artifact import MANIFEST, Artifact, payload_entries
 from kolm.atomic import atomic_dir
 from kolm.datamodel import KolmModel
 from kolm.errors import ArtifactError, BackendError, OutputError, UsageError
@@ -97,18 +98,13 @@ def export_artifact(
     if not out_dir.parent.is_dir():
         raise OutputError(f"output folder {out_dir.parent} does not exist")
     with Artifact(artifact) as art:
-        with steps("checking the artifact's SHA-256") as advance:
-            problems = art.payload_mismatches(advance)
-        if problems:
-            raise ArtifactError(f"{artifact} does not match its manifest: SHA-256 of {problems[0]}")
         manifest = art.manifest
         items = art.eval_items() if score else []
-        with steps("hashing the input") as advance:
-            input_sha = sha256_file(artifact, advance)
+        input_sha = hashlib.sha256(art.read(MANIFEST)).hexdigest()
         with tempfile.TemporaryDirectory(prefix=".kolm-work-", dir=out_dir.parent) as work, \
                 atomic_dir(out_dir) as staging:
-            with steps("extracting weights"):
-                model_dir = art.extract_model(Path(work) / "model")
+            with steps("extracting weights, checking their SHA-256") as advance:
+                model_dir = art.extract_model(Path(work) / "model", advance)
             request = ExportRequest(artifact=artifact, manifest=manifest, model_dir=model_dir, work_dir=Path(work),
                                     backend=backend, tier=tier, spelling=spelling, device=device.name,
                                     out_dir=staging, steps=steps)
@@ -125,7 +121,7 @@ def export_artifact(
                 size_check=SizeCheck(forecast_bytes=forecast_bytes, actual_bytes=actual,
                                      error_percent=round(100 * (forecast_bytes - actual) / actual, 4),
                                      read_per_token_bytes=read_per_token_bytes),
-                lockfile=Lockfile(input=artifact.name, input_sha256=input_sha,
+                lockfile=Lockfile(input=artifact.name, input_manifest_sha256=input_sha,
                                   toolchain={"kolm-core": __version__, **result.toolchain},
                                   flags=result.flags, seed=0),
             )

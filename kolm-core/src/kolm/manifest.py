@@ -80,12 +80,15 @@ class KRecord(KolmModel):
 
 
 class Lockfile(KolmModel):
-    """What made the payload: the same inputs, versions and flags must give the same bytes."""
+    """What made the payload: the same inputs, versions and flags must give the same bytes.
+
+    `input_manifest_sha256` identifies the input artifact: its manifest pins every payload file
+    by SHA-256, and the export verified each of them."""
 
     model_config = ConfigDict(extra="forbid")
 
     input: str
-    input_sha256: str = SHA256
+    input_manifest_sha256: str = SHA256
     toolchain: dict[str, str]
     flags: dict[str, str | int | float | bool]
     seed: int
