@@ -68,7 +68,7 @@ def test_pack_from_gguf(demo, packed):
     assert result.returncode == 0, result.stderr
     [line] = result.stdout.splitlines()
     assert line.startswith(f"wrote {out}: SmolLM2-135M-Instruct, 134,515,008 params, 6 files, 3 eval items, K ")
-    assert line.endswith(" (fp16, gate 0.00)")
+    assert line.endswith(" (fp16 through gguf, gate 0.00)")
     inspected = json.loads(demo["run"]("inspect", out, "--json").stdout)["manifest"]
     assert inspected["base"] == "SmolLM2-135M-Instruct" and inspected["quant"] == "fp16"
     assert f"K {inspected['k_score']:.3f} " in line

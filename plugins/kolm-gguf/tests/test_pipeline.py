@@ -53,7 +53,7 @@ def packed_k(artifact: Path) -> float:
 def test_pack_from_gguf_prints_one_summary_line(smol_pack):
     assert smol_pack.stdout.splitlines() == [
         f"wrote {smol_pack.path}: SmolLM2-135M-Instruct, 134,515,008 params, 6 files, 3 eval items, "
-        f"K {packed_k(smol_pack.path):.3f} (fp16, gate 0.00)"
+        f"K {packed_k(smol_pack.path):.3f} (fp16 through gguf, gate 0.00)"
     ]
 
 
