@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kolm import history
 from kolm.datamodel import KolmModel
 
 if TYPE_CHECKING:
@@ -59,36 +60,10 @@ class BenchEntry(KolmModel):
     kolm: str
 
 
-def log_path() -> Path:
-    """`$KOLM_HOME/bench.jsonl`, KOLM_HOME defaulting to ~/.local/share/kolm."""
-    import os
-
-    home = os.environ.get("KOLM_HOME") or Path.home() / ".local" / "share" / "kolm"
-    return Path(home) / "bench.jsonl"
-
-
-def append_log(entry: BenchEntry) -> Path:
-    path = log_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(entry.model_dump_json() + "\n")
-    return path
-
-
 def latest_measurement(device: str, model: str, tier: str, backend: str) -> BenchEntry | None:
     """The newest logged bench of this model, tier and backend on `device`, if any."""
-    path = log_path()
-    if not path.is_file():
-        return None
-    latest = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = BenchEntry.model_validate_json(line)
-        except ValueError:
-            continue  # a damaged line never breaks a forecast
-        if (entry.device, entry.model, entry.tier, entry.backend) == (device, model, tier, backend):
-            latest = entry
-    return latest
+    return history.latest("bench", BenchEntry,
+                          lambda e: (e.device, e.model, e.tier, e.backend) == (device, model, tier, backend))
 
 
 class BenchReport(KolmModel):
@@ -110,8 +85,6 @@ def run_bench(registry: Registry, target: Path, device_name: str, tier: str, n_p
               repetitions: int, threads: int | None, steps) -> BenchReport:
     """Bench an export folder, or a .kolm exported on the fly (no K scoring) at `tier`."""
     import tempfile
-    from datetime import UTC, datetime
-
     from kolm import __version__
     from kolm.errors import BackendError
     from kolm.export import export_artifact, load_record
@@ -140,7 +113,7 @@ def run_bench(registry: Registry, target: Path, device_name: str, tier: str, n_p
                                               size=size)
     entry = BenchEntry(device=device.name, model=record.manifest.base, tier=record.tier, backend=record.backend,
                        payload_sha256=record.payload[0].sha256, result=result,
-                       measured_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), kolm=__version__)
+                       measured_at=history.now(), kolm=__version__)
     return BenchReport(device=device.name, model=record.manifest.base, tier=record.tier, backend=record.backend,
                        result=result, forecast_low=speed.low, forecast_high=speed.high, forecast_basis=speed.basis,
-                       ratio=result.tg.mean / ((speed.low + speed.high) / 2), log=append_log(entry))
+                       ratio=result.tg.mean / ((speed.low + speed.high) / 2), log=history.append("bench", entry))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field
 
-from kolm import __version__
+from kolm import __version__, history
 from kolm.artifact import MANIFEST, Artifact, payload_entries
 from kolm.atomic import atomic_dir
 from kolm.datamodel import KolmModel
@@ -126,6 +126,12 @@ def export_artifact(
                                   flags=result.flags, seed=0),
             )
             (staging / RECORD).write_text(record.to_json() + "\n", encoding="utf-8")
+    if record.k is not None:
+        history.append("k", history.KEntry(model=manifest.base, tier=tier, backend=backend, k=record.k.score,
+                                           fp16_reference=record.k.fp16_reference,
+                                           drop_points=record.k.drop_points,
+                                           items=record.k.items, export=str(out_dir.resolve()),
+                                           measured_at=history.now()))
     return record
 
 

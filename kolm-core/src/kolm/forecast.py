@@ -10,7 +10,8 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Literal
 
-from kolm.bench import latest_measurement, log_path
+from kolm import history
+from kolm.bench import latest_measurement
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceProfile
 from kolm.errors import BackendError, UsageError
@@ -129,9 +130,15 @@ def forecast(
         tok_s = TokS(low=tg.mean - tg.sd, high=tg.mean + tg.sd, method="measured",
                      basis=f"kolm bench {measured.measured_at}: tg{measured.result.n_gen} {tg.mean:.1f} ± {tg.sd:.1f} "
                            f"tok/s ({measured.result.runtime}, {measured.result.threads} threads)")
-        sources = [str(log_path())]
+        sources = [str(history.log_path("bench"))]
     memory_bytes = int(memory_gb * 1e9) if memory_gb else device.memory_bytes
     k_loss = max(0.0, TYPICAL_K_LOSS_POINTS[tier] - TYPICAL_K_LOSS_POINTS[spec.quant])
+    k_method = "typical delta vs fp16 until measured (DESIGN.md §5)"
+    measured_k = history.latest("k", history.KEntry, lambda e: (e.model, e.tier, e.backend) == (spec.name, tier, backend))
+    if measured_k is not None and measured_k.drop_points is not None:
+        k_loss = measured_k.drop_points
+        k_method = (f"measured by kolm export {measured_k.measured_at}: K {measured_k.k:.3f} vs fp16 "
+                    f"{measured_k.fp16_reference:.3f} on {measured_k.items} items")
     if spec.origin == "artifact" and spec.quant != "fp16":
         notes.append(f"the artifact already holds {spec.quant} weights; loss is counted from there")
     return Forecast(
@@ -145,7 +152,7 @@ def forecast(
         read_per_token_bytes=size.read_per_token_bytes,
         tok_s=tok_s,
         k_loss_points=k_loss,
-        k_loss_method="typical delta vs fp16 until measured (DESIGN.md §5)",
+        k_loss_method=k_method,
         fit=fit_verdict(size.bytes, memory_bytes, device.memory_kind),
         command=export_command(spec, device, tier, backend, recommended),
         forecast_sources=list(dict.fromkeys(sources)),

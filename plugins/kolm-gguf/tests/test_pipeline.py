@@ -147,6 +147,14 @@ def test_tensor_types_are_the_quant_plans(smol_pack, smol_export, tier):
     assert plan_types(planned, tier) == {name: kind for name, (_, kind) in in_file.items()}
 
 
+def test_preview_after_export_shows_the_measured_k_loss(smol_pack, smol_export):
+    exported = smol_export("int8")
+    data = json.loads(kolm("export", smol_pack.path, "--target", "raspberry-pi-5", "--quant", "int8", "--preview",
+                          "--json").stdout)
+    assert data["k_loss_method"].startswith("measured by kolm export ")
+    assert data["k_loss_points"] == exported.record.k.drop_points
+
+
 def test_int4_file_mixes_types_as_llama_cpp_does(smol_export):
     """SmolLM2's 576-wide rows are not multiples of 256, so most Q4_K_M tensors fall back to Q5_0."""
     types = {name: kind for name, _, kind in read_header(smol_export("int4").gguf).tensors}

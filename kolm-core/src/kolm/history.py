@@ -1,0 +1,63 @@
+"""Local measurement logs in `$KOLM_HOME` (default ~/.local/share/kolm), one JSON line per entry:
+`bench.jsonl` (kolm bench) and `k.jsonl` (K measured by kolm export). Later forecasts prefer a
+logged measurement over published constants and typical deltas."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from kolm.datamodel import KolmModel
+
+Entry = TypeVar("Entry", bound=KolmModel)
+
+
+class KEntry(KolmModel):
+    """One line of the K log: K measured on an export, so later forecasts show the real loss."""
+
+    model: str
+    tier: str
+    backend: str
+    k: float
+    fp16_reference: float | None
+    drop_points: float | None
+    items: int
+    export: str
+    measured_at: str
+
+
+def now() -> str:
+    """The UTC timestamp entries carry."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def log_path(name: str) -> Path:
+    home = os.environ.get("KOLM_HOME") or Path.home() / ".local" / "share" / "kolm"
+    return Path(home) / f"{name}.jsonl"
+
+
+def append(name: str, entry: KolmModel) -> Path:
+    path = log_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(entry.model_dump_json() + "\n")
+    return path
+
+
+def latest(name: str, kind: type[Entry], match: Callable[[Entry], bool]) -> Entry | None:
+    """The newest entry of log `name` that `match` accepts; damaged lines are skipped."""
+    path = log_path(name)
+    if not path.is_file():
+        return None
+    found = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = kind.model_validate_json(line)
+        except ValueError:
+            continue  # a damaged line never breaks a forecast
+        if match(entry):
+            found = entry
+    return found
