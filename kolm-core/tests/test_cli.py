@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from kolm.cli import cli
 
-COMMANDS = ["devices", "plugins", "bases", "schema", "pack", "inspect", "pick", "export", "run", "bench"]
+COMMANDS = ["devices", "plugins", "bases", "schema", "pack", "inspect", "pick", "export", "run", "bench", "verify"]
 
 
 def run(*args: str):

@@ -236,8 +236,11 @@ def pick(model: str, target: str | None, quant: str | None, as_json: bool) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder of the export.")
 @click.option("--check", is_flag=True, help="Re-export and compare with the existing output: same bytes?")
+@click.option("--max-k-drop", default=5.0, show_default=True, help="Fail if K drops more points than this vs fp16.")
+@click.option("--allow-drop", is_flag=True, help="Export even if K drops beyond --max-k-drop.")
 def export(model: str, target: str, quant: str, backend: str | None, memory_gb: float | None,
-           preview: bool, as_json: bool, output: Path | None, check: bool) -> None:
+           preview: bool, as_json: bool, output: Path | None, check: bool, max_k_drop: float,
+           allow_drop: bool) -> None:
     """Export MODEL for a device and tier; with --preview, print the forecast only.
 
     \b
@@ -284,7 +287,8 @@ def export(model: str, target: str, quant: str, backend: str | None, memory_gb: 
                 click.echo(f"  {line}")
         sys.exit(0 if repro.same else 1)
     record = export_artifact(reg, Path(model), device, tier, result.backend, out, result.size_bytes,
-                             result.read_per_token_bytes, steps=progress_bar)
+                             result.read_per_token_bytes, steps=progress_bar,
+                             max_drop_points=None if allow_drop else max_k_drop)
     if as_json:
         return emit_json(record.model_dump(mode="json", by_alias=True))
     console().print(export_report(out, record))
@@ -356,6 +360,37 @@ def bench(target: Path, device: str, quant: str, n_prompt: int, n_gen: int, repe
     if as_json:
         return emit_json(report.model_dump(mode="json"))
     console().print(bench_report(report))
+
+
+@cli.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option("--against", required=True, type=click.Path(path_type=Path), help="The .kolm it was exported from.")
+@click.option("--k-tolerance", default=0.0, show_default=True, help="Allowed |K recomputed - K recorded|.")
+@click.option("--min-k", default=0.85, show_default=True, help="The gate K must reach.")
+@click.option("--max-k-drop", default=5.0, show_default=True, help="Allowed drop vs fp16, in points.")
+@click.option("--json", "as_json", is_flag=True, help="Print the evidence as JSON.")
+def verify(export_dir: Path, against: Path, k_tolerance: float, min_k: float, max_k_drop: float,
+           as_json: bool) -> None:
+    """Run the six checks on an export; exit 0 only if all pass.
+
+    \b
+    1 manifest valid RS-1   2 payload SHA-256   3 eval pack hash   4 tier vs tensor types
+    5 K recomputed = K recorded   6 K at the gate, drop vs fp16 within tolerance
+
+    \b
+    Example:
+      kolm verify SmolLM2-135M-Instruct-raspberry-pi-5-int4 --against smol.kolm --json
+    """
+    from kolm.plugins import registry
+    from kolm.render import progress_bar, verify_table
+    from kolm.verify import verify_export
+
+    result = verify_export(registry(), export_dir, against, k_tolerance, min_k, max_k_drop, progress_bar)
+    if as_json:
+        emit_json(result.model_dump())
+    else:
+        console().print(verify_table(result))
+    sys.exit(0 if result.passed else 11)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ a staging folder that replaces the output only when everything succeeded."""
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager
@@ -19,7 +20,7 @@ from kolm import __version__, history
 from kolm.artifact import MANIFEST, Artifact, payload_entries
 from kolm.atomic import atomic_dir
 from kolm.datamodel import KolmModel
-from kolm.errors import ArtifactError, BackendError, OutputError, UsageError
+from kolm.errors import ArtifactError, BackendError, GateError, OutputError, UsageError
 from kolm.evalpack import EvalItem
 from kolm.manifest import ExportRecord, KRecord, Lockfile, Manifest, SizeCheck
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from kolm.plugins import Registry
 
 RECORD = "kolm-export.json"
+BINDER = "binder.json"
+DEFAULT_MAX_DROP = 5.0
 Steps = Callable[[str], AbstractContextManager[Callable[[int, int], None]]]
 
 
@@ -89,8 +92,12 @@ def export_artifact(
     read_per_token_bytes: int,
     steps: Steps = silent,
     score: bool = True,
+    max_drop_points: float | None = DEFAULT_MAX_DROP,
 ) -> ExportRecord:
-    """Run the whole export pipeline; the output folder appears only if every step succeeded."""
+    """Run the whole export pipeline; the output folder appears only if every step succeeded.
+
+    With `max_drop_points`, a K more than that many points below the fp16 reference fails the
+    export (nothing is written); None allows any drop (`--allow-drop`)."""
     spelling = registry.backend(backend).spelling(tier)
     owner = registry.owner(backend)
     if owner is None or not registry.implements(owner, "export"):
@@ -108,7 +115,13 @@ def export_artifact(
             request = ExportRequest(artifact=artifact, manifest=manifest, model_dir=model_dir, work_dir=Path(work),
                                     backend=backend, tier=tier, spelling=spelling, device=device.name,
                                     out_dir=staging, steps=steps)
-            result, k = convert_and_measure(registry, request, items)
+            result, k, binder = convert_and_measure(registry, request, items)
+            if k and k.drop_points is not None and max_drop_points is not None and k.drop_points > max_drop_points:
+                raise GateError(f"K {k.score:.3f} is {k.drop_points:.1f} points below the fp16 reference "
+                                f"{k.fp16_reference:.3f}, beyond --max-k-drop {max_drop_points:g}; "
+                                "--allow-drop exports anyway")
+            if binder:
+                (staging / BINDER).write_text(json.dumps(binder, indent=2) + "\n", encoding="utf-8")
             embedded = manifest.model_copy(update={"quant": tier, "k_score": k.score if k else None})
             registry.hook.embed_manifest(result=result, manifest_json=embedded.to_json())
             files = [(name, staging / name) for name in result.payload]
@@ -137,9 +150,9 @@ def export_artifact(
 
 def convert_and_measure(
     registry: Registry, request: ExportRequest, items: list[EvalItem]
-) -> tuple[ExportResult, KRecord | None]:
+) -> tuple[ExportResult, KRecord | None, dict | None]:
     """Convert with the backend, then (given eval items) measure K on the payload it wrote,
-    through the backend's own `Session`."""
+    through the backend's own `Session`; the binder holds every item's output and score."""
     from kolm.kscore import score
     from kolm.session import RunRequest
 
@@ -147,7 +160,7 @@ def convert_and_measure(
     if result is None:
         raise missing_export(registry, request.backend)
     if not items:
-        return result, None
+        return result, None, None
     run = RunRequest(path=request.out_dir, backend=request.backend, payload=result.payload)
     session = registry.hook.run(request=run)
     if session is None:
@@ -156,8 +169,11 @@ def convert_and_measure(
         measured = score(session, items, progress=advance)
     reference = request.manifest.k_score_fp16_reference
     drop = None if reference is None else round(100 * (reference - measured.k), 4)
+    runtime = f"{request.backend} ({type(session).__name__})"
+    binder = {"k": measured.model_dump(), "runtime": runtime, "toolchain": result.toolchain,
+              "fp16_reference": reference}
     return result, KRecord(score=measured.k, points=measured.points, items=measured.n, fp16_reference=reference,
-                           drop_points=drop, runtime=f"{request.backend} ({type(session).__name__})")
+                           drop_points=drop, runtime=runtime), binder
 
 
 class Reproduction(KolmModel):
@@ -177,7 +193,7 @@ def check_reproducible(
     with tempfile.TemporaryDirectory(prefix=".kolm-check-", dir=existing.parent) as work:
         again = export_artifact(registry, artifact, device, tier, backend, Path(work) / "again",
                                 before.size_check.forecast_bytes, before.size_check.read_per_token_bytes, steps,
-                                score=before.k is not None)
+                                score=before.k is not None, max_drop_points=None)
     old = {p.path: p.sha256 for p in before.payload}
     new = {p.path: p.sha256 for p in again.payload}
     differences = [f"{name}: {old.get(name, 'missing')[:16]} != {new.get(name, 'missing')[:16]}"

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from kolm.export import ExportRequest, ExportResult
     from kolm.forecast import SizeForecast
     from kolm.modelspec import ModelSpec
-    from kolm.session import RunRequest, Session
+    from kolm.session import PayloadFacts, RunRequest, Session
     from kolm.throughput import ThroughputForecast
 
 hookspec = pluggy.HookspecMarker("kolm")
@@ -115,6 +115,16 @@ def run(request: RunRequest) -> Session | None:
 
     Called by `kolm run`, `kolm verify` and the server. Return a `Session` if `request.backend`
     is yours, else None. Import the toolchain here, not at module import.
+    """
+
+
+@hookspec(firstresult=True)
+def read_payload(request: RunRequest) -> PayloadFacts | None:
+    """Read back what an exported payload says about itself, for `kolm verify`.
+
+    Return a `PayloadFacts`: the manifest JSON embedded by `embed_manifest` (None if absent) and
+    the tier its tensor types show (None if they match no tier), or None if `request.backend`
+    is not yours. Must not trust `kolm-export.json`: read the payload files themselves.
     """
 
 

@@ -110,7 +110,7 @@ def reference_k(
             request = ExportRequest(artifact=None, manifest=manifest, model_dir=folder, work_dir=Path(work),
                                     backend=name, tier="fp16", spelling=backend.tiers["fp16"],
                                     device="reference", out_dir=Path(work), steps=steps)
-            _, k = convert_and_measure(registry, request, items)
+            _, k, _ = convert_and_measure(registry, request, items)
         return (k.score if k else None), name
     return None, ""
 

@@ -18,6 +18,7 @@ from kolm.forecast import Forecast
 from kolm.inventory import Inventory
 from kolm.manifest import ExportRecord, Manifest
 from kolm.plugins import PluginInfo
+from kolm.verify import Verification
 
 VERDICT_STYLE = {"pass": "green", "tight": "yellow", "over": "red"}
 
@@ -206,3 +207,15 @@ def bench_report(report: BenchReport) -> Group:
     lines.add_row("measured / forecast", f"{report.ratio:.2f}× (tg mean vs forecast midpoint)")
     lines.add_row("logged to", f"{report.log} — later forecasts for {report.device} use this measurement")
     return Group(table, lines)
+
+
+def verify_table(result: Verification) -> Table:
+    table = Table(title=f"kolm verify {result.export} --against {result.against}")
+    for column in ("#", "check", "result", "expected", "found"):
+        table.add_column(column)
+    for c in result.checks:
+        table.add_row(str(c.number), c.name, Text("PASS" if c.passed else "FAIL", style="green" if c.passed else "red"),
+                      c.expected, c.found)
+    passed = sum(c.passed for c in result.checks)
+    table.caption = f"{passed} of {len(result.checks)} checks passed"
+    return table

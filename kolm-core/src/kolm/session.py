@@ -26,6 +26,15 @@ class RunRequest(KolmModel):
     seed: int = 0
 
 
+class PayloadFacts(KolmModel):
+    """What a payload says about itself: its embedded manifest and the tier its tensor types show
+    (`types` summarises them, e.g. "16 Q4_K, 14 Q6_K, 166 Q5_0")."""
+
+    manifest_json: str | None
+    tier: str | None
+    types: str
+
+
 class Session(ABC):
     """An open model. `kolm run`, K-scoring and the server all go through these two methods."""
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from kolm.export import ExportRequest, ExportResult
     from kolm.forecast import SizeForecast
     from kolm.modelspec import ModelSpec
-    from kolm.session import RunRequest, Session
+    from kolm.session import PayloadFacts, RunRequest, Session
 
 _data = PluginData(__package__)
 backends, device_profiles, forecast_throughput = _data.backends, _data.device_profiles, _data.forecast_throughput
@@ -76,6 +76,23 @@ def run(request: RunRequest) -> Session | None:
 
     return GgufSession(request.path / request.payload[0], n_ctx=request.n_ctx,
                        threads=request.threads or os.cpu_count(), seed=request.seed)
+
+
+@hookimpl
+def read_payload(request: RunRequest) -> PayloadFacts | None:
+    if request.backend != GGUF:
+        return None
+    from kolm.session import PayloadFacts
+
+    from kolm_gguf.gguf_file import MANIFEST_KEY, read_header
+    from kolm_gguf.size import tier_of
+
+    header = read_header(request.path / request.payload[0])
+    counts: dict[str, int] = {}
+    for _, _, kind in header.tensors:
+        counts[kind] = counts.get(kind, 0) + 1
+    return PayloadFacts(manifest_json=header.get(MANIFEST_KEY), tier=tier_of(header.tensors, header.get("general.architecture", "llama")),
+                        types=", ".join(f"{n} {t}" for t, n in sorted(counts.items(), key=lambda kv: -kv[1])))
 
 
 @hookimpl

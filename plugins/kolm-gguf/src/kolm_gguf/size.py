@@ -86,3 +86,13 @@ def gguf_size(spec: ModelSpec, tier: str) -> SizeForecast:
         method=f"llama.cpp {ftype} per-tensor rule ({mix}); {how}",
         tensor_types=counts,
     )
+
+
+def tier_of(tensors: list[tuple[str, tuple[int, ...], str]], arch: str = "llama") -> str | None:
+    """The tier whose llama.cpp per-tensor rule gives exactly these (name, shape, type) tensors."""
+    shapes = [(name, shape, "F16" if len(shape) > 1 else "F32") for name, shape, _ in tensors]
+    found = {name: kind for name, _, kind in tensors}
+    for tier, ftype in quant_plan.FTYPES.items():
+        if quant_plan.plan_types(shapes, ftype, arch) == found:
+            return tier
+    return None

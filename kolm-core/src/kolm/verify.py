@@ -1,0 +1,115 @@
+"""`kolm verify`: six checks a reviewer can rerun on an export, each naming what it expected and
+what it found (DESIGN.md section 7). Nothing is taken from `kolm-export.json` on trust: hashes are
+recomputed, the manifest and tensor types are read from the payload, and K is measured again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from kolm.artifact import Artifact, sha256_file
+from kolm.datamodel import KolmModel
+from kolm.errors import BackendError
+from kolm.export import Steps, load_record, silent
+from kolm.manifest import Manifest
+
+if TYPE_CHECKING:
+    from kolm.plugins import Registry
+
+
+class Check(KolmModel):
+    """One check: whether it passed, and what was expected against what was found."""
+
+    number: int
+    name: str
+    passed: bool
+    expected: str
+    found: str
+
+
+class Verification(KolmModel):
+    """All six checks of one export against its source artifact, plus the regenerated binder."""
+
+    export: str
+    against: str
+    checks: list[Check]
+    passed: bool
+    binder: dict | None = None
+
+
+def verify_export(
+    registry: Registry, export: Path, artifact: Path, k_tolerance: float = 0.0, min_k: float = 0.85,
+    max_drop_points: float = 5.0, steps: Steps = silent,
+) -> Verification:
+    from kolm.kscore import score
+    from kolm.session import RunRequest
+
+    folder, record = load_record(export)
+    request = RunRequest(path=folder, backend=record.backend, payload=[p.path for p in record.payload])
+    facts = registry.hook.read_payload(request=request)
+    if facts is None:
+        raise BackendError(f"backend {record.backend} is not installed; pip install kolm-{record.backend}")
+    checks: list[Check] = []
+
+    def check(name: str, passed: bool, expected: str, found: str) -> None:
+        checks.append(Check(number=len(checks) + 1, name=name, passed=passed, expected=expected, found=found))
+
+    embedded = _embedded_manifest(facts.manifest_json)
+    manifest = embedded if isinstance(embedded, Manifest) else record.manifest
+    check("manifest is valid RS-1", isinstance(embedded, Manifest) and embedded == record.manifest,
+          "an RS-1 manifest in the payload, equal to kolm-export.json's",
+          "equal" if isinstance(embedded, Manifest) and embedded == record.manifest
+          else "differs from kolm-export.json" if isinstance(embedded, Manifest) else embedded)
+
+    with steps("recomputing the payload's SHA-256") as advance:
+        found = {p.path: sha256_file(folder / p.path, advance) if (folder / p.path).is_file() else "missing"
+                 for p in record.payload}
+    bad = [p for p in record.payload if found[p.path] != p.sha256]
+    check("payload SHA-256 matches", not bad, ", ".join(f"{p.path} {p.sha256[:16]}…" for p in (bad or record.payload)),
+          ", ".join(f"{p.path} {found[p.path][:16]}…" for p in (bad or record.payload)))
+
+    with Artifact(artifact) as art:
+        pack = art.read(art.manifest.eval_pack.path)
+        items = art.eval_items()
+        source = art.manifest
+    pack_sha = hashlib.sha256(pack).hexdigest()
+    check("eval pack hash matches", pack_sha == manifest.eval_pack.sha256 == source.eval_pack.sha256,
+          f"{manifest.eval_pack.sha256[:16]}… (export) = {source.eval_pack.sha256[:16]}… (artifact manifest)",
+          f"{pack_sha[:16]}… ({artifact.name}:{source.eval_pack.path})")
+
+    check("quant tier matches the tensor types", facts.tier == manifest.quant, f"{manifest.quant} (manifest)",
+          f"{facts.tier or 'no tier'} ({facts.types})")
+
+    session = registry.hook.run(request=request)
+    with session, steps(f"measuring K on {len(items)} eval items") as advance:
+        measured = score(session, items, progress=advance)
+    recorded = manifest.k_score
+    check("K recomputed matches the recorded K",
+          recorded is not None and abs(measured.k - recorded) <= k_tolerance,
+          f"{recorded if recorded is None else f'{recorded:.4f}'} ± {k_tolerance:g}", f"{measured.k:.4f}")
+
+    reference = source.k_score_fp16_reference
+    drop = None if reference is None else 100 * (reference - measured.k)
+    check("K at or above the gate, drop within tolerance",
+          measured.k >= min_k and drop is not None and drop <= max_drop_points,
+          f"K ≥ {min_k:.2f}, drop ≤ {max_drop_points:g} points vs fp16",
+          f"K {measured.k:.3f}, drop {'unknown (no fp16 reference)' if drop is None else f'{drop:.1f} points'}")
+
+    binder = {"k": measured.model_dump(), "runtime": f"{record.backend} ({type(session).__name__})",
+              "toolchain": record.lockfile.toolchain, "fp16_reference": reference}
+    return Verification(export=str(folder), against=str(artifact), checks=checks,
+                        passed=all(c.passed for c in checks), binder=binder)
+
+
+def _embedded_manifest(raw: str | None) -> Manifest | str:
+    """The embedded manifest, or a one-line reason it is not a valid one."""
+    if raw is None:
+        return "no manifest embedded in the payload"
+    try:
+        return Manifest.model_validate(json.loads(raw))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        return f"not valid RS-1 ({str(exc).splitlines()[0]})"

@@ -1,0 +1,132 @@
+"""`kolm verify` on GGUF exports: a good export passes all six checks; each kind of tampering
+fails the check that guards it, naming what it expected and what it found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from kolm.cli import cli
+from kolm_gguf.gguf_file import MANIFEST_KEY, read_header, set_string
+
+pytestmark = pytest.mark.slow  # needs the session's packed SmolLM2 and its exports
+
+
+def verify(export: Path, artifact: Path, *extra: str):
+    result = CliRunner().invoke(cli, ["verify", str(export), "--against", str(artifact), "--json",
+                                      "--min-k", "0", "--max-k-drop", "100", *extra])
+    return result.exit_code, json.loads(result.stdout) if result.stdout.startswith("{") else result
+
+
+def failed(evidence: dict) -> list[int]:
+    return [c["number"] for c in evidence["checks"] if not c["passed"]]
+
+
+@pytest.fixture
+def int4_copy(smol_export, tmp_path) -> Path:
+    """A private copy of the int4 export, safe to tamper with."""
+    return Path(shutil.copytree(smol_export("int4").folder, tmp_path / "int4"))
+
+
+def relabel(export: Path, **changes) -> None:
+    """Change manifest fields both in the payload and in kolm-export.json, as a forger would."""
+    record_path = export / "kolm-export.json"
+    record = json.loads(record_path.read_text())
+    record["manifest"].update(changes)
+    record_path.write_text(json.dumps(record))
+    gguf = export / record["payload"][0]["path"]
+    embedded = json.loads(read_header(gguf).get(MANIFEST_KEY))
+    embedded.update(changes)
+    set_string(gguf, MANIFEST_KEY, json.dumps(embedded))
+    import hashlib
+
+    record["payload"][0]["sha256"] = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    record["payload"][0]["size"] = gguf.stat().st_size
+    record_path.write_text(json.dumps(record))
+
+
+def test_a_good_export_passes_all_six(smol_pack, int4_copy):
+    code, evidence = verify(int4_copy, smol_pack.path)
+    assert code == 0 and evidence["passed"] and failed(evidence) == []
+    assert [c["name"] for c in evidence["checks"]] == [
+        "manifest is valid RS-1", "payload SHA-256 matches", "eval pack hash matches",
+        "quant tier matches the tensor types", "K recomputed matches the recorded K",
+        "K at or above the gate, drop within tolerance"]
+    assert len(evidence["binder"]["k"]["items"]) == 3
+
+
+def test_human_table_and_exit_code(smol_pack, int4_copy):
+    result = CliRunner().invoke(cli, ["verify", str(int4_copy), "--against", str(smol_pack.path), "--min-k", "0"])
+    assert result.exit_code == 0 and "6 of 6 checks passed" in result.stdout
+
+
+def test_a_flipped_payload_byte_fails_check_2(smol_pack, int4_copy):
+    gguf = next(int4_copy.glob("*.gguf"))
+    data = bytearray(gguf.read_bytes())
+    data[-100] ^= 0x01
+    gguf.write_bytes(bytes(data))
+    code, evidence = verify(int4_copy, smol_pack.path)
+    assert code == 11 and 2 in failed(evidence)
+    check = evidence["checks"][1]
+    assert check["expected"] != check["found"] and gguf.name in check["found"]
+
+
+def test_an_edited_eval_pack_fails_check_3(smol_pack, int4_copy, tmp_path):
+    edited = tmp_path / "edited.kolm"
+    with zipfile.ZipFile(smol_pack.path) as src, zipfile.ZipFile(edited, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "eval/pack.jsonl":
+                data = data.replace(b"Paris", b"Lyon")
+            dst.writestr(info, data)
+    code, evidence = verify(int4_copy, edited)
+    assert code == 11 and 3 in failed(evidence)
+
+
+def test_a_relabelled_tier_fails_check_4(smol_pack, int4_copy):
+    relabel(int4_copy, quant="int8")
+    code, evidence = verify(int4_copy, smol_pack.path)
+    assert failed(evidence) == [4]
+    assert evidence["checks"][3]["expected"] == "int8 (manifest)" and evidence["checks"][3]["found"].startswith("int4")
+
+
+def test_an_edited_recorded_k_fails_check_5(smol_pack, int4_copy):
+    relabel(int4_copy, k_score=0.123)
+    code, evidence = verify(int4_copy, smol_pack.path)
+    assert 5 in failed(evidence) and evidence["checks"][4]["expected"].startswith("0.1230")
+
+
+def test_a_swapped_in_export_fails(smol_pack, smol_export, int4_copy):
+    int4 = next(int4_copy.glob("*.gguf"))
+    shutil.copyfile(smol_export("int8").gguf, int4)
+    code, evidence = verify(int4_copy, smol_pack.path)
+    assert code == 11 and {1, 2} <= set(failed(evidence))  # another manifest, other bytes
+
+
+def test_a_payload_without_manifest_fails_check_1(smol_pack, int4_copy):
+    relabel(int4_copy)  # re-hash only
+    gguf = next(int4_copy.glob("*.gguf"))
+    set_string(gguf, MANIFEST_KEY, "{not json")
+    code, evidence = verify(int4_copy, smol_pack.path)
+    assert 1 in failed(evidence) and evidence["checks"][0]["found"].startswith("not valid RS-1")
+
+
+@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04truncated"])
+def test_a_bad_artifact_is_one_line(int4_copy, tmp_path, content):
+    bad = tmp_path / "bad.kolm"
+    bad.write_bytes(content)
+    result = CliRunner().invoke(cli, ["verify", str(int4_copy), "--against", str(bad)])
+    assert result.exit_code == 5
+    assert result.stderr.strip().splitlines()[-1].startswith("kolm: error: ") and "Traceback" not in result.stderr
+
+
+def test_export_fails_beyond_the_k_drop_budget_and_writes_nothing(smol_pack, tmp_path):
+    out = tmp_path / "gated"
+    result = CliRunner().invoke(cli, ["export", str(smol_pack.path), "--target", "raspberry-pi-5", "--quant", "int8",
+                                      "-o", str(out), "--max-k-drop", "-1"])
+    assert result.exit_code == 10 and "beyond --max-k-drop -1; --allow-drop exports anyway" in result.stderr
+    assert list(tmp_path.iterdir()) == []
