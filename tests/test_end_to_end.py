@@ -81,7 +81,7 @@ def test_export_int4_for_raspberry_pi_5(demo, exported):
     assert lines[0] == "Exported SmolLM2-135M-Instruct → Raspberry Pi 5, int4 (Q4_K_M)"
     assert any(line.startswith(f"payload           {out}/SmolLM2-135M-Instruct.Q4_K_M.gguf") for line in lines)
     assert any(line.startswith("size vs forecast ") for line in lines)
-    assert sorted(p.name for p in out.iterdir()) == ["SmolLM2-135M-Instruct.Q4_K_M.gguf", "kolm-export.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["SmolLM2-135M-Instruct.Q4_K_M.gguf", "binder.json", "kolm-export.json"]
     record = json.loads((out / "kolm-export.json").read_text())
     assert record["tier"] == "int4" and record["k"]["items"] == 3
     assert abs(record["size_check"]["error_percent"]) < 1.0
@@ -93,6 +93,12 @@ def test_run_prints_the_continuation(demo, exported):
     result = demo["run"]("run", exported[1], "--prompt", "The capital of France is", "--raw", "-n", "8")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(" Paris")
+
+
+def test_verify_passes_six_checks(demo, packed, exported):
+    result = demo["run"]("verify", exported[1], "--against", packed[1], "--min-k", "0")
+    assert result.returncode == 0, result.stderr
+    assert "6 of 6 checks passed" in result.stdout
 
 
 def test_bench_then_the_forecast_is_measured(demo, packed, exported):

@@ -96,7 +96,7 @@ def test_pack_is_deterministic(smol_pack, small_eval_pack, tmp_path):
 def test_export_writes_the_named_gguf_and_its_record(smol_export, tier):
     export = smol_export(tier)
     assert sorted(p.name for p in export.folder.iterdir()) == sorted(
-        [f"SmolLM2-135M-Instruct.{SPELLING[tier]}.gguf", "kolm-export.json"])
+        [f"SmolLM2-135M-Instruct.{SPELLING[tier]}.gguf", "binder.json", "kolm-export.json"])
     record = export.record
     assert (record.backend, record.device, record.tier, record.spelling) == ("gguf", "Raspberry Pi 5", tier,
                                                                              SPELLING[tier])
