@@ -41,7 +41,6 @@ def kolm_export(artifact: Path, tier: str, out: Path) -> None:
 
 def raw_export(model_dir: Path, spelling: str, out: Path) -> None:
     import llama_cpp
-
     from kolm_gguf.convert import hf_to_gguf
     from kolm_gguf.export import captured_stderr
 

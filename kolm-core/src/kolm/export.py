@@ -22,11 +22,12 @@ from kolm.atomic import atomic_dir
 from kolm.datamodel import KolmModel
 from kolm.errors import ArtifactError, BackendError, GateError, OutputError, UsageError
 from kolm.evalpack import EvalItem
-from kolm.manifest import ExportRecord, KRecord, Lockfile, Manifest, SizeCheck
+from kolm.manifest import ExportRecord, Fidelity, KRecord, Lockfile, Manifest, SizeCheck
 
 if TYPE_CHECKING:
     from kolm.devices import DeviceProfile
     from kolm.plugins import Registry
+    from kolm.session import Session
 
 RECORD = "kolm-export.json"
 BINDER = "binder.json"
@@ -165,15 +166,34 @@ def convert_and_measure(
     session = registry.hook.run(request=run)
     if session is None:
         raise BackendError(f"backend {request.backend} cannot run its export here, so K cannot be measured")
-    with session, request.steps(f"measuring K on {len(items)} eval items") as advance:
-        measured = score(session, items, progress=advance)
+    with session:
+        with request.steps(f"measuring K on {len(items)} eval items") as advance:
+            measured = score(session, items, progress=advance)
+        fidelity = None if request.tier == "fp16" else measure_fidelity(registry, request, session, items)
     reference = request.manifest.k_score_fp16_reference
     drop = None if reference is None else round(100 * (reference - measured.k), 4)
     runtime = f"{request.backend} ({type(session).__name__})"
-    binder = {"k": measured.model_dump(), "runtime": runtime, "toolchain": result.toolchain,
-              "fp16_reference": reference}
+    binder = {"k": measured.model_dump(), "fidelity": fidelity.model_dump() if fidelity else None,
+              "runtime": runtime, "toolchain": result.toolchain, "fp16_reference": reference}
     return result, KRecord(score=measured.k, points=measured.points, items=measured.n, fp16_reference=reference,
-                           drop_points=drop, runtime=runtime), binder
+                           drop_points=drop, runtime=runtime, fidelity=fidelity), binder
+
+
+def measure_fidelity(registry: Registry, request: ExportRequest, session: Session, items: list[EvalItem]) -> Fidelity:
+    """Export the same weights at fp16 with the same backend (scratch space) and compare the
+    payload's token distributions with it over the eval prompts."""
+    from kolm.session import RunRequest
+
+    folder = request.work_dir / "fp16-reference"
+    folder.mkdir()
+    spelling = registry.backend(request.backend).spelling("fp16")
+    reference = request.model_copy(update={"tier": "fp16", "spelling": spelling, "out_dir": folder,
+                                           "work_dir": folder, "steps": silent})
+    with request.steps("exporting the fp16 reference for fidelity"):
+        made = registry.hook.export(request=reference)
+    ref_session = registry.hook.run(request=RunRequest(path=folder, backend=request.backend, payload=made.payload))
+    with ref_session, request.steps(f"comparing token distributions with fp16 on {len(items)} prompts"):
+        return session.fidelity(ref_session, [item.prompt for item in items])
 
 
 class Reproduction(KolmModel):

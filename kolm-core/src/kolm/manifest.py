@@ -66,8 +66,21 @@ def rs1_json_schema() -> dict:
     return schema
 
 
+class Fidelity(KolmModel):
+    """How closely an export's next-token distributions follow its fp16 reference over the eval
+    pack's prompts: top-1 agreement and mean KL(reference || export) per position, in nats.
+    Far more sensitive than K on a small pack (llama.cpp's --kl-divergence idea)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top1_agreement: float
+    mean_kl: float
+    positions: int
+
+
 class KRecord(KolmModel):
-    """K measured on the export's payload, its fp16 reference, and the drop between them."""
+    """K measured on the export's payload, its fp16 reference, the drop between them, and the
+    fidelity of the payload's token distributions to the fp16 reference (None at fp16)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -77,6 +90,7 @@ class KRecord(KolmModel):
     fp16_reference: float | None
     drop_points: float | None
     runtime: str
+    fidelity: Fidelity | None = None
 
 
 class Lockfile(KolmModel):

@@ -184,6 +184,10 @@ def export_report(out: Path, record: ExportRecord) -> Group:
         reference = "" if k.fp16_reference is None else \
             f"; fp16 reference {k.fp16_reference:.3f}, drop {k.drop_points:+.1f} points"
         table.add_row("K-score", f"{k.score:.3f} on {k.items} eval items ({k.runtime}){reference}")
+        if k.fidelity:
+            f = k.fidelity
+            table.add_row("fidelity", f"top-1 agreement {f.top1_agreement:.1%}, mean KL {f.mean_kl:.4f} nats "
+                                      f"over {f.positions:,} positions, vs the fp16 export")
     table.add_row("toolchain", ", ".join(f"{n} {v}" for n, v in record.lockfile.toolchain.items()))
     table.add_row("record", str(out / "kolm-export.json"))
     table.add_row("next", f'kolm run {out} --prompt "..."   ·   kolm bench {out} --device {shlex.quote(record.device)}')

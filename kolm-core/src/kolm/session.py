@@ -11,7 +11,7 @@ from kolm.datamodel import KolmModel
 from kolm.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
-    from kolm.manifest import ExportRecord
+    from kolm.manifest import ExportRecord, Fidelity
     from kolm.plugins import Registry
 
 
@@ -46,6 +46,11 @@ class Session(ABC):
     @abstractmethod
     def loglikelihood(self, context: str, continuation: str) -> float:
         """Sum of log-probabilities of `continuation`'s tokens given `context`."""
+
+    def fidelity(self, reference: Session, texts: list[str]) -> Fidelity:
+        """Compare this model's next-token distributions with `reference`'s (the fp16 export of
+        the same backend) over `texts`. Backends that expose logits override this."""
+        raise BackendError(f"{type(self).__name__} cannot compare token distributions")
 
     def serve(self, host: str, port: int) -> int:
         """Serve an OpenAI-compatible API on host:port until interrupted; returns an exit code.

@@ -10,8 +10,10 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.errors import BackendError, ToolchainMissingError
+from kolm.manifest import Fidelity
 from kolm.session import Session
 
+FIDELITY_CTX = 512  # tokens; eval prompts are short, and the logits of every position are kept
 GREEDY = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
 
 
@@ -47,6 +49,39 @@ class GgufSession(Session):
                                    seed=self.seed, verbose=False)
         except ValueError as exc:
             raise BackendError(f"llama.cpp cannot load {self.path}: {exc}") from exc
+
+    @cached_property
+    def scorer(self):
+        """A second context that keeps the logits of every position (fidelity needs whole rows)."""
+        llama_cpp = import_llama_cpp()
+        return llama_cpp.Llama(model_path=str(self.path), n_ctx=min(FIDELITY_CTX, self.context_length()),
+                               n_threads=self.threads, seed=self.seed, logits_all=True, verbose=False)
+
+    def position_logprobs(self, text: str):
+        """log-softmax of the next-token logits at every position of `text` (positions x vocab)."""
+        import numpy as np
+
+        llm = self.scorer
+        tokens = llm.tokenize(text.encode(), add_bos=True, special=True)[: llm.n_ctx()]
+        llm.reset()
+        llm.eval(tokens)
+        logits = np.asarray(llm.scores[: len(tokens)], dtype=np.float64)
+        peak = logits.max(axis=1, keepdims=True)
+        return logits - peak - np.log(np.exp(logits - peak).sum(axis=1, keepdims=True))
+
+    def fidelity(self, reference: Session, texts: list[str]) -> Fidelity:
+        import numpy as np
+
+        if not isinstance(reference, GgufSession):
+            raise BackendError(f"a GGUF export can only be compared with a GGUF reference, not {type(reference).__name__}")
+        agree, kl, positions = 0, 0.0, 0
+        for text in texts:
+            ours, theirs = self.position_logprobs(text), reference.position_logprobs(text)
+            n = min(len(ours), len(theirs))
+            agree += int((ours[:n].argmax(axis=1) == theirs[:n].argmax(axis=1)).sum())
+            kl += float((np.exp(theirs[:n]) * (theirs[:n] - ours[:n])).sum())
+            positions += n
+        return Fidelity(top1_agreement=agree / positions, mean_kl=kl / positions, positions=positions)
 
     def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
         if chat:
@@ -102,6 +137,6 @@ class GgufSession(Session):
         os.execv(sys.executable, command)  # the server takes this process over: signals reach it directly
 
     def close(self) -> None:
-        if "llm" in self.__dict__:
-            self.llm.close()
-            del self.__dict__["llm"]
+        for name in ("llm", "scorer"):
+            if name in self.__dict__:
+                self.__dict__.pop(name).close()
