@@ -147,6 +147,24 @@ def test_tensor_types_are_the_quant_plans(smol_pack, smol_export, tier):
     assert plan_types(planned, tier) == {name: kind for name, (_, kind) in in_file.items()}
 
 
+@pytest.mark.parametrize("tier", TIERS)
+def test_fidelity_to_the_fp16_export_is_measured(smol_export, tier):
+    record = smol_export(tier).record
+    binder = json.loads((smol_export(tier).folder / "binder.json").read_text())
+    if tier == "fp16":
+        assert record.k.fidelity is None and binder["fidelity"] is None
+        return
+    fidelity = record.k.fidelity
+    assert fidelity.positions > 0 and 0.5 < fidelity.top1_agreement <= 1.0 and fidelity.mean_kl > 0
+    assert binder["fidelity"] == fidelity.model_dump()
+    assert [item["id"] for item in binder["k"]["items"]] == ["capital", "sum", "sky"]
+
+
+def test_fidelity_orders_the_tiers(smol_export):
+    kl = {tier: smol_export(tier).record.k.fidelity.mean_kl for tier in ("int8", "int4", "int3")}
+    assert kl["int8"] < kl["int4"] < kl["int3"]
+
+
 def test_preview_after_export_shows_the_measured_k_loss(smol_pack, smol_export):
     exported = smol_export("int8")
     data = json.loads(kolm("export", smol_pack.path, "--target", "raspberry-pi-5", "--quant", "int8", "--preview",
