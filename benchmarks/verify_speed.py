@@ -40,7 +40,6 @@ def sha_throughput(gb: float, runs: int) -> tuple[float, float]:
 
 
 def scoring_per_item(n_items: int) -> list[tuple[str, float, float]]:
-    from kolm.artifact import Artifact
     from kolm.evalpack import load_eval_pack
     from kolm.export import export_artifact
     from kolm.forecast import forecast

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 from kolm.cli import cli
 
-COMMANDS = ["devices", "plugins", "bases", "schema", "pack", "inspect", "pick", "export", "run", "bench", "verify"]
+COMMANDS = ["devices", "plugins", "bases", "schema", "pack", "inspect", "pick", "export", "run", "bench", "verify",
+            "sign"]
 
 
 def run(*args: str):

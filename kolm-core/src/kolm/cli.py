@@ -369,28 +369,72 @@ def bench(target: Path, device: str, quant: str, n_prompt: int, n_gen: int, repe
 @click.option("--min-k", default=0.85, show_default=True, help="The gate K must reach.")
 @click.option("--max-k-drop", default=5.0, show_default=True, help="Allowed drop vs fp16, in points.")
 @click.option("--json", "as_json", is_flag=True, help="Print the evidence as JSON.")
+@click.option("--key", "public_key", type=click.Path(path_type=Path),
+              help="Also check EXPORT_DIR/kolm.sig (kolm sign) with this EC public key, PEM; for a "
+                   "certificate-signed export, the CA certificate(s) it must chain to.")
 def verify(export_dir: Path, against: Path, k_tolerance: float, min_k: float, max_k_drop: float,
-           as_json: bool) -> None:
+           as_json: bool, public_key: Path | None) -> None:
     """Run the six checks on an export; exit 0 only if all pass.
 
     \b
     1 manifest valid RS-1   2 payload SHA-256   3 eval pack hash   4 tier vs tensor types
     5 K recomputed = K recorded   6 K at the gate, drop vs fp16 within tolerance
+    7 signature (only with --key): kolm.sig valid and the signed files unchanged
 
     \b
     Example:
       kolm verify SmolLM2-135M-Instruct-raspberry-pi-5-int4 --against smol.kolm --json
+      kolm verify SmolLM2-135M-Instruct-raspberry-pi-5-int4 --against smol.kolm --key signer.pub.pem
     """
     from kolm.plugins import registry
     from kolm.render import progress_bar, verify_table
     from kolm.verify import verify_export
 
-    result = verify_export(registry(), export_dir, against, k_tolerance, min_k, max_k_drop, progress_bar)
+    result = verify_export(registry(), export_dir, against, k_tolerance, min_k, max_k_drop, progress_bar,
+                           public_key=public_key)
     if as_json:
         emit_json(result.model_dump())
     else:
         console().print(verify_table(result))
+        for note in result.notes:
+            click.echo(f"note: {note}")
     sys.exit(0 if result.passed else 11)
+
+
+@cli.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option("--key", "private_key", required=True, type=click.Path(path_type=Path),
+              help="EC private key, PEM, unencrypted (P-256, P-384 or P-521).")
+@click.option("--cert", "certificate", type=click.Path(path_type=Path),
+              help="Sign as this certificate (PEM) for --key instead of as a bare key.")
+@click.option("--chain", multiple=True, type=click.Path(path_type=Path),
+              help="With --cert: the CA or intermediate certificate(s) that issued it (PEM; repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def sign(export_dir: Path, private_key: Path, certificate: Path | None, chain: tuple[Path, ...],
+         as_json: bool) -> None:
+    """Sign an export, offline, with OpenSSF model-signing: writes EXPORT_DIR/kolm.sig.
+
+    The signature covers exactly kolm-export.json and the payload files it lists (SHA-256 of
+    each; the record in turn pins the manifest, K and lockfile). binder.json, kolm.sig itself and
+    any other file in the folder are not covered. No network: no Sigstore, OIDC or transparency
+    log; `kolm verify --key` checks it. Needs pip install 'kolm-core[signing]'.
+
+    \b
+    Example:
+      openssl ecparam -name prime256v1 -genkey -noout -out signer.pem
+      openssl ec -in signer.pem -pubout -out signer.pub.pem
+      kolm sign SmolLM2-135M-Instruct-raspberry-pi-5-int4 --key signer.pem
+      kolm verify SmolLM2-135M-Instruct-raspberry-pi-5-int4 --against smol.kolm --key signer.pub.pem
+    """
+    from kolm.errors import UsageError
+    from kolm.signing import sign_export
+
+    if chain and certificate is None:
+        raise UsageError("--chain needs --cert")
+    signed = sign_export(export_dir, private_key, certificate, chain)
+    if as_json:
+        return emit_json(signed.model_dump())
+    click.echo(f"wrote {signed.signature}: {signed.signer}, over {', '.join(signed.files)}")
 
 
 def main() -> None:

@@ -32,23 +32,33 @@ class Check(KolmModel):
 
 
 class Verification(KolmModel):
-    """All six checks of one export against its source artifact, plus the regenerated binder."""
+    """All six checks of one export against its source artifact (a seventh, the signature, with a
+    public key), plus the regenerated binder and notes (e.g. a signature that was not checked)."""
 
     export: str
     against: str
     checks: list[Check]
     passed: bool
     binder: dict | None = None
+    notes: list[str] = []
 
 
 def verify_export(
     registry: Registry, export: Path, artifact: Path, k_tolerance: float = 0.0, min_k: float = 0.85,
-    max_drop_points: float = 5.0, steps: Steps = silent,
+    max_drop_points: float = 5.0, steps: Steps = silent, public_key: Path | None = None,
 ) -> Verification:
+    """The six checks; with `public_key`, check 7 (the signature, kolm.signing) too."""
     from kolm.kscore import score
     from kolm.session import RunRequest
+    from kolm.signing import SIGNATURE, check_signature
 
     folder, record = load_record(export)
+    notes: list[str] = []
+    signature = None  # checked first: a missing key or toolchain fails before K is measured
+    if public_key is not None:
+        signature = check_signature(folder, public_key)
+    elif (folder / SIGNATURE).is_file():
+        notes.append(f"{SIGNATURE} present but not checked: give --key PUBLIC_KEY.pem to check the signature")
     request = RunRequest(path=folder, backend=record.backend, payload=[p.path for p in record.payload])
     facts = registry.hook.read_payload(request=request)
     if facts is None:
@@ -101,8 +111,10 @@ def verify_export(
 
     binder = {"k": measured.model_dump(), "runtime": f"{record.backend} ({type(session).__name__})",
               "toolchain": record.lockfile.toolchain, "fp16_reference": reference}
+    if signature is not None:
+        checks.append(signature.model_copy(update={"number": len(checks) + 1}))
     return Verification(export=str(folder), against=str(artifact), checks=checks,
-                        passed=all(c.passed for c in checks), binder=binder)
+                        passed=all(c.passed for c in checks), binder=binder, notes=notes)
 
 
 def _embedded_manifest(raw: str | None) -> Manifest | str:
