@@ -85,6 +85,7 @@ def run_bench(registry: Registry, target: Path, device_name: str, tier: str, n_p
               repetitions: int, threads: int | None, steps) -> BenchReport:
     """Bench an export folder, or a .kolm exported on the fly (no K scoring) at `tier`."""
     import tempfile
+
     from kolm import __version__
     from kolm.errors import BackendError
     from kolm.export import export_artifact, load_record

@@ -213,7 +213,7 @@ def bench_report(report: BenchReport) -> Group:
     return Group(table, lines)
 
 
-def verify_table(result: Verification) -> Table:
+def verify_table(result: Verification) -> Group:
     table = Table(title=f"kolm verify {result.export} --against {result.against}")
     for column in ("#", "check", "result", "expected", "found"):
         table.add_column(column)
@@ -222,4 +222,25 @@ def verify_table(result: Verification) -> Table:
                       c.expected, c.found)
     passed = sum(c.passed for c in result.checks)
     table.caption = f"{passed} of {len(result.checks)} checks passed"
-    return table
+    return Group(table, binder_report(result.binder) if result.binder else Text(""),
+                 *(Text(f"note: {note}") for note in result.notes))
+
+
+def binder_report(binder: dict) -> Table:
+    """The binder in a few lines: K, fidelity, and the items the model got wrong."""
+    lines = Table.grid(padding=(0, 2))
+    lines.add_column(style="bold")
+    lines.add_column()
+    k = binder["k"]
+    lines.add_row("binder", f"K {k['k']:.3f} on {k['n']} items ({binder['runtime']}); "
+                            f"fp16 reference {binder['fp16_reference']}")
+    if binder.get("fidelity"):
+        f = binder["fidelity"]
+        lines.add_row("fidelity", f"top-1 agreement {f['top1_agreement']:.1%}, mean KL {f['mean_kl']:.4f} nats "
+                                  f"over {f['positions']:,} positions vs a fresh fp16 export")
+    wrong = [item for item in k["items"] if not item["score"]]
+    for item in wrong[:8]:
+        lines.add_row(f"✗ {item['id']}", repr(item["output"].strip()[:60]))
+    if len(wrong) > 8:
+        lines.add_row("", f"… and {len(wrong) - 8} more (--json has every item)")
+    return lines

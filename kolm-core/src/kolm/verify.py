@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,11 +15,13 @@ from pydantic import ValidationError
 from kolm.artifact import Artifact, sha256_file
 from kolm.datamodel import KolmModel
 from kolm.errors import BackendError
-from kolm.export import Steps, load_record, silent
-from kolm.manifest import Manifest
+from kolm.export import ExportRequest, Steps, load_record, measure_fidelity, silent
+from kolm.manifest import ExportRecord, Fidelity, Manifest
 
 if TYPE_CHECKING:
+    from kolm.evalpack import EvalItem
     from kolm.plugins import Registry
+    from kolm.session import Session
 
 
 class Check(KolmModel):
@@ -95,8 +98,10 @@ def verify_export(
           f"{facts.tier or 'no tier'} ({facts.types})")
 
     session = registry.hook.run(request=request)
-    with session, steps(f"measuring K on {len(items)} eval items") as advance:
-        measured = score(session, items, progress=advance)
+    with session:
+        with steps(f"measuring K on {len(items)} eval items") as advance:
+            measured = score(session, items, progress=advance)
+        fidelity = None if manifest.quant == "fp16" else _fidelity(registry, artifact, record, session, items, steps)
     recorded = manifest.k_score
     check("K recomputed matches the recorded K",
           recorded is not None and abs(measured.k - recorded) <= k_tolerance,
@@ -109,12 +114,25 @@ def verify_export(
           f"K ≥ {min_k:.2f}, drop ≤ {max_drop_points:g} points vs fp16",
           f"K {measured.k:.3f}, drop {'unknown (no fp16 reference)' if drop is None else f'{drop:.1f} points'}")
 
-    binder = {"k": measured.model_dump(), "runtime": f"{record.backend} ({type(session).__name__})",
-              "toolchain": record.lockfile.toolchain, "fp16_reference": reference}
+    binder = {"k": measured.model_dump(), "fidelity": fidelity.model_dump() if fidelity else None,
+              "runtime": f"{record.backend} ({type(session).__name__})", "toolchain": record.lockfile.toolchain,
+              "fp16_reference": reference}
     if signature is not None:
         checks.append(signature.model_copy(update={"number": len(checks) + 1}))
     return Verification(export=str(folder), against=str(artifact), checks=checks,
                         passed=all(c.passed for c in checks), binder=binder, notes=notes)
+
+
+def _fidelity(registry: Registry, artifact: Path, record: ExportRecord, session: Session, items: list[EvalItem],
+              steps: Steps) -> Fidelity:
+    """Fidelity of the payload to an fp16 export made afresh from the artifact (binder regenerated)."""
+    with tempfile.TemporaryDirectory(prefix=".kolm-verify-") as work, Artifact(artifact) as art:
+        with steps("extracting the artifact's weights") as advance:
+            model_dir = art.extract_model(Path(work) / "model", advance)
+        request = ExportRequest(artifact=artifact, manifest=art.manifest, model_dir=model_dir, work_dir=Path(work),
+                                backend=record.backend, tier=record.tier, spelling=record.spelling,
+                                device=record.device, out_dir=Path(work), steps=steps)
+        return measure_fidelity(registry, request, session, items)
 
 
 def _embedded_manifest(raw: str | None) -> Manifest | str:

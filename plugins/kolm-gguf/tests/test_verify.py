@@ -57,11 +57,14 @@ def test_a_good_export_passes_all_six(smol_pack, int4_copy):
         "quant tier matches the tensor types", "K recomputed matches the recorded K",
         "K at or above the gate, drop within tolerance"]
     assert len(evidence["binder"]["k"]["items"]) == 3
+    recorded = json.loads((int4_copy / "kolm-export.json").read_text())["k"]["fidelity"]
+    assert evidence["binder"]["fidelity"] == recorded  # regenerated from a fresh fp16 export, same numbers
 
 
 def test_human_table_and_exit_code(smol_pack, int4_copy):
     result = CliRunner().invoke(cli, ["verify", str(int4_copy), "--against", str(smol_pack.path), "--min-k", "0"])
     assert result.exit_code == 0 and "6 of 6 checks passed" in result.stdout
+    assert "binder    K " in result.stdout and "fidelity  top-1 agreement" in result.stdout
 
 
 def test_a_flipped_payload_byte_fails_check_2(smol_pack, int4_copy):

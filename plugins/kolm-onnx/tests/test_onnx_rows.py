@@ -2,7 +2,6 @@
 shows the bandwidth ceiling and says it is uncalibrated."""
 
 import pytest
-
 from kolm.errors import BackendError
 from kolm.forecast import forecast
 from kolm.modelspec import resolve_model
