@@ -23,6 +23,7 @@ from kolm.datamodel import KolmModel
 from kolm.errors import ArtifactError, BackendError, GateError, OutputError, UsageError
 from kolm.evalpack import EvalItem
 from kolm.manifest import ExportRecord, Fidelity, KRecord, Lockfile, Manifest, SizeCheck
+from kolm.quant import DEFAULT_MAX_K_DROP
 
 if TYPE_CHECKING:
     from kolm.devices import DeviceProfile
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 RECORD = "kolm-export.json"
 BINDER = "binder.json"
-DEFAULT_MAX_DROP = 5.0
 Steps = Callable[[str], AbstractContextManager[Callable[[int, int], None]]]
 
 
@@ -93,7 +93,7 @@ def export_artifact(
     read_per_token_bytes: int,
     steps: Steps = silent,
     score: bool = True,
-    max_drop_points: float | None = DEFAULT_MAX_DROP,
+    max_drop_points: float | None = DEFAULT_MAX_K_DROP,
 ) -> ExportRecord:
     """Run the whole export pipeline; the output folder appears only if every step succeeded.
 

@@ -16,7 +16,7 @@ from kolm.datamodel import KolmModel
 from kolm.devices import DeviceProfile
 from kolm.errors import BackendError, UsageError
 from kolm.modelspec import ModelSpec
-from kolm.quant import TIERS, TYPICAL_K_LOSS_POINTS
+from kolm.quant import DEFAULT_MAX_K_DROP, TIERS, TYPICAL_K_LOSS_POINTS
 from kolm.throughput import ThroughputForecast
 
 if TYPE_CHECKING:
@@ -135,8 +135,12 @@ def forecast(
     k_loss = max(0.0, TYPICAL_K_LOSS_POINTS[tier] - TYPICAL_K_LOSS_POINTS[spec.quant])
     k_method = "typical delta vs fp16 until measured (DESIGN.md §5)"
     measured_k = history.latest("k", history.KEntry, lambda e: (e.model, e.tier, e.backend) == (spec.name, tier, backend))
+    command = export_command(spec, device, tier, backend, recommended)
     if measured_k is not None and measured_k.drop_points is not None:
         k_loss = measured_k.drop_points
+        if k_loss > DEFAULT_MAX_K_DROP:
+            command += " --allow-drop"
+            notes.append(f"the measured K drop exceeds the default --max-k-drop {DEFAULT_MAX_K_DROP:g}")
         k_method = (f"measured by kolm export {measured_k.measured_at}: K {measured_k.k:.3f} vs fp16 "
                     f"{measured_k.fp16_reference:.3f} on {measured_k.items} items")
     if spec.origin == "artifact" and spec.quant != "fp16":
@@ -154,7 +158,7 @@ def forecast(
         k_loss_points=k_loss,
         k_loss_method=k_method,
         fit=fit_verdict(size.bytes, memory_bytes, device.memory_kind),
-        command=export_command(spec, device, tier, backend, recommended),
+        command=command,
         forecast_sources=list(dict.fromkeys(sources)),
         notes=notes,
     )

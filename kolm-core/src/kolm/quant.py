@@ -19,6 +19,8 @@ _ALIASES = {
 # Typical K-score drop vs fp16, in points (K x 100), used until a measured K replaces it.
 # These are the project's stated planning deltas (DESIGN.md section 5), not measurements.
 TYPICAL_K_LOSS_POINTS = {"fp16": 0.0, "int8": 0.5, "int4": 2.0, "int3": 5.0}
+# `kolm export` fails when K drops more than this many points below fp16 (unless --allow-drop).
+DEFAULT_MAX_K_DROP = 5.0
 
 
 def parse_tier(text: str) -> str:
