@@ -167,48 +167,30 @@ class Artifact:
                 tensors += _safetensors_tensors(f.read(8), f, name)
         return Inventory(tensors=tensors)
 
-    def payload_mismatches(self, progress: Progress | None = None) -> list[str]:
-        """Payload files whose SHA-256 differs from the manifest (each as 'path: expected X, found Y')."""
-        return self._walk_payload(progress, None)
-
     def extract_model(self, dest: Path, progress: Progress | None = None) -> Path:
         """Copy model/ into the folder `dest`, checking every file's SHA-256 on the way (one pass);
         a mismatch raises `ArtifactError`. Returns `dest`."""
-        problems = self._walk_payload(progress, dest)
-        if problems:
-            raise ArtifactError(f"{self.path} does not match its manifest: SHA-256 of {problems[0]}")
-        return dest
-
-    def _walk_payload(self, progress: Progress | None, dest: Path | None) -> list[str]:
-        problems = []
         total = sum(p.size for p in self.manifest.payload)
         done = 0
         for entry in self.manifest.payload:
             digest = hashlib.sha256()
-            out = None
-            if dest is not None:
-                relative = PurePosixPath(entry.path).relative_to(MODEL_DIR.rstrip("/"))
-                target = dest.joinpath(*relative.parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                out = open(target, "wb")  # noqa: SIM115 - closed in finally
+            relative = PurePosixPath(entry.path).relative_to(MODEL_DIR.rstrip("/"))
+            target = dest.joinpath(*relative.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                with self._zip.open(entry.path) as f:
+                with self._zip.open(entry.path) as f, open(target, "wb") as out:
                     while chunk := f.read(CHUNK):
                         digest.update(chunk)
-                        if out:
-                            out.write(chunk)
+                        out.write(chunk)
                         done += len(chunk)
                         if progress:
                             progress(done, total)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                problems.append(f"{entry.path}: unreadable ({exc})")
-                continue
-            finally:
-                if out:
-                    out.close()
+            except (zipfile.BadZipFile, EOFError) as exc:
+                raise ArtifactError(f"{self.path}: member {entry.path} is unreadable ({exc})") from exc
             if digest.hexdigest() != entry.sha256:
-                problems.append(f"{entry.path}: expected {entry.sha256[:12]}…, found {digest.hexdigest()[:12]}…")
-        return problems
+                raise ArtifactError(f"{self.path} does not match its manifest: SHA-256 of {entry.path}: "
+                                    f"expected {entry.sha256[:12]}…, found {digest.hexdigest()[:12]}…")
+        return dest
 
 
 def _safetensors_tensors(prefix: bytes, stream, origin: str) -> list[Tensor]:

@@ -419,18 +419,6 @@ def _add_metadata(w: gguf.GGUFWriter, hf_dir: Path, cfg: dict[str, Any], extra: 
         w.add_key_value(key, value, gguf.GGUFValueType.STRING)
 
 
-def metadata_nbytes(hf_dir: Path, extra_metadata: dict[str, str] | None = None) -> int:
-    """Exact byte length of the KV section hf_to_gguf will write (between the 24-byte header and tensor infos)."""
-    hf_dir = Path(hf_dir)
-    w = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
-    _add_metadata(w, hf_dir, _read_config(hf_dir), extra_metadata)
-    return sum(
-        len(w._pack_val(k, gguf.GGUFValueType.STRING, add_vtype=False))
-        + len(w._pack_val(v.value, v.type, add_vtype=True, sub_type=v.sub_type))
-        for k, v in w.kv_data[0].items()
-    )
-
-
 def hf_to_gguf(
     hf_dir: Path, out_path: Path, extra_metadata: dict[str, str] | None = None, progress: Progress | None = None
 ) -> None:

@@ -125,12 +125,6 @@ def read_header(path: Path) -> Header:
     return Header(version, entries, tensors, (info_start, info_end), data_offset)
 
 
-def check_complete(path: Path, header: Header, data_bytes: int) -> None:
-    """Raise if the file is shorter than its header says (a truncated download)."""
-    if Path(path).stat().st_size < header.data_offset + data_bytes:
-        raise ArtifactError(f"{path}: truncated GGUF ({Path(path).stat().st_size} bytes, tensors need more)")
-
-
 def _string_entry(key: str, value: str) -> bytes:
     k, v = key.encode(), value.encode()
     return struct.pack("<Q", len(k)) + k + struct.pack("<I", VTYPES.index("STRING")) + struct.pack("<Q", len(v)) + v
