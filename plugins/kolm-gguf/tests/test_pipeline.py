@@ -111,12 +111,18 @@ def test_record_sha256_and_size_are_the_files(smol_export, tier):
     assert entry.size == export.gguf.stat().st_size == export.record.size_check.actual_bytes
 
 
+def forecast_vs_file(pack, export, tier: str) -> int:
+    """The preview's size forecast for `pack` at `tier`, asserted within 1% of the exported file."""
+    actual = export.gguf.stat().st_size
+    forecast = preview(pack.path, tier)["size_bytes"]
+    assert abs(forecast - actual) / actual < 0.01, (forecast, actual)
+    return forecast
+
+
 @pytest.mark.parametrize("tier", TIERS)
 def test_size_forecast_is_within_one_percent(smol_pack, smol_export, tier):
     export = smol_export(tier)
-    actual = export.gguf.stat().st_size
-    forecast = preview(smol_pack.path, tier)["size_bytes"]
-    assert abs(forecast - actual) / actual < 0.01, (forecast, actual)
+    forecast = forecast_vs_file(smol_pack, export, tier)
     check = export.record.size_check
     assert check.forecast_bytes == forecast and abs(check.error_percent) < 1.0
 
@@ -232,9 +238,7 @@ def test_random_llama_packs_with_k_measured(random_pack):
 @pytest.mark.parametrize("tier", TIERS)
 def test_random_llama_size_forecast_is_within_one_percent(random_pack, random_export, tier):
     export = random_export(tier)
-    actual = export.gguf.stat().st_size
-    forecast = preview(random_pack.path, tier)["size_bytes"]
-    assert abs(forecast - actual) / actual < 0.01, (forecast, actual)
+    forecast_vs_file(random_pack, export, tier)
     assert export.record.payload[0].sha256 == sha256(export.gguf)
 
 
