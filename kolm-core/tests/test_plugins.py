@@ -51,6 +51,7 @@ def test_entry_point_plugins_load_and_broken_ones_are_reported(fake_plugins, mon
     assert rows["kolm_fake"].distribution == "kolm-fake" and rows["kolm_fake"].version == "1.2.3"
     assert rows["kolm_fake"].hooks == ["backends", "device_profiles"]
     assert rows["kolm_fake"].toolchain == {"json": True, "no_such_mod": False}
+    assert rows["kolm_fake"].install == ["pip install fake"]
     assert rows["kolm_broken"].error == "RuntimeError: boom at import"
     assert reg.devices().find("fake-board").backends == ["fakebe"]
 

@@ -36,10 +36,10 @@ hookspec = pluggy.HookspecMarker("kolm")
 def backends() -> list[Backend]:
     """Declare the backends this plugin owns.
 
-    Called once per CLI invocation by `kolm plugins`, the forecast and export. Return one
+    Called whenever kolm needs the backend table (`kolm plugins`, forecasts, export). Return one
     `Backend` per backend name: the tiers it can do and their spelling in its toolchain, the
-    toolchain modules it imports (checked with importlib, never imported here), and the pip
-    requirement that installs them. Return an empty list if the plugin owns no backend.
+    toolchain modules it imports (checked with importlib, never imported here), and the install
+    hint `kolm plugins` shows when one is missing. Return an empty list if the plugin owns no backend.
     """
 
 

@@ -31,6 +31,7 @@ class PluginInfo(KolmModel):
     hooks: list[str]
     backends: list[str]
     toolchain: dict[str, bool]
+    install: list[str] = []
     error: str | None = None
 
 
@@ -106,6 +107,7 @@ class Registry:
                     name=name, distribution=dist, version=version,
                     hooks=sorted(c.name for c in self.pm.get_hookcallers(plugin) or []),
                     backends=[b.name for b in declared], toolchain=toolchain,
+                    install=[b.install for b in declared if not all(b.toolchain_status().values())],
                 )
             )
         return rows + self.failures

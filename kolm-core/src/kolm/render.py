@@ -67,6 +67,7 @@ def plugin_table(rows: list[PluginInfo]) -> Table:
             table.add_row(row.name, row.distribution, row.version, "", Text(f"failed: {row.error}", style="red"), "")
             continue
         toolchain = ", ".join(f"{m} {'✓' if ok else '✗'}" for m, ok in row.toolchain.items())
+        toolchain += "".join(f"\n{hint}" for hint in row.install)
         table.add_row(row.name, row.distribution, row.version, ", ".join(row.backends), ", ".join(row.hooks), toolchain)
     return table
 
