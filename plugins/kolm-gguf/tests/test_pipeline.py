@@ -57,10 +57,10 @@ def test_pack_from_gguf_prints_one_summary_line(smol_pack):
     ]
 
 
-def test_pack_from_gguf_holds_float16_safetensors_and_a_measured_k(smol_pack):
+def test_pack_from_gguf_holds_float16_safetensors_and_a_measured_k(smol_pack, tmp_path):
     with Artifact(smol_pack.path) as art:
         manifest, inventory = art.manifest, art.inventory()
-        assert art.payload_mismatches() == []
+        art.extract_model(tmp_path / "model")  # checks every payload file's SHA-256 on the way
         assert [item.id for item in art.eval_items()] == ["capital", "sum", "sky"]
     assert manifest.base == "SmolLM2-135M-Instruct" and manifest.arch == "LlamaForCausalLM"
     assert manifest.quant == "fp16" and manifest.params == 134_515_008
