@@ -6,7 +6,6 @@ a staging folder that replaces the output only when everything succeeded."""
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager
@@ -27,6 +26,7 @@ from kolm.quant import DEFAULT_MAX_K_DROP
 
 if TYPE_CHECKING:
     from kolm.devices import DeviceProfile
+    from kolm.kscore import Binder
     from kolm.plugins import Registry
     from kolm.session import Session
 
@@ -122,7 +122,7 @@ def export_artifact(
                                 f"{k.fp16_reference:.3f}, beyond --max-k-drop {max_drop_points:g}; "
                                 "--allow-drop exports anyway")
             if binder:
-                (staging / BINDER).write_text(json.dumps(binder, indent=2) + "\n", encoding="utf-8")
+                (staging / BINDER).write_text(binder.model_dump_json(indent=2) + "\n", encoding="utf-8")
             embedded = manifest.model_copy(update={"quant": tier, "k_score": k.score if k else None})
             registry.hook.embed_manifest(result=result, manifest_json=embedded.to_json())
             files = [(name, staging / name) for name in result.payload]
@@ -141,20 +141,17 @@ def export_artifact(
             )
             (staging / RECORD).write_text(record.to_json() + "\n", encoding="utf-8")
     if record.k is not None:
-        history.append("k", history.KEntry(model=manifest.base, tier=tier, backend=backend, k=record.k.score,
-                                           fp16_reference=record.k.fp16_reference,
-                                           drop_points=record.k.drop_points,
-                                           items=record.k.items, export=str(out_dir.resolve()),
-                                           measured_at=history.now()))
+        history.append("k", history.KEntry(model=manifest.base, tier=tier, backend=backend, k=record.k,
+                                           export=str(out_dir.resolve()), measured_at=history.now()))
     return record
 
 
 def convert_and_measure(
     registry: Registry, request: ExportRequest, items: list[EvalItem]
-) -> tuple[ExportResult, KRecord | None, dict | None]:
+) -> tuple[ExportResult, KRecord | None, Binder | None]:
     """Convert with the backend, then (given eval items) measure K on the payload it wrote,
     through the backend's own `Session`; the binder holds every item's output and score."""
-    from kolm.kscore import score
+    from kolm.kscore import Binder, score
     from kolm.session import RunRequest
 
     result: ExportResult | None = registry.hook.export(request=request)
@@ -172,11 +169,9 @@ def convert_and_measure(
         fidelity = None if request.tier == "fp16" else measure_fidelity(registry, request, session, items)
     reference = request.manifest.k_score_fp16_reference
     drop = None if reference is None else round(100 * (reference - measured.k), 4)
-    runtime = f"{request.backend} ({type(session).__name__})"
-    binder = {"k": measured.model_dump(), "fidelity": fidelity.model_dump() if fidelity else None,
-              "runtime": runtime, "toolchain": result.toolchain, "fp16_reference": reference}
+    binder = Binder.of(measured, fidelity, request.backend, session, result.toolchain, reference)
     return result, KRecord(score=measured.k, points=measured.points, items=measured.n, fp16_reference=reference,
-                           drop_points=drop, runtime=runtime, fidelity=fidelity), binder
+                           drop_points=drop, runtime=binder.runtime, fidelity=fidelity), binder
 
 
 def measure_fidelity(registry: Registry, request: ExportRequest, session: Session, items: list[EvalItem]) -> Fidelity:

@@ -136,13 +136,13 @@ def forecast(
     k_method = "typical delta vs fp16 until measured (DESIGN.md §5)"
     measured_k = history.latest("k", history.KEntry, lambda e: (e.model, e.tier, e.backend) == (spec.name, tier, backend))
     command = export_command(spec, device, tier, backend, recommended)
-    if measured_k is not None and measured_k.drop_points is not None:
-        k_loss = measured_k.drop_points
+    if measured_k is not None and measured_k.k.drop_points is not None:
+        k_loss = measured_k.k.drop_points
         if k_loss > DEFAULT_MAX_K_DROP:
             command += " --allow-drop"
             notes.append(f"the measured K drop exceeds the default --max-k-drop {DEFAULT_MAX_K_DROP:g}")
-        k_method = (f"measured by kolm export {measured_k.measured_at}: K {measured_k.k:.3f} vs fp16 "
-                    f"{measured_k.fp16_reference:.3f} on {measured_k.items} items")
+        k_method = (f"measured by kolm export {measured_k.measured_at}: K {measured_k.k.score:.3f} vs fp16 "
+                    f"{measured_k.k.fp16_reference:.3f} on {measured_k.k.items} items")
     if spec.origin == "artifact" and spec.quant != "fp16":
         notes.append(f"the artifact already holds {spec.quant} weights; loss is counted from there")
     return Forecast(

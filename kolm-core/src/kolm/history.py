@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kolm.datamodel import KolmModel
+from kolm.manifest import KRecord
 
 Entry = TypeVar("Entry", bound=KolmModel)
 
@@ -21,10 +22,7 @@ class KEntry(KolmModel):
     model: str
     tier: str
     backend: str
-    k: float
-    fp16_reference: float | None
-    drop_points: float | None
-    items: int
+    k: KRecord
     export: str
     measured_at: str
 

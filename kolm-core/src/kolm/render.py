@@ -16,6 +16,7 @@ from kolm.bench import BenchReport
 from kolm.devices import DeviceProfile
 from kolm.forecast import Forecast
 from kolm.inventory import Inventory
+from kolm.kscore import Binder
 from kolm.manifest import ExportRecord, Manifest
 from kolm.plugins import PluginInfo
 from kolm.verify import Verification
@@ -227,21 +228,20 @@ def verify_table(result: Verification) -> Group:
                  *(Text(f"note: {note}") for note in result.notes))
 
 
-def binder_report(binder: dict) -> Table:
+def binder_report(binder: Binder) -> Table:
     """The binder in a few lines: K, fidelity, and the items the model got wrong."""
     lines = Table.grid(padding=(0, 2))
     lines.add_column(style="bold")
     lines.add_column()
-    k = binder["k"]
-    lines.add_row("binder", f"K {k['k']:.3f} on {k['n']} items ({binder['runtime']}); "
-                            f"fp16 reference {binder['fp16_reference']}")
-    if binder.get("fidelity"):
-        f = binder["fidelity"]
-        lines.add_row("fidelity", f"top-1 agreement {f['top1_agreement']:.1%}, mean KL {f['mean_kl']:.4f} nats "
-                                  f"over {f['positions']:,} positions vs a fresh fp16 export")
-    wrong = [item for item in k["items"] if not item["score"]]
+    k = binder.k
+    lines.add_row("binder", f"K {k.k:.3f} on {k.n} items ({binder.runtime}); fp16 reference {binder.fp16_reference}")
+    if binder.fidelity:
+        f = binder.fidelity
+        lines.add_row("fidelity", f"top-1 agreement {f.top1_agreement:.1%}, mean KL {f.mean_kl:.4f} nats "
+                                  f"over {f.positions:,} positions vs a fresh fp16 export")
+    wrong = [item for item in k.items if not item.score]
     for item in wrong[:8]:
-        lines.add_row(f"✗ {item['id']}", repr(item["output"].strip()[:60]))
+        lines.add_row(f"✗ {item.id}", repr(item.output.strip()[:60]))
     if len(wrong) > 8:
         lines.add_row("", f"… and {len(wrong) - 8} more (--json has every item)")
     return lines

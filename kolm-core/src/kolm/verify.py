@@ -16,6 +16,7 @@ from kolm.artifact import Artifact, sha256_file
 from kolm.datamodel import KolmModel
 from kolm.errors import BackendError
 from kolm.export import ExportRequest, Steps, load_record, measure_fidelity, silent
+from kolm.kscore import Binder
 from kolm.manifest import ExportRecord, Fidelity, Manifest
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class Verification(KolmModel):
     against: str
     checks: list[Check]
     passed: bool
-    binder: dict | None = None
+    binder: Binder | None = None
     notes: list[str] = []
 
 
@@ -114,9 +115,7 @@ def verify_export(
           f"K ≥ {min_k:.2f}, drop ≤ {max_drop_points:g} points vs fp16",
           f"K {measured.k:.3f}, drop {'unknown (no fp16 reference)' if drop is None else f'{drop:.1f} points'}")
 
-    binder = {"k": measured.model_dump(), "fidelity": fidelity.model_dump() if fidelity else None,
-              "runtime": f"{record.backend} ({type(session).__name__})", "toolchain": record.lockfile.toolchain,
-              "fp16_reference": reference}
+    binder = Binder.of(measured, fidelity, record.backend, session, record.lockfile.toolchain, reference)
     if signature is not None:
         checks.append(signature.model_copy(update={"number": len(checks) + 1}))
     return Verification(export=str(folder), against=str(artifact), checks=checks,

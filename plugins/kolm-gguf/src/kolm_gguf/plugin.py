@@ -85,14 +85,12 @@ def read_payload(request: RunRequest) -> PayloadFacts | None:
     from kolm.session import PayloadFacts
 
     from kolm_gguf.gguf_file import MANIFEST_KEY, read_header
-    from kolm_gguf.size import tier_of
+    from kolm_gguf.size import tier_of, type_mix
 
     header = read_header(request.path / request.payload[0])
-    counts: dict[str, int] = {}
-    for _, _, kind in header.tensors:
-        counts[kind] = counts.get(kind, 0) + 1
-    return PayloadFacts(manifest_json=header.get(MANIFEST_KEY), tier=tier_of(header.tensors, header.get("general.architecture", "llama")),
-                        types=", ".join(f"{n} {t}" for t, n in sorted(counts.items(), key=lambda kv: -kv[1])))
+    return PayloadFacts(manifest_json=header.get(MANIFEST_KEY),
+                        tier=tier_of(header.tensors, header.get("general.architecture", "llama")),
+                        types=type_mix(kind for _, _, kind in header.tensors)[1])
 
 
 @hookimpl

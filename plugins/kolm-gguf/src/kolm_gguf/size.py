@@ -4,6 +4,8 @@ the GGUF metadata the export writes (counted from the tokenizer when the model h
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 
 from kolm.errors import UnsupportedModelError
 from kolm.forecast import SizeForecast
@@ -64,6 +66,12 @@ def tokenizer_metadata_bytes(spec: ModelSpec) -> tuple[int, bool]:
     return token_bytes + merge_bytes + template, True
 
 
+def type_mix(kinds: Iterable[str]) -> tuple[dict[str, int], str]:
+    """How many tensors of each ggml type, as counts and as text ("166 Q5_0, 61 F32, ..."), most first."""
+    counts = Counter(kinds)
+    return dict(counts), ", ".join(f"{n} {t}" for t, n in counts.most_common())
+
+
 def gguf_size(spec: ModelSpec, tier: str) -> SizeForecast:
     ftype = quant_plan.FTYPES[tier]
     tensors = gguf_tensors(spec)
@@ -71,14 +79,11 @@ def gguf_size(spec: ModelSpec, tier: str) -> SizeForecast:
     arch = GGUF_ARCH.get(spec.arch, "llama")
     size = quant_plan.gguf_file_size(tensors, ftype, FIXED_METADATA_BYTES + tokenizer_bytes, arch)
     types = quant_plan.plan_types(tensors, ftype, arch)
-    counts: dict[str, int] = {}
-    for name in types:
-        counts[types[name]] = counts.get(types[name], 0) + 1
+    counts, mix = type_mix(types.values())
     embedding = 0
     if not spec.tied_embeddings:
         shape = next(s for n, s, _ in tensors if n == "token_embd.weight")
         embedding = quant_plan.tensor_nbytes(shape, types["token_embd.weight"])
-    mix = ", ".join(f"{n} {t}" for t, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     how = "tokenizer counted" if exact else "tokenizer estimated from vocab size"
     return SizeForecast(
         bytes=size,
