@@ -11,6 +11,7 @@ test: makes `.venv/` with tox and runs every tox env (one per package, plus cros
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -69,8 +70,20 @@ def demo() -> None:
     print(f"\nserve it: {kolm} run {export} --port 8080", flush=True)
 
 
+def ensure_chromium() -> None:
+    """The browser tests (kolm-wasm) drive Debian's chromium; install it where apt-get can (CI runs
+    as root). Elsewhere those tests fail naming what to install."""
+    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    print("installing Debian's chromium for the browser tests (apt-get, ~20 s)", flush=True)
+    quiet = {"stdout": subprocess.DEVNULL, "env": {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=True, **quiet)
+
+
 def test() -> None:
     ensure_venv()
+    ensure_chromium()
     pip("tox>=4.20")
     env = {**os.environ, "TOX_PARALLEL_NO_SPINNER": "1"}
     subprocess.run([str(BIN / "tox"), "run", *sys.argv[2:]], check=True, cwd=ROOT, env=env)

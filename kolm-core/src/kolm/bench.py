@@ -32,6 +32,13 @@ class Rate(KolmModel):
     sd: float
     samples: list[float]
 
+    @classmethod
+    def of(cls, samples: list[float]) -> Rate:
+        import statistics
+
+        sd = statistics.stdev(samples) if len(samples) > 1 else 0.0
+        return cls(mean=statistics.fmean(samples), sd=sd, samples=samples)
+
 
 class BenchResult(KolmModel):
     """What one `kolm bench` measured, and with what."""

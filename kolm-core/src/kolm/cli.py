@@ -321,14 +321,40 @@ def run(export_dir: Path, prompt: str | None, raw: bool, max_tokens: int, port: 
     session = open_session(registry(), folder, record, n_ctx=n_ctx, threads=threads)
     if port is not None:
         port_free(host, port)
-        click.echo(f"serving {record.payload[0].path} on http://{host}:{port}/v1 (OpenAI-compatible; Ctrl-C stops)",
-                   err=True)
-        sys.exit(session.serve(host, port))
+        sys.exit(session.serve(host, port, record.manifest.base))
     text = prompt if prompt is not None else sys.stdin.read()
     with session:
         for piece in session.generate(text, max_tokens=max_tokens, stream=True, chat=not raw):
             click.echo(piece, nl=False)
     click.echo()
+
+
+@cli.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it).")
+@click.option("--verify", "verify", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A .kolm the browser page offers to verify in the tab (browser bundles only).")
+@click.option("--threads", type=int, help="CPU threads (default: all cores).")
+@click.option("--ctx", "n_ctx", default=2048, show_default=True, help="Context length in tokens.")
+def serve(export_dir: Path, port: int, host: str, verify: Path | None, threads: int | None, n_ctx: int) -> None:
+    """Serve an export on 127.0.0.1 until Ctrl-C: a browser bundle's page (with --verify, its
+    in-tab verification of ART.kolm), otherwise the OpenAI-compatible API.
+
+    \b
+    Examples:
+      kolm serve SmolLM2-135M-Instruct-browser-int4            # open the printed URL, click Run
+      kolm serve SmolLM2-135M-Instruct-browser-int4 --verify SmolLM2-135M-Instruct.kolm
+      kolm serve SmolLM2-135M-Instruct-raspberry-pi-5-int4 --port 8081   # same as kolm run --port
+    """
+    from kolm.export import load_record
+    from kolm.plugins import registry
+    from kolm.session import open_session, port_free
+
+    folder, record = load_record(export_dir)
+    session = open_session(registry(), folder, record, n_ctx=n_ctx, threads=threads)
+    port_free(host, port)
+    sys.exit(session.serve(host, port, record.manifest.base, verify))
 
 
 @cli.command()

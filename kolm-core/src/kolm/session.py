@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,15 @@ class PayloadFacts(KolmModel):
     types: str
 
 
+def log_softmax(logits):
+    """Row-wise log-softmax of a (positions x vocab) array, in float64."""
+    import numpy as np
+
+    logits = np.asarray(logits, dtype=np.float64)
+    peak = logits.max(axis=-1, keepdims=True)
+    return logits - peak - np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True))
+
+
 class Session(ABC):
     """An open model. `kolm run`, K-scoring and the server all go through these two methods."""
 
@@ -47,15 +57,53 @@ class Session(ABC):
     def loglikelihood(self, context: str, continuation: str) -> float:
         """Sum of log-probabilities of `continuation`'s tokens given `context`."""
 
-    def fidelity(self, reference: Session, texts: list[str]) -> Fidelity:
-        """Compare this model's next-token distributions with `reference`'s (the fp16 export of
-        the same backend) over `texts`. Backends that expose logits override this."""
+    def position_logprobs(self, text: str):
+        """log-softmax of the next-token logits at every position of `text` (a numpy array,
+        positions x vocab). Backends that expose logits implement this; fidelity needs it."""
         raise BackendError(f"{type(self).__name__} cannot compare token distributions")
 
-    def serve(self, host: str, port: int) -> int:
-        """Serve an OpenAI-compatible API on host:port until interrupted; returns an exit code.
-        Backends override this with their toolchain's own server."""
-        raise BackendError(f"{type(self).__name__} has no server")
+    def fidelity(self, reference: Session, texts: list[str]) -> Fidelity:
+        """Compare this model's next-token distributions with `reference`'s (the fp16 export of
+        the same backend) over `texts`: top-1 agreement and mean KL(reference || this)."""
+        import numpy as np
+
+        from kolm.manifest import Fidelity
+
+        if type(reference) is not type(self):
+            raise BackendError(f"{type(self).__name__} can only be compared with a reference of its own backend, "
+                               f"not {type(reference).__name__}")
+        agree, kl, positions = 0, 0.0, 0
+        for text in texts:
+            ours, theirs = self.position_logprobs(text), reference.position_logprobs(text)
+            n = min(len(ours), len(theirs))
+            agree += int((ours[:n].argmax(axis=1) == theirs[:n].argmax(axis=1)).sum())
+            kl += float((np.exp(theirs[:n]) * (theirs[:n] - ours[:n])).sum())
+            positions += n
+        return Fidelity(top1_agreement=agree / positions, mean_kl=kl / positions, positions=positions)
+
+    def chat(self, messages: list[dict[str, str]], max_tokens: int = 128) -> Iterator[str]:
+        """Greedy reply to `messages` ({role, content} dicts) in the model's chat template, piece by
+        piece. The default takes one user turn; backends that can template a conversation override it."""
+        if len(messages) != 1 or messages[0].get("role") != "user":
+            raise UsageError(f"{type(self).__name__} answers one user message at a time, not a conversation")
+        return self.generate(messages[0]["content"], max_tokens=max_tokens, stream=True, chat=True)
+
+    def serve(self, host: str, port: int, model: str, verify: Path | None = None) -> int:
+        """Serve the export on host:port until interrupted (`kolm serve`, `kolm run --port`); returns
+        an exit code. Here: the OpenAI-compatible API as `model`. Backends whose export is a web page
+        (the browser bundle) override this to host the page, and the `.kolm` at `verify` with it."""
+        if verify is not None:
+            raise UsageError("--verify serves a .kolm beside a browser page; export with --target browser")
+        print(f"serving {model} on http://{host}:{port}/v1 (OpenAI-compatible; Ctrl-C stops)", file=sys.stderr,
+              flush=True)
+        return self.serve_api(host, port, model)
+
+    def serve_api(self, host: str, port: int, model: str) -> int:
+        """The OpenAI-compatible API: kolm's own server (`kolm.server`) by default; backends whose
+        toolchain ships a maintained server override this to run it instead."""
+        from kolm.server import serve
+
+        return serve(self, model, host, port)
 
     def close(self) -> None:
         """Release the model."""

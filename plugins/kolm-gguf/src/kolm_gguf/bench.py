@@ -6,18 +6,12 @@ from __future__ import annotations
 import os
 import random
 import resource
-import statistics
 import time
 from pathlib import Path
 
 from kolm.bench import BenchRequest, BenchResult, Rate
 
 from kolm_gguf.runtime import import_llama_cpp
-
-
-def rate(samples: list[float]) -> Rate:
-    sd = statistics.stdev(samples) if len(samples) > 1 else 0.0
-    return Rate(mean=statistics.fmean(samples), sd=sd, samples=samples)
 
 
 def bench_gguf(request: BenchRequest, model: Path) -> BenchResult:
@@ -47,7 +41,7 @@ def bench_gguf(request: BenchRequest, model: Path) -> BenchResult:
     finally:
         llm.close()
     return BenchResult(
-        backend=request.backend, runtime=f"llama-cpp-python {llama_cpp.__version__}", pp=rate(pp), tg=rate(tg),
+        backend=request.backend, runtime=f"llama-cpp-python {llama_cpp.__version__}", pp=Rate.of(pp), tg=Rate.of(tg),
         load_s=load_s, peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         n_prompt=request.n_prompt, n_gen=request.n_gen, threads=threads,
     )

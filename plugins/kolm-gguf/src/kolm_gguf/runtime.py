@@ -10,8 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.errors import BackendError, ToolchainMissingError
-from kolm.manifest import Fidelity
-from kolm.session import Session
+from kolm.session import Session, log_softmax
 
 FIDELITY_CTX = 512  # tokens; eval prompts are short, and the logits of every position are kept
 GREEDY = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
@@ -59,42 +58,26 @@ class GgufSession(Session):
 
     def position_logprobs(self, text: str):
         """log-softmax of the next-token logits at every position of `text` (positions x vocab)."""
-        import numpy as np
-
         llm = self.scorer
         tokens = llm.tokenize(text.encode(), add_bos=True, special=True)[: llm.n_ctx()]
         llm.reset()
         llm.eval(tokens)
-        logits = np.asarray(llm.scores[: len(tokens)], dtype=np.float64)
-        peak = logits.max(axis=1, keepdims=True)
-        return logits - peak - np.log(np.exp(logits - peak).sum(axis=1, keepdims=True))
-
-    def fidelity(self, reference: Session, texts: list[str]) -> Fidelity:
-        import numpy as np
-
-        if not isinstance(reference, GgufSession):
-            raise BackendError(f"a GGUF export can only be compared with a GGUF reference, not {type(reference).__name__}")
-        agree, kl, positions = 0, 0.0, 0
-        for text in texts:
-            ours, theirs = self.position_logprobs(text), reference.position_logprobs(text)
-            n = min(len(ours), len(theirs))
-            agree += int((ours[:n].argmax(axis=1) == theirs[:n].argmax(axis=1)).sum())
-            kl += float((np.exp(theirs[:n]) * (theirs[:n] - ours[:n])).sum())
-            positions += n
-        return Fidelity(top1_agreement=agree / positions, mean_kl=kl / positions, positions=positions)
+        return log_softmax(llm.scores[: len(tokens)])
 
     def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
         if chat:
-            chunks = self.llm.create_chat_completion(
-                messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, stream=True, **GREEDY)
-            pieces = (c["choices"][0]["delta"].get("content") or "" for c in chunks)
+            pieces = self.chat([{"role": "user", "content": prompt}], max_tokens)
         else:
             chunks = self.llm.create_completion(prompt, max_tokens=max_tokens, stream=True, **GREEDY)
-            pieces = (c["choices"][0]["text"] for c in chunks)
+            pieces = (p for p in (c["choices"][0]["text"] for c in chunks) if p)
         if stream:
-            yield from (p for p in pieces if p)
+            yield from pieces
         else:
             yield "".join(pieces)
+
+    def chat(self, messages: list[dict[str, str]], max_tokens: int = 128) -> Iterator[str]:
+        chunks = self.llm.create_chat_completion(messages=messages, max_tokens=max_tokens, stream=True, **GREEDY)
+        return (p for p in (c["choices"][0]["delta"].get("content") for c in chunks) if p)
 
     def _last_log_prob(self, token: int) -> float:
         """log p(token) after the last evaluated position, from llama.cpp's logits row."""
@@ -102,8 +85,7 @@ class GgufSession(Session):
 
         llama_cpp = import_llama_cpp()
         row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
-        peak = row.max()
-        return float(row[token] - peak - np.log(np.exp(row - peak).sum()))
+        return float(log_softmax(row)[token])
 
     def loglikelihood(self, context: str, continuation: str) -> float:
         llm = self.llm
@@ -122,14 +104,14 @@ class GgufSession(Session):
             total += self._last_log_prob(token)
         return total
 
-    def serve(self, host: str, port: int) -> int:
+    def serve_api(self, host: str, port: int, model: str) -> int:
         """Run llama.cpp's own OpenAI-compatible server on this GGUF until interrupted."""
         try:
             import llama_cpp.server  # noqa: F401
         except ImportError as exc:
             raise ToolchainMissingError("the server needs llama-cpp-python[server]; pip install 'llama-cpp-python[server]'") from exc
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.path), "--host", host,
-                   "--port", str(port), "--n_ctx", str(self.context_length())]
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.path), "--model_alias", model,
+                   "--host", host, "--port", str(port), "--n_ctx", str(self.context_length())]
         if self.threads:
             command += ["--n_threads", str(self.threads)]
         sys.stdout.flush()

@@ -1,0 +1,102 @@
+"""kolm's own OpenAI-compatible server, over HTTP on 127.0.0.1, with a scripted session.
+
+The session here is a stand-in at the Session boundary; kolm-onnx's tests put a real ONNX Runtime
+session behind the same server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from kolm.server import Api, ApiServer
+from kolm.session import Session
+
+
+class Echo(Session):
+    """Generates the prompt back in two pieces; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, bool]] = []
+
+    def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
+        self.calls.append((prompt, max_tokens, chat))
+        half = len(prompt) // 2
+        yield from (prompt[:half], prompt[half:])
+
+    def loglikelihood(self, context: str, continuation: str) -> float:
+        return 0.0
+
+
+@pytest.fixture
+def api():
+    session = Echo()
+    server = ApiServer("127.0.0.1", 0, Api(session, "tiny"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", session
+    server.shutdown()
+    server.server_close()
+
+
+def call(url: str, body: dict | bytes | None = None) -> tuple[int, bytes]:
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_models_names_the_export(api):
+    base, _ = api
+    status, body = call(f"{base}/models")
+    assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == ["tiny"]
+
+
+def test_completion_is_greedy_text_and_passes_max_tokens(api):
+    base, session = api
+    status, body = call(f"{base}/completions", {"prompt": "The capital", "max_tokens": 7, "temperature": 0.9})
+    reply = json.loads(body)
+    assert status == 200 and reply["object"] == "text_completion"
+    assert reply["choices"][0]["text"] == "The capital" and reply["choices"][0]["finish_reason"] == "stop"
+    assert session.calls == [("The capital", 7, False)]
+
+
+def test_chat_completion_uses_the_chat_template(api):
+    base, session = api
+    status, body = call(f"{base}/chat/completions", {"messages": [{"role": "user", "content": "Hi there"}]})
+    reply = json.loads(body)
+    assert status == 200 and reply["choices"][0]["message"] == {"role": "assistant", "content": "Hi there"}
+    assert session.calls == [("Hi there", 256, True)]
+
+
+def test_chat_streams_server_sent_events(api):
+    base, _ = api
+    status, body = call(f"{base}/chat/completions",
+                        {"messages": [{"role": "user", "content": "abcd"}], "stream": True, "max_tokens": 4})
+    events = [line.removeprefix("data: ") for line in body.decode().splitlines() if line.startswith("data: ")]
+    assert status == 200 and events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "abcd"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), [
+    ("/completions", b"{not json", 400, "not JSON"),
+    ("/completions", {"prompt": 3}, 400, "'prompt' must be a string"),
+    ("/chat/completions", {"messages": []}, 400, "'messages' must be"),
+    ("/chat/completions", {"messages": [{"role": "system", "content": "Be brief"},
+                                        {"role": "user", "content": "Hi"}]}, 400, "one user message"),
+    ("/embeddings", {"input": "x"}, 404, "no route"),
+])
+def test_bad_requests_get_a_json_error(api, path, body, status, message):
+    base, _ = api
+    got, reply = call(f"{base}{path}", body)
+    assert got == status and message in json.loads(reply)["error"]["message"]
