@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-HEAVY = ["torch", "transformers", "llama_cpp", "gguf", "numpy", "safetensors", "mlx", "coremltools",
-         "onnxruntime", "optimum", "tensorrt_llm"]
+HEAVY = ["torch", "transformers", "llama_cpp", "gguf", "numpy", "safetensors", "mlx", "mlx_lm", "coremltools",
+         "onnx", "onnxruntime", "onnxruntime_genai", "optimum", "tensorrt_llm", "playwright"]
 PROBE = """
 import json, sys
 from kolm.cli import cli
