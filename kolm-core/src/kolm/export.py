@@ -127,7 +127,8 @@ def export_artifact(
             registry.hook.embed_manifest(result=result, manifest_json=embedded.to_json())
             files = [(name, staging / name) for name in result.payload]
             with steps("hashing the payload") as advance:
-                payload = payload_entries(files, advance)
+                hashed = {p.path: p for p in payload_entries(files, advance)}
+            payload = [hashed[name] for name in result.payload]  # the backend's order: main file first
             actual = sum(p.size for p in payload)
             record = ExportRecord(
                 manifest=embedded, backend=backend, device=device.name, tier=tier, spelling=spelling,

@@ -118,7 +118,7 @@ def forecast(
     else:
         notes.append(f"backend {backend} is not installed (pip install kolm-{backend}); nominal forecast")
     hook = registry.hook
-    size: SizeForecast = hook.forecast_size(spec=spec, tier=tier, backend=backend)
+    size: SizeForecast = hook.forecast_size(spec=spec, tier=tier, backend=backend, device=device)
     speed: ThroughputForecast = hook.forecast_throughput(device=device, spec=spec, tier=tier,
                                                          backend=backend, size=size)
     tok_s = TokS(low=speed.low, high=speed.high, method=speed.method, basis=speed.basis)

@@ -64,11 +64,13 @@ def import_weights(source: Path, out_dir: Path, steps: Callable) -> str | None:
 
 
 @hookspec(firstresult=True)
-def forecast_size(spec: ModelSpec, tier: str, backend: str) -> SizeForecast | None:
-    """Forecast the bytes on disk of `spec` exported by `backend` at `tier`, before converting.
+def forecast_size(spec: ModelSpec, tier: str, backend: str, device: DeviceProfile) -> SizeForecast | None:
+    """Forecast the bytes on disk of `spec` exported by `backend` at `tier` for `device`, before converting.
 
     Called by the forecast. Return a `SizeForecast` computed from `spec.inventory` with the
     backend's real per-tensor type choice (and metadata); return None if `backend` is not yours.
+    `device` matters only to backends whose payload depends on the target (onnx adds the `.ort`
+    file ONNX Runtime Mobile loads for phones); an implementation may leave the argument out.
     Must be cheap and must not import the toolchain.
     """
 

@@ -99,9 +99,10 @@ def pack_folder(
 def reference_k(
     registry: Registry, folder: Path, manifest: Manifest, items: list[EvalItem], steps: Steps
 ) -> tuple[float | None, str]:
-    """fp16 K of `folder` and the backend that measured it: the first installed one that can
-    both export and run here; (None, "") when there is none."""
-    for name, backend in registry.backends().items():
+    """fp16 K of `folder` and the backend that measured it: the first installed one, by name, that
+    can both export and run here (so the same set of plugins always picks the same backend);
+    (None, "") when there is none."""
+    for name, backend in sorted(registry.backends().items()):
         owner = registry.owner(name)
         if not (owner and "fp16" in backend.tiers and all(backend.toolchain_status().values())
                 and registry.implements(owner, "export") and registry.implements(owner, "run")):
