@@ -1,0 +1,221 @@
+"""`kolm export / verify / run / bench` with the mlx backend on SmolLM2-135M-Instruct, as a user
+meets them: real mlx-lm conversions on the CPU, the manifest read back from the safetensors header,
+the served API answering over HTTP, and one-line errors for what cannot work."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from kolm.cli import cli
+
+KOLM = Path(sys.executable).with_name("kolm")
+TIERS = ("fp16", "int8", "int4", "int3")
+SERVER_START_S = 90
+
+
+def invoke(*args):
+    """`kolm ARGS...` in this process."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def payload_bytes(folder: Path, record) -> int:
+    return sum((folder / p.path).stat().st_size for p in record.payload)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", TIERS)
+def test_export_writes_an_mlx_folder_within_one_percent_of_the_forecast(smol_export, smol_pack, tier):
+    exported = smol_export(tier)
+    record, folder = exported.record, exported.folder
+    on_disk = sorted(p.name for p in folder.iterdir() if p.name not in ("kolm-export.json", "binder.json"))
+    assert [p.path for p in record.payload] == ["model.safetensors", *[n for n in on_disk if n != "model.safetensors"]]
+    preview = json.loads(invoke("export", smol_pack, "--target", "m3-pro", "--quant", tier, "--preview",
+                                "--json").stdout)
+    actual = payload_bytes(folder, record)
+    assert abs(preview["size_bytes"] - actual) / actual < 0.01, (preview["size_bytes"], actual)
+    assert record.size_check.actual_bytes == actual and abs(record.size_check.error_percent) < 1
+    assert record.lockfile.flags["dtype"] == "float16"
+    assert record.lockfile.flags["quantize"] == (tier != "fp16")
+    if tier != "fp16":
+        assert record.lockfile.flags["q_group_size"] == 64 and record.lockfile.flags["q_bits"] == int(tier[3:])
+    assert {"mlx", "mlx-lm", "transformers"} <= set(record.lockfile.toolchain)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", TIERS)
+def test_k_is_stamped_and_the_manifest_read_back_from_the_safetensors_header(smol_export, tier):
+    from kolm.plugins import registry
+    from kolm.session import RunRequest
+    from kolm_mlx.safetensors_file import read_header
+
+    exported = smol_export(tier)
+    record = exported.record
+    assert record.k is not None and record.manifest.k_score == record.k.score
+    assert (record.k.fidelity is None) == (tier == "fp16")
+    metadata, _ = read_header(exported.folder / "model.safetensors")
+    assert metadata["format"] == "mlx"  # mlx-lm's own key is kept
+    assert json.loads(metadata["kolm.manifest"]) == record.manifest.model_dump(mode="json", by_alias=True)
+    facts = registry().hook.read_payload(request=RunRequest(path=exported.folder, backend="mlx",
+                                                            payload=[p.path for p in record.payload]))
+    assert facts.tier == tier
+
+
+@pytest.mark.slow
+def test_fidelity_falls_with_the_bits_and_int3_diverges(smol_export):
+    """Measured, not hidden: 3-bit g64 on a 135M model departs from fp16 far more than 8-bit."""
+    fid = {tier: smol_export(tier).record.k.fidelity for tier in ("int8", "int4", "int3")}
+    assert fid["int8"].top1_agreement > 0.85 and fid["int8"].mean_kl < 0.05
+    assert fid["int3"].mean_kl > fid["int4"].mean_kl > fid["int8"].mean_kl
+    assert fid["int3"].top1_agreement < fid["int8"].top1_agreement
+
+
+@pytest.mark.slow
+def test_verify_passes_six_checks_on_a_good_export(smol_export, smol_pack):
+    result = invoke("verify", smol_export("int8").folder, "--against", smol_pack, "--json")
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0, [c for c in report["checks"] if not c["passed"]]
+    assert [c["passed"] for c in report["checks"]] == [True] * 6
+
+
+@pytest.mark.slow
+def test_verify_fails_a_tampered_weight_file(smol_export, smol_pack, tmp_path):
+    folder = tmp_path / "tampered"
+    shutil.copytree(smol_export("int8").folder, folder)
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        f.seek(8 + length + 1000)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    result = invoke("verify", folder, "--against", smol_pack, "--json")
+    assert result.exit_code == 11
+    checks = json.loads(result.stdout)["checks"]
+    assert not checks[1]["passed"] and "model.safetensors" in checks[1]["found"]
+
+
+@pytest.mark.slow
+def test_the_tier_comes_from_the_tensors_not_from_what_config_json_claims(smol_export, tmp_path):
+    from kolm.plugins import registry
+    from kolm.session import RunRequest
+
+    folder = tmp_path / "relabelled"
+    shutil.copytree(smol_export("int4").folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization"]["bits"] = config["quantization_config"]["bits"] = 8
+    (folder / "config.json").write_text(json.dumps(config))
+    record = smol_export("int4").record
+    facts = registry().hook.read_payload(request=RunRequest(path=folder, backend="mlx",
+                                                            payload=[p.path for p in record.payload]))
+    assert facts.tier is None and "'bits': 8" in facts.types
+
+
+@pytest.mark.slow
+def test_export_check_reproduces_the_same_bytes(smol_export, smol_pack):
+    result = invoke("export", smol_pack, "--target", "m3-pro", "--quant", "int4", "-o", smol_export("int4").folder,
+                    "--check")
+    assert result.exit_code == 0, result.output
+    assert "the same bytes" in result.stdout
+
+
+@pytest.mark.slow
+def test_run_streams_a_chat_answer(smol_export):
+    result = invoke("run", smol_export("int8").folder, "--prompt", "What is the capital of France?", "-n", "16")
+    assert result.exit_code == 0, result.output
+    assert "Paris" in result.stdout and "<|im_" not in result.stdout
+
+
+@pytest.mark.slow
+def test_run_raw_continues_the_prompt(smol_export):
+    result = invoke("run", smol_export("fp16").folder, "--prompt", "The capital of France is", "--raw", "-n", "6")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(" Paris") and result.stdout.endswith("\n")
+
+
+@pytest.mark.slow
+def test_bench_measures_pp_tg_load_and_memory(smol_export):
+    result = invoke("bench", smol_export("int4").folder, "--device", "m3-pro", "--n-prompt", "32", "--n-gen", "8",
+                    "-r", "2", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    measured = report["result"]
+    assert measured["runtime"].startswith("mlx-lm ") and len(measured["tg"]["samples"]) == 2
+    assert measured["pp"]["mean"] > 0 and measured["tg"]["mean"] > 0
+    assert measured["load_s"] > 0 and measured["peak_rss_bytes"] > 100_000_000
+    assert report["forecast_low"] < report["forecast_high"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.load(response)
+
+
+@pytest.mark.slow
+def test_serve_answers_models_and_chat_completions(smol_export, tmp_path):
+    """`kolm run EXPORT --port P`: mlx_lm.server on 127.0.0.1, in its own process group, killed after.
+    The fp16 export: mlx_lm.server runs the model as stored, and on the Linux CPU mlx's quantized
+    matmul with float16 scales is ~35x slower than kolm's own session (see kolm_mlx.runtime)."""
+    port = free_port()
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen([str(KOLM), "run", str(smol_export("fp16").folder), "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            assert proc.poll() is None, (tmp_path / "stderr").read_text()
+            try:
+                models = get_json(f"{base}/models")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "stderr").read_text()
+                time.sleep(0.5)
+        assert models["object"] == "list"
+        reply = get_json(f"{base}/chat/completions", {
+            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "max_tokens": 12, "temperature": 0})
+        assert "Paris" in reply["choices"][0]["message"]["content"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert (Path(os.environ["HF_HOME"]) / "hub").is_dir()
+
+
+def test_forecasting_never_imports_mlx(smol_pack):
+    code = ("import sys, json; from click.testing import CliRunner; from kolm.cli import cli; "
+            f"r = CliRunner().invoke(cli, ['export', {str(smol_pack)!r}, '--target', 'm3-max', '--quant', 'int4', "
+            "'--preview', '--json']); assert r.exit_code == 0, r.output; "
+            "print(json.loads(r.stdout)['size_method']); assert not [m for m in sys.modules if m.startswith('mlx')]")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("mlx-lm per-tensor rule (211 tensors at 4-bit g64")
+
+
+def test_missing_mlx_is_one_line_naming_the_install(smol_pack, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlx_lm", None)  # what `import mlx_lm` meets without mlx-lm
+    result = invoke("export", smol_pack, "--target", "m3-pro", "--quant", "int4", "-o", tmp_path / "out")
+    assert result.exit_code == 8
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("✓ ")]
+    assert len(lines) == 1 and lines[0].startswith("kolm: error: mlx-lm is not installed"), result.stderr
+    assert "pip install 'mlx[cpu]' mlx-lm" in lines[0]
+    assert not (tmp_path / "out").exists()
