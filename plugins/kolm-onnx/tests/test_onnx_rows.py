@@ -1,5 +1,5 @@
-"""kolm-onnx: int3 is refused in one line; with no published ONNX Runtime figure the forecast
-shows the bandwidth ceiling and says it is uncalibrated."""
+"""kolm-onnx without the toolchain: int3 is refused in one line, device rows carry their sources,
+the phone forecast is calibrated and counts the ORT-format file."""
 
 import pytest
 from kolm.errors import BackendError
@@ -14,7 +14,30 @@ def test_int3_is_refused_naming_the_tiers_onnx_can_do():
         forecast(reg, resolve_model("SmolLM2-135M"), reg.devices().find("pixel-8"), "int3")
 
 
-def test_uncalibrated_forecast_is_labelled_a_ceiling():
+def test_phone_forecast_is_calibrated_and_sourced():
     reg = registry()
     f = forecast(reg, resolve_model("Qwen2.5-0.5B"), reg.devices().find("pixel-8"), "int4")
-    assert f.backend == "onnx" and f.tok_s.method == "ceiling" and "uncalibrated" in f.tok_s.basis
+    assert f.backend == "onnx" and f.tok_s.method == "forecast" and "0.53–0.62" in f.tok_s.basis
+    assert "https://github.com/ggml-org/llama.cpp/issues/26484" in f.forecast_sources
+
+
+def test_phone_rows_carry_a_source_for_every_constant():
+    devices = registry().devices()
+    for name in ("Pixel 8", "Pixel 9", "Galaxy S24"):
+        row = devices.find(name)
+        assert row.kind == "phone" and row.backends[0] == "onnx"
+        assert row.memory_gb.source.startswith("https://") and row.bandwidth_gbps.source.startswith("https://")
+    assert "ESTIMATE" in devices.find("pixel-9").bandwidth_gbps.note
+    assert "Exynos 2400" in devices.find("galaxy-s24").notes
+
+
+def test_snapdragon_x_elite_offers_onnx():
+    assert "onnx" in registry().devices().find("x-elite").backends
+
+
+def test_phone_forecast_counts_the_ort_file():
+    reg = registry()
+    spec = resolve_model("SmolLM2-135M")
+    phone = forecast(reg, spec, reg.devices().find("pixel-8"), "int4")
+    laptop = forecast(reg, spec, reg.devices().find("x-elite"), "int4", backend="onnx")
+    assert phone.size_bytes > 1.9 * laptop.size_bytes - 5_000_000  # model.onnx(.data) + model.ort

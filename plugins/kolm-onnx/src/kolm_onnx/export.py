@@ -1,0 +1,87 @@
+"""ONNX export: onnxruntime-genai's model builder (`-p fp32|int8|int4 -e cpu`), the artifact's own
+tokenizer files, and for phones the ORT-format copy ONNX Runtime Mobile loads."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+
+from kolm.errors import BackendError, ToolchainMissingError
+from kolm.export import ExportRequest, ExportResult, toolchain_versions
+
+from kolm_onnx.graph import ORT_FILE
+from kolm_onnx.size import BLOCK, TOKENIZER_FILES
+
+MAIN = "model.onnx"
+BUILDER = "onnxruntime_genai.models.builder"
+INSTALL = "pip install 'kolm-onnx[toolchain]'"
+
+
+def require_toolchain(*modules: str) -> None:
+    """One-line error naming the first missing module and the install."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise ToolchainMissingError(f"{module} is not installed; {INSTALL}")
+
+
+def is_phone(device: str) -> bool:
+    """Whether `device` (a device-table name) is a phone, which gets `model.ort` for ONNX Runtime Mobile;
+    False for names outside the table (the fp16 reference export of `kolm pack`)."""
+    from kolm.errors import UnknownDeviceError
+    from kolm.plugins import registry
+
+    try:
+        return registry().devices().find(device).kind == "phone"
+    except UnknownDeviceError:
+        return False
+
+
+def build(request: ExportRequest) -> list[str]:
+    """Run the model builder into `request.out_dir`; returns its exact command line."""
+    command = [sys.executable, "-m", BUILDER, "-i", str(request.model_dir), "-o", str(request.out_dir),
+               "-p", request.spelling, "-e", "cpu", "-c", str(request.work_dir / "builder-cache")]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+        raise BackendError(f"onnxruntime-genai's builder failed at {request.spelling}: "
+                           f"{lines[-1] if lines else 'no message'}")
+    return command
+
+
+def use_artifact_tokenizer(request: ExportRequest) -> None:
+    """Replace the tokenizer files the builder re-saved (with the builder's transformers) by the
+    artifact's own, byte for byte, so older loaders read them too and the forecast counts them."""
+    for name in TOKENIZER_FILES:
+        (request.out_dir / name).unlink(missing_ok=True)
+        if (request.model_dir / name).is_file():
+            shutil.copyfile(request.model_dir / name, request.out_dir / name)
+
+
+def export_onnx(request: ExportRequest) -> ExportResult:
+    from kolm_onnx.graph import write_ort
+
+    require_toolchain("onnxruntime_genai", "onnxruntime", "onnx", "torch", "transformers")
+    with request.steps(f"building the ONNX model ({request.spelling}) with onnxruntime-genai"):
+        command = build(request)
+    use_artifact_tokenizer(request)
+    phone = is_phone(request.device)
+    if phone:
+        with request.steps("writing model.ort for ONNX Runtime Mobile"):
+            write_ort(request.out_dir / MAIN, request.out_dir / ORT_FILE)
+    files = sorted(p.name for p in request.out_dir.iterdir() if p.is_file() and p.name != MAIN)
+    flags: dict[str, str | int | bool] = {
+        "builder": " ".join(["python", "-m", BUILDER, "-i", "MODEL", "-o", "OUT", *command[7:11]]),
+        "precision": request.spelling, "execution_provider": "cpu",
+        "ort_format": "model.ort, graph optimizations disabled" if phone else "none",
+        "tokenizer": "artifact's files, unchanged",
+    }
+    if request.spelling != "fp32":
+        flags.update(block_size=BLOCK, symmetric=True, scales="float32")
+    return ExportResult(
+        backend=request.backend, out_dir=request.out_dir, payload=[MAIN, *files],
+        toolchain=toolchain_versions("kolm-onnx", "onnxruntime-genai", "onnxruntime", "onnx", "transformers",
+                                     "torch"),
+        flags=flags,
+    )

@@ -1,0 +1,83 @@
+"""The ONNX size forecast: what onnxruntime-genai's model builder writes for a Llama-family model,
+tensor by tensor, without importing the toolchain.
+
+The builder's choices (measured on SmolLM2-135M and a random untied Llama, builder 0.18.0, `-e cpu`):
+- each projection (q, k and v fused into one) and `lm_head` is a MatMul: float32 weights for `fp32`,
+  MatMulNBits for `int4`/`int8`: `bits` per weight packed in blocks of 32 along the input dimension,
+  one float32 scale per block, symmetric (no zero points);
+- the input embedding stays a float32 Gather, except that a tied embedding is shared with `lm_head`
+  (float32 at `fp32`, a GatherBlockQuantized over the int4 `lm_head` at `int4`); at `int8` a tied
+  embedding is written twice (float32 Gather and int8 `lm_head`);
+- norms are float32; rotary cos/sin caches are float32, context length x head_dim/2 each.
+The tokenizer files are the artifact's own (copied byte for byte), `genai_config.json` and the graph
+structure are counted from measured per-layer sizes. A phone target adds `model.ort`, the same graph
+and weights re-serialised for ONNX Runtime Mobile.
+"""
+
+from __future__ import annotations
+
+from kolm.forecast import SizeForecast
+from kolm.modelspec import ModelSpec
+
+BLOCK = 32
+BITS = {"int4": 4, "int8": 8}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                   "chat_template.jinja", "added_tokens.json", "vocab.json", "merges.txt")
+GENAI_CONFIG_BYTES = 1_500  # genai_config.json: 1,455 B for SmolLM2-135M
+# Graph structure (nodes, names, attributes) besides initializers, per decoder layer: measured
+# 1.0 KB (float) and 2.8 KB (MatMulNBits) on SmolLM2-135M; the ORT format adds ~0.15% of the weights.
+GRAPH_BYTES_PER_LAYER = {"fp16": 1_000, "int4": 2_800, "int8": 2_800}
+ORT_OVERHEAD = 0.0015
+
+
+def matmul_bytes(rows: int, cols: int, tier: str) -> int:
+    """Bytes of one `rows x cols` projection weight (out x in, Hugging Face layout) at `tier`."""
+    if tier == "fp16":
+        return rows * cols * 4
+    blocks = -(-cols // BLOCK)
+    return rows * blocks * (BLOCK * BITS[tier] // 8 + 4)
+
+
+def weight_bytes(spec: ModelSpec, tier: str) -> tuple[int, int]:
+    """(bytes of every initializer, bytes of a float32 input embedding that decoding only gathers)."""
+    gathered = 0
+    total = 0
+    tied = spec.tied_embeddings
+    has_head = any(t.name == "lm_head.weight" for t in spec.inventory.tensors)
+    for t in spec.inventory.tensors:
+        if t.name.endswith("rotary_emb.inv_freq"):
+            continue
+        if len(t.shape) == 1:
+            total += t.numel * 4
+        elif t.name.endswith("embed_tokens.weight"):
+            if tied and not has_head:
+                total += matmul_bytes(*t.shape, tier)  # lm_head, shared with the embedding except at int8
+            if not tied or tier == "int8":
+                total += t.numel * 4
+                gathered = t.numel * 4
+        else:
+            total += matmul_bytes(*t.shape, tier)
+    config = spec.config
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    total += 2 * config.get("max_position_embeddings", 2048) * (head_dim // 2) * 4
+    return total, gathered
+
+
+def tokenizer_bytes(spec: ModelSpec) -> int:
+    return sum(len(raw) for name in TOKENIZER_FILES if (raw := spec.read_model_file(name)) is not None)
+
+
+def onnx_size(spec: ModelSpec, tier: str, with_ort: bool) -> SizeForecast:
+    """Bytes of the payload the export writes for `spec` at `tier` (with `model.ort` on phones)."""
+    weights, gathered = weight_bytes(spec, tier)
+    graph = GRAPH_BYTES_PER_LAYER[tier] * spec.config["num_hidden_layers"]
+    model = weights + graph
+    ort = int(model * (1 + ORT_OVERHEAD)) if with_ort else 0
+    total = model + ort + tokenizer_bytes(spec) + GENAI_CONFIG_BYTES
+    kind = "float32 MatMul" if tier == "fp16" else f"MatMulNBits {BITS[tier]}-bit block {BLOCK}, fp32 scales"
+    return SizeForecast(
+        bytes=total,
+        read_per_token_bytes=weights - gathered,
+        method=f"onnxruntime-genai builder rule ({kind}; tokenizer files counted"
+               + ("; + model.ort for ONNX Runtime Mobile)" if with_ort else ")"),
+    )

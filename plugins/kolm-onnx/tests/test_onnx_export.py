@@ -1,0 +1,150 @@
+"""kolm-onnx end to end on SmolLM2-135M-Instruct and a random untied Llama: export at each tier
+with the size forecast within 1%, the manifest in metadata_props, K and fidelity recorded, verify,
+run, the shared server, bench. Real toolchain on CPU (onnxruntime-genai)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.slow
+TIERS = ("fp16", "int8", "int4")
+KIND = {"fp16": "MatMul float32", "int8": "MatMulNBits bits=8 block=32", "int4": "MatMulNBits bits=4 block=32"}
+
+
+def read_payload(folder, record):
+    from kolm.plugins import registry
+    from kolm.session import RunRequest
+
+    request = RunRequest(path=folder, backend="onnx", payload=[p.path for p in record.payload])
+    return registry().hook.read_payload(request=request)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_phone_export_size_within_one_percent_with_ort_file(smol_export, tier):
+    exported = smol_export(tier)
+    names = [p.path for p in exported.record.payload]
+    assert {"model.onnx", "model.onnx.data", "model.ort", "genai_config.json", "tokenizer.json"} <= set(names)
+    assert abs(exported.record.size_check.error_percent) < 1.0, exported.record.size_check
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_manifest_and_tier_read_back_from_the_graph(smol_export, tier):
+    exported = smol_export(tier)
+    facts = read_payload(exported.folder, exported.record)
+    assert json.loads(facts.manifest_json)["quant"] == tier
+    assert facts.tier == tier
+    assert facts.types == f"151 {KIND[tier]}"
+
+
+def test_ort_file_carries_the_manifest_too(smol_export):
+    import onnxruntime as ort
+
+    exported = smol_export("int4")
+    meta = ort.InferenceSession(str(exported.folder / "model.ort")).get_modelmeta().custom_metadata_map
+    assert json.loads(meta["kolm.manifest"])["quant"] == "int4"
+
+
+@pytest.mark.parametrize("tier", ("int8", "int4"))
+def test_k_and_fidelity_are_recorded(smol_export, tier):
+    k = smol_export(tier).record.k
+    assert k.items == 3 and k.fp16_reference is not None and k.drop_points is not None
+    assert k.fidelity.positions > 0 and 0.0 <= k.fidelity.top1_agreement <= 1.0 and k.fidelity.mean_kl >= 0.0
+
+
+def test_int8_is_faithful_to_fp16(smol_export):
+    assert smol_export("int8").record.k.fidelity.top1_agreement >= 0.9
+
+
+def test_untied_model_for_a_laptop_has_no_ort_file_and_size_within_one_percent(random_export):
+    for tier in TIERS:
+        record = random_export(tier).record
+        assert "model.ort" not in [p.path for p in record.payload]
+        assert abs(record.size_check.error_percent) < 1.0, (tier, record.size_check)
+
+
+def test_verify_passes_six_checks(kolm, smol_export, smol_pack):
+    result = kolm("verify", smol_export("int8").folder, "--against", smol_pack, "--min-k", "0.6", "--json")
+    assert result.exit_code == 0, result.output
+    checks = json.loads(result.stdout)["checks"]
+    assert [c["passed"] for c in checks] == [True] * 6
+
+
+def test_verify_fails_on_a_tampered_file(kolm, smol_export, smol_pack, tmp_path):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(smol_export("int4").folder, tampered)
+    with open(tampered / "genai_config.json", "a", encoding="utf-8") as f:
+        f.write(" ")
+    result = kolm("verify", tampered, "--against", smol_pack, "--json")
+    assert result.exit_code != 0
+    checks = {c["number"]: c for c in json.loads(result.stdout)["checks"]}
+    assert not checks[2]["passed"] and "genai_config.json" in checks[2]["found"]
+
+
+def test_run_prints_a_greedy_answer(kolm, smol_export):
+    result = kolm("run", smol_export("fp16").folder, "--prompt", "What is the capital of France?", "-n", "12")
+    assert result.exit_code == 0, result.output
+    assert "Paris" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def test_run_port_serves_the_openai_api(smol_export):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "kolm.cli", "run", str(smol_export("fp16").folder), "--port",
+                               str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(base + "/models", timeout=2) as response:
+                    models = json.loads(response.read())
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
+                time.sleep(0.1)
+        assert models["data"]
+        chat = post(base + "/chat/completions", {"messages": [{"role": "user", "content":
+                                                                 "What is the capital of France?"}],
+                                                  "max_tokens": 12})
+        assert "Paris" in chat["choices"][0]["message"]["content"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_bench_measures_this_machine(kolm, smol_export):
+    result = kolm("bench", smol_export("int4").folder, "--device", "pixel-8", "--n-prompt", "32", "--n-gen", "16",
+                    "-r", "2", "--json")
+    assert result.exit_code == 0, result.output
+    measured = json.loads(result.stdout)["result"]
+    assert measured["runtime"].startswith("onnxruntime-genai")
+    assert measured["tg"]["mean"] > 0 and measured["pp"]["mean"] > 0 and len(measured["tg"]["samples"]) == 2
+    assert measured["load_s"] > 0 and measured["peak_rss_bytes"] > 0
+
+
+def test_reexport_gives_the_same_payload_hash(random_export, random_pack):
+    from kolm.export import check_reproducible
+    from kolm.plugins import registry
+
+    reg = registry()
+    exported = random_export("int4")
+    again = check_reproducible(reg, random_pack, reg.devices().find("x-elite"), "int4", "onnx", exported.folder)
+    assert again.same, again.differences
