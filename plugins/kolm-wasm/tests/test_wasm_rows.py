@@ -16,8 +16,8 @@ def test_size_is_the_gguf_size():
     spec = resolve_model("SmolLM2-135M-Instruct")
     browser = reg.devices().find("browser")
     for tier in ("fp16", "int8", "int4", "int3"):
-        wasm = reg.hook.forecast_size(spec=spec, tier=tier, backend="wasm")
-        assert wasm == reg.hook.forecast_size(spec=spec, tier=tier, backend="gguf")
+        wasm = reg.hook.forecast_size(spec=spec, tier=tier, backend="wasm", device=browser)
+        assert wasm == reg.hook.forecast_size(spec=spec, tier=tier, backend="gguf", device=browser)
         assert wasm.method.startswith("llama.cpp ")
     assert forecast(reg, spec, browser, "int4").size_bytes == reg.hook.forecast_size(
-        spec=spec, tier="int4", backend="gguf").bytes
+        spec=spec, tier="int4", backend="gguf", device=browser).bytes

@@ -1,0 +1,92 @@
+// The bundle's page: load the GGUF parts with wllama (cached in OPFS), run prompts, verify in the tab.
+import { Wllama } from './wllama/index.js';
+import { fileSource, renderChecks, urlSource, verifyBundle } from './verify.js';
+
+const $ = (id) => document.getElementById(id);
+const kolm = { record: null, wllama: null, loadSeconds: null, lastRun: null, verification: null };
+window.kolm = kolm;
+
+async function loadModel(record) {
+  const wllama = new Wllama({ default: new URL('wllama/wllama.wasm', location.href).href },
+    { suppressNativeLog: true, logger: { debug() {}, log() {}, warn: console.warn, error: console.error } });
+  const first = new URL(record.payload[0].path, location.href).href;  // later parts: -0000i-of-0000N
+  const start = performance.now();
+  await wllama.loadModelFromUrl(first, {
+    n_ctx: 1024, n_gpu_layers: 0,  // threads: wllama's default, half of hardwareConcurrency (?threads=N)
+    ...(new URLSearchParams(location.search).has('threads')
+      ? { n_threads: Number(new URLSearchParams(location.search).get('threads')) } : {}),
+    progressCallback: ({ loaded, total }) => {
+      $('progress').value = total ? loaded / total : 0;
+      $('status').textContent = `downloading weights ${(loaded / 2 ** 20).toFixed(0)} / ${(total / 2 ** 20).toFixed(0)} MiB`;
+    },
+  });
+  kolm.loadSeconds = (performance.now() - start) / 1000;
+  $('progress').value = 1;
+  $('status').textContent = `ready: loaded in ${kolm.loadSeconds.toFixed(1)} s, ` +
+    `${wllama.getNumThreads()} thread(s)${crossOriginIsolated ? '' : ' (not cross-origin isolated: one thread)'}`;
+  return wllama;
+}
+
+async function run(prompt, maxTokens = 128) {
+  const out = $('output');
+  out.textContent = '';
+  $('run').disabled = true;
+  let tokens = 0, first = null, timings = null;
+  const start = performance.now();
+  const stream = await kolm.wllama.createChatCompletion({
+    messages: [{ role: 'user', content: prompt }], stream: true, max_tokens: maxTokens, temperature: 0, top_k: 1,
+  });
+  for await (const chunk of stream) {
+    const piece = chunk.choices?.[0]?.delta?.content || '';
+    if (piece) { tokens += 1; first ??= performance.now(); out.textContent += piece; }
+    if (chunk.timings) timings = chunk.timings;
+  }
+  const seconds = (performance.now() - (first ?? start)) / 1000;
+  const rate = timings?.predicted_per_second ?? (tokens > 1 ? (tokens - 1) / seconds : 0);
+  $('speed').textContent = `${rate.toFixed(1)} tokens/s (${timings?.predicted_n ?? tokens} tokens)`;
+  $('run').disabled = false;
+  kolm.lastRun = { text: out.textContent, tokensPerSecond: rate, tokens: timings?.predicted_n ?? tokens };
+  return kolm.lastRun;
+}
+
+async function verify(source) {
+  $('verify').disabled = true;
+  $('verify-status').textContent = 'verifying…';
+  const params = new URLSearchParams(location.search);
+  const options = { minK: Number(params.get('min_k') ?? 0.85), maxDrop: Number(params.get('max_drop') ?? 5),
+    kTolerance: params.has('k_tolerance') ? Number(params.get('k_tolerance')) : null };
+  try {
+    const result = await verifyBundle(kolm.wllama, source, options, (text) => { $('verify-status').textContent = text; });
+    renderChecks($('checks'), result.checks);
+    $('verify-status').textContent = result.passed ? 'all checks passed' : 'FAILED';
+    kolm.verification = result;
+  } catch (err) {
+    $('verify-status').textContent = `verify failed to run: ${err.message}`;
+    kolm.verification = { passed: false, checks: [], error: String(err) };
+  }
+  $('verify').disabled = false;
+  return kolm.verification;
+}
+
+async function main() {
+  kolm.record = await (await fetch('kolm-export.json', { cache: 'no-store' })).json();
+  const m = kolm.record.manifest;
+  $('title').textContent = `${m.base} (${kolm.record.tier}) in your browser`;
+  $('facts').textContent = `${kolm.record.payload.length} part(s), ` +
+    `${(kolm.record.payload.reduce((s, p) => s + p.size, 0) / 2 ** 20).toFixed(0)} MiB, K ${m.k_score ?? 'not measured'}`;
+  kolm.wllama = await loadModel(kolm.record);
+  $('run').disabled = false;
+  $('verify').disabled = false;
+  $('run').onclick = () => run($('prompt').value);
+  $('verify').onclick = () => {
+    const file = $('artifact').files[0];
+    if (!file) { $('verify-status').textContent = 'choose the source .kolm first'; return; }
+    verify(fileSource(file));
+  };
+  const served = await fetch('__kolm__/serve.json', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : {}), () => ({}));
+  if (served.verify) await verify(await urlSource(new URL(served.verify, location.href).href));
+}
+
+kolm.run = run;
+kolm.verify = verify;
+kolm.ready = main().catch((err) => { $('status').textContent = `error: ${err.message}`; throw err; });

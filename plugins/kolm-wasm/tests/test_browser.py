@@ -1,0 +1,73 @@
+"""The bundle's page in real headless Chromium: Run streams an answer, a reload reads the weights
+from the browser's cache, and the six verify checks run in the tab and agree with `kolm verify`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from wasm_harness import SMALL_PART, invoke, kolm_serve, open_page, verify_in_tab
+
+pytestmark = pytest.mark.requires_browser
+WEIGHTS = r'"GET /[^ ]*\.gguf HTTP/1\.1" 200'
+
+
+def test_run_streams_an_answer_and_a_reload_does_not_download_the_weights_again(bundle, chromium):
+    with kolm_serve(bundle("int4")) as served:
+        context = chromium.new_context()
+        page = open_page(chromium, served.url, context)
+        assert page.evaluate("crossOriginIsolated") is True  # COOP/COEP: the multi-threaded build
+        page.fill("#prompt", "Name a colour.")
+        page.click("#run")
+        page.wait_for_function("window.kolm.lastRun", timeout=120_000)
+        run = page.evaluate("window.kolm.lastRun")
+        assert run["text"].strip() and page.text_content("#output") == run["text"]
+        assert run["tokensPerSecond"] > 0 and "tokens/s" in page.text_content("#speed")
+        assert len(served.requests(WEIGHTS)) == 1
+        page.reload()
+        page.wait_for_function("window.kolm && window.kolm.wllama", timeout=120_000)
+        assert page.text_content("#status").startswith("ready")
+        assert len(served.requests(WEIGHTS)) == 1, served.log  # the reload read wllama's OPFS cache
+        context.close()
+
+
+def test_verify_in_the_tab_agrees_with_kolm_verify(bundle, smol_pack, chromium):
+    folder = bundle("int4")
+    native = json.loads(invoke("verify", folder, "--against", smol_pack, "--json").stdout)
+    with kolm_serve(folder, verify=smol_pack) as served:
+        page = open_page(chromium, served.url)
+        tab = verify_in_tab(page)
+    assert [c["name"] for c in tab["checks"]] == [c["name"] for c in native["checks"]]
+    assert [c["passed"] for c in tab["checks"]] == [c["passed"] for c in native["checks"]]
+    assert tab["checks"][4]["found"] == native["checks"][4]["found"]  # K from wllama = K from llama-cpp-python
+    assert page.get_attribute("#checks", "data-passed") == str(native["passed"]).lower()
+
+
+def test_verify_in_the_tab_passes_on_a_good_bundle_and_fails_on_a_tampered_part(bundle, smol_pack, chromium,
+                                                                                  tmp_path):
+    good = bundle("int4", part_bytes=SMALL_PART)
+    with kolm_serve(good, verify=smol_pack) as served:
+        tab = verify_in_tab(open_page(chromium, served.url + "?min_k=0"))
+    assert tab["passed"], [c for c in tab["checks"] if not c["passed"]]
+    assert tab["checks"][3]["found"].startswith("int4 (")  # tensor types read from all three parts
+    tampered = shutil.copytree(good, tmp_path / "tampered")
+    part = sorted(tampered.glob("*-00003-of-00003.gguf"))[0]
+    with open(part, "r+b") as f:
+        f.seek(-64, 2)
+        f.write(bytes(64))
+    with kolm_serve(tampered, verify=smol_pack) as served:
+        tab = verify_in_tab(open_page(chromium, served.url + "?min_k=0"))
+    failed = [c["name"] for c in tab["checks"] if not c["passed"]]
+    assert not tab["passed"] and "payload SHA-256 matches" in failed
+    assert part.name in tab["checks"][1]["found"]
+
+
+def test_int3_bundle_answers_and_verifies_in_the_tab(bundle, smol_pack, chromium):
+    with kolm_serve(bundle("int3"), verify=smol_pack) as served:
+        page = open_page(chromium, served.url + "?min_k=0")
+        tab = verify_in_tab(page)
+        run = page.evaluate("window.kolm.run('Say hello.', 16)")
+    assert tab["passed"], [c for c in tab["checks"] if not c["passed"]]
+    assert tab["checks"][3]["found"].startswith("int3 (")
+    assert run["text"].strip()

@@ -1,0 +1,68 @@
+"""Helpers the browser bundle tests share: `kolm` in-process, `kolm serve` in a subprocess with its
+request log, and the page driven until the model has loaded (see conftest.py for the fixtures)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SMALL_PART = 40 * 2**20  # forces a 105 MB int4 SmolLM2 into three parts
+
+
+def invoke(*args: str):
+    """`kolm ARGS...` in this process (click's CliRunner)."""
+    from click.testing import CliRunner
+    from kolm.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@dataclass
+class Served:
+    url: str
+    log: list[str] = field(default_factory=list)  # one line per request, from the server's stderr
+
+    def requests(self, pattern: str) -> list[str]:
+        return [line for line in self.log if re.search(pattern, line)]
+
+
+@contextmanager
+def kolm_serve(folder: Path, verify: Path | None = None) -> Iterator[Served]:
+    """`kolm serve FOLDER --port 0 [--verify ART]` in a subprocess; the printed URL and request log."""
+    command = [sys.executable, "-c", "from kolm.cli import cli; cli()", "serve", str(folder), "--port", "0"]
+    if verify is not None:
+        command += ["--verify", str(verify)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert match, f"kolm serve printed no URL: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        served = Served(match.group(0))
+        threading.Thread(target=lambda: served.log.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+        yield served
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def open_page(browser, url: str, context=None):
+    """A page on `url` (in `context`, else a fresh one) once the model has loaded."""
+    page = (context or browser.new_context()).new_page()
+    page.goto(url)
+    page.wait_for_function("window.kolm && (window.kolm.wllama || document.getElementById('status')"
+                           ".textContent.startsWith('error'))", timeout=120_000)
+    status = page.text_content("#status")
+    assert status.startswith("ready"), status
+    return page
+
+
+def verify_in_tab(page) -> dict:
+    """Wait for the verify panel's result (it runs by itself under `kolm serve --verify`)."""
+    page.wait_for_function("window.kolm.verification", timeout=300_000)
+    return page.evaluate("window.kolm.verification")
