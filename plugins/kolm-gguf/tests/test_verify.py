@@ -105,7 +105,7 @@ def test_an_edited_recorded_k_fails_check_5(smol_pack, int4_copy):
 
 def test_a_swapped_in_export_fails(smol_pack, smol_export, int4_copy):
     int4 = next(int4_copy.glob("*.gguf"))
-    shutil.copyfile(smol_export("int8").gguf, int4)
+    shutil.copyfile(smol_export("int8").main, int4)
     code, evidence = verify(int4_copy, smol_pack.path)
     assert code == 11 and {1, 2} <= set(failed(evidence))  # another manifest, other bytes
 

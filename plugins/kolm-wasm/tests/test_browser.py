@@ -7,7 +7,8 @@ import json
 import shutil
 
 import pytest
-from wasm_harness import SMALL_PART, invoke, kolm_serve, open_page, verify_in_tab
+from kolm.testing import invoke
+from wasm_harness import SMALL_PART, kolm_serve, open_page, verify_in_tab
 
 pytestmark = pytest.mark.requires_browser
 WEIGHTS = r'"GET /[^ ]*\.gguf HTTP/1\.1" 200'

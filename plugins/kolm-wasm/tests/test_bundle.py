@@ -7,7 +7,8 @@ import json
 
 import pytest
 from kolm.export import load_record
-from wasm_harness import SMALL_PART, invoke
+from kolm.testing import invoke
+from wasm_harness import SMALL_PART
 
 PAGE = ["index.html", "kolm.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm", "wllama/LICENSE"]
 

@@ -15,14 +15,6 @@ from pathlib import Path
 SMALL_PART = 40 * 2**20  # forces a 105 MB int4 SmolLM2 into three parts
 
 
-def invoke(*args: str):
-    """`kolm ARGS...` in this process (click's CliRunner)."""
-    from click.testing import CliRunner
-    from kolm.cli import cli
-
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 @dataclass
 class Served:
     url: str

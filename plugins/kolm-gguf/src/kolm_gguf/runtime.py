@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.errors import BackendError, ToolchainMissingError
-from kolm.session import Session, log_softmax
+from kolm.session import Session, continuation_start, log_softmax
 
 FIDELITY_CTX = 512  # tokens; eval prompts are short, and the logits of every position are kept
 GREEDY = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
@@ -91,9 +91,7 @@ class GgufSession(Session):
         llm = self.llm
         prefix = llm.tokenize(context.encode(), add_bos=True, special=True)
         full = llm.tokenize((context + continuation).encode(), add_bos=True, special=True)
-        shared = 0
-        while shared < min(len(prefix), len(full) - 1) and prefix[shared] == full[shared]:
-            shared += 1
+        shared = continuation_start(prefix, full)
         target = full[shared:]
         llm.reset()
         llm.eval(full[:shared])

