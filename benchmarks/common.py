@@ -43,3 +43,18 @@ def timed(fn, runs: int) -> list[float]:
 
 def summary(times: list[float]) -> str:
     return f"{min(times):7.2f} {statistics.median(times):7.2f}"
+
+
+def llama_eval_tg(llm, n_gen: int) -> float:
+    """Raw llama-cpp-python decode tok/s: `llm.eval` of n_gen random tokens one at a time after BOS
+    (what llama-bench's tg and `kolm bench` do)."""
+    import random
+
+    rng = random.Random(0)
+    tokens = [rng.randrange(llm.n_vocab()) for _ in range(n_gen)]
+    llm.reset()
+    llm.eval([llm.token_bos()])
+    start = time.perf_counter()
+    for token in tokens:
+        llm.eval([token])
+    return n_gen / (time.perf_counter() - start)

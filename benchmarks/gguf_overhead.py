@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import smollm2_artifact, summary, timed  # noqa: E402
+from common import llama_eval_tg, smollm2_artifact, summary, timed  # noqa: E402
 
 
 def kolm_export(artifact: Path, tier: str, out: Path) -> None:
@@ -56,18 +56,10 @@ def raw_export(model_dir: Path, spelling: str, out: Path) -> None:
 
 def raw_tg(model: Path, n_gen: int) -> tuple[float, float]:
     """One run of raw llama-cpp-python: (llm.eval loop tok/s, create_completion tok/s)."""
-    import random
-
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, n_threads=os.cpu_count(), verbose=False)
-    rng = random.Random(0)
-    tokens = [rng.randrange(llm.n_vocab()) for _ in range(n_gen)]
-    llm.eval([llm.token_bos()])
-    start = time.perf_counter()
-    for token in tokens:
-        llm.eval([token])
-    loop = n_gen / (time.perf_counter() - start)
+    loop = llama_eval_tg(llm, n_gen)
     start = time.perf_counter()
     out = llm.create_completion("Once upon a time", max_tokens=n_gen, temperature=0.0, repeat_penalty=1.0)
     completion = out["usage"]["completion_tokens"] / (time.perf_counter() - start)

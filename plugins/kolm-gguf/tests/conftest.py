@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from kolm.testing import (
+    SMOL_EVAL_ITEMS,
     Export,
     cli_exporter,
     export_unscored,
@@ -40,16 +41,6 @@ TIERS = ("fp16", "int8", "int4", "int3")
 SPELLING = {"fp16": "F16", "int8": "Q8_0", "int4": "Q4_K_M", "int3": "Q3_K_S"}
 SMOL_BASE = "SmolLM2-135M-Instruct"
 
-# Small on purpose: each export scores every item on its payload. The chat-formatted `contains`
-# prompt makes SmolLM2 answer in one short sentence and stop, instead of generating 32 tokens.
-EVAL_ITEMS = [
-    {"id": "capital", "kind": "contains", "answer": "Paris",
-     "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
-               "<|im_start|>assistant\n"},
-    {"id": "sum", "kind": "choice", "prompt": "2 + 2 =", "choices": [" 3", " 4"], "answer": " 4"},
-    {"id": "sky", "kind": "choice", "prompt": "The color of the sky on a clear day is",
-     "choices": [" blue", " green"], "answer": " blue"},
-]
 
 
 @dataclass
@@ -66,7 +57,7 @@ def smol_gguf() -> Path:
 
 @pytest.fixture(scope="session")
 def small_eval_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_eval_pack(tmp_path_factory.mktemp("eval") / "small.jsonl", EVAL_ITEMS)
+    return write_eval_pack(tmp_path_factory.mktemp("eval") / "small.jsonl", SMOL_EVAL_ITEMS)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from kolm.testing import (
+    SMOL_EVAL_ITEMS,
     Export,
     cli_exporter,
     pack_smollm2,
@@ -24,15 +25,9 @@ from kolm.testing import (
 DEVICE = "m3-pro"
 
 # Three items SmolLM2-135M-Instruct answers at fp16, so a good export passes the 0.85 gate.
-EVAL_ITEMS = [
-    {"id": "capital", "kind": "contains", "answer": "Paris",
-     "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
-               "<|im_start|>assistant\n"},
-    {"id": "sky", "kind": "choice", "prompt": "The color of the sky on a clear day is",
-     "choices": [" blue", " green"], "answer": " blue"},
-    {"id": "hot", "kind": "choice", "prompt": "The opposite of hot is", "choices": [" cold", " green"],
-     "answer": " cold"},
-]
+EVAL_ITEMS = [SMOL_EVAL_ITEMS[0], SMOL_EVAL_ITEMS[2],
+              {"id": "hot", "kind": "choice", "prompt": "The opposite of hot is", "choices": [" cold", " green"],
+               "answer": " cold"}]
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from kolm.testing import (
+    SMOL_EVAL_ITEMS,
     Export,
     cli_exporter,
     export_unscored,
@@ -28,14 +29,6 @@ from kolm.testing import (
 )
 
 PHONE, LAPTOP = "pixel-8", "snapdragon-x-elite"
-EVAL_ITEMS = [
-    {"id": "capital", "kind": "contains", "answer": "Paris",
-     "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
-               "<|im_start|>assistant\n"},
-    {"id": "sum", "kind": "choice", "prompt": "2 + 2 =", "choices": [" 3", " 4"], "answer": " 4"},
-    {"id": "sky", "kind": "choice", "prompt": "The color of the sky on a clear day is",
-     "choices": [" blue", " green"], "answer": " blue"},
-]
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +44,7 @@ def smol_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
         require(module, "pip install 'kolm-onnx[toolchain]'")
     require("kolm_gguf", "kolm-gguf imports the GGUF: pip install --no-deps kolm-gguf; pip install gguf tokenizers")
     folder = tmp_path_factory.mktemp("smol")
-    pack_smollm2(folder, EVAL_ITEMS, "--min-k", "0")
+    pack_smollm2(folder, SMOL_EVAL_ITEMS, "--min-k", "0")
     return folder / "smol.kolm"
 
 

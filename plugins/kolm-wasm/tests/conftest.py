@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from kolm.testing import (
+    SMOL_EVAL_ITEMS,
     invoke,
     pack_smollm2,
     private_home,  # noqa: F401 - an autouse fixture
@@ -30,21 +31,13 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-EVAL_ITEMS = [
-    {"id": "capital", "kind": "contains", "answer": "Paris",
-     "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
-               "<|im_start|>assistant\n"},
-    {"id": "sum", "kind": "choice", "prompt": "2 + 2 =", "choices": [" 3", " 4"], "answer": " 4"},
-    {"id": "sky", "kind": "choice", "prompt": "The color of the sky on a clear day is",
-     "choices": [" blue", " green"], "answer": " blue"},
-]
 
 
 @pytest.fixture(scope="session")
 def smol_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`kolm pack --from-gguf SmolLM2-135M-Instruct.Q4_1.gguf --eval small.jsonl -o smol.kolm --min-k 0`."""
     folder = tmp_path_factory.mktemp("smol")
-    pack_smollm2(folder, EVAL_ITEMS, "--min-k", "0")
+    pack_smollm2(folder, SMOL_EVAL_ITEMS, "--min-k", "0")
     return folder / "smol.kolm"
 
 
