@@ -54,6 +54,13 @@ class BenchResult(KolmModel):
     threads: int
 
 
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 class BenchEntry(KolmModel):
     """One line of the bench log: what was measured, for which device claim, and when."""
 

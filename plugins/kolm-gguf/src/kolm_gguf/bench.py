@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import time
 from pathlib import Path
 
-from kolm.bench import BenchRequest, BenchResult, Rate
+from kolm.bench import BenchRequest, BenchResult, Rate, peak_rss_bytes
 
 from kolm_gguf.runtime import import_llama_cpp
 
@@ -42,6 +41,6 @@ def bench_gguf(request: BenchRequest, model: Path) -> BenchResult:
         llm.close()
     return BenchResult(
         backend=request.backend, runtime=f"llama-cpp-python {llama_cpp.__version__}", pp=Rate.of(pp), tg=Rate.of(tg),
-        load_s=load_s, peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        load_s=load_s, peak_rss_bytes=peak_rss_bytes(),
         n_prompt=request.n_prompt, n_gen=request.n_gen, threads=threads,
     )

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import time
 
-from kolm.bench import BenchRequest, BenchResult, Rate
+from kolm.bench import BenchRequest, BenchResult, Rate, peak_rss_bytes
 
 from kolm_mlx.runtime import import_mlx_lm, load_model
 
@@ -53,6 +52,6 @@ def bench_mlx(request: BenchRequest) -> BenchResult:
     return BenchResult(
         backend=request.backend, runtime=f"mlx-lm {mlx_lm.__version__} (mlx {mx.__version__}, {mx.default_device()})",
         pp=Rate.of(pp), tg=Rate.of(tg), load_s=load_s,
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        peak_rss_bytes=peak_rss_bytes(),
         n_prompt=request.n_prompt, n_gen=request.n_gen, threads=request.threads or os.cpu_count() or 1,
     )

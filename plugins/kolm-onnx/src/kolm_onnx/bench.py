@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import time
 from importlib.metadata import version
 
-from kolm.bench import BenchRequest, BenchResult, Rate
+from kolm.bench import BenchRequest, BenchResult, Rate, peak_rss_bytes
 
 from kolm_onnx.runtime import OnnxSession, import_genai
 
@@ -48,6 +47,6 @@ def bench_onnx(request: BenchRequest) -> BenchResult:
     session.close()
     return BenchResult(
         backend=request.backend, runtime=f"onnxruntime-genai {version('onnxruntime-genai')}", pp=Rate.of(pp),
-        tg=Rate.of(tg), load_s=load_s, peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        tg=Rate.of(tg), load_s=load_s, peak_rss_bytes=peak_rss_bytes(),
         n_prompt=request.n_prompt, n_gen=request.n_gen, threads=threads,
     )

@@ -24,11 +24,6 @@ backends, device_profiles, forecast_throughput = _data.backends, _data.device_pr
 ONNX = _data.backend.name
 
 
-def main_file(payload: list[str]) -> str:
-    """The graph file (the core lists payloads sorted by name, so it is not always first)."""
-    return next(name for name in payload if name.endswith(".onnx"))
-
-
 @hookimpl
 def forecast_size(spec: ModelSpec, tier: str, backend: str, device: DeviceProfile) -> SizeForecast | None:
     if backend != ONNX:
@@ -56,7 +51,7 @@ def embed_manifest(result: ExportResult, manifest_json: str) -> bool | None:
     from kolm_onnx.graph import MANIFEST_KEY, ORT_FILE, set_metadata, write_ort
 
     require_toolchain("onnx")
-    main = result.out_dir / main_file(result.payload)
+    main = result.out_dir / result.payload[0]
     set_metadata(main, MANIFEST_KEY, manifest_json)
     if ORT_FILE in result.payload:
         write_ort(main, result.out_dir / ORT_FILE)
@@ -82,7 +77,7 @@ def read_payload(request: RunRequest) -> PayloadFacts | None:
     from kolm_onnx.graph import MANIFEST_KEY, matmul_kinds, metadata, tier_of
 
     require_toolchain("onnx")
-    main = request.path / main_file(request.payload)
+    main = request.path / request.payload[0]
     kinds = matmul_kinds(main)
     return PayloadFacts(manifest_json=metadata(main).get(MANIFEST_KEY), tier=tier_of(kinds),
                         types=", ".join(f"{n} {kind}" for kind, n in kinds.most_common()))
