@@ -81,11 +81,11 @@ def main() -> None:
     parser.add_argument("--tier", default="int4")
     args = parser.parse_args()
     from kolm.artifact import Artifact
-    from kolm.bench import BenchRequest
+    from kolm.api import BenchRequest
     from kolm.plugins import registry
 
     artifact = smollm2_artifact()
-    spelling = registry().backend("gguf").spelling(args.tier)
+    spelling = registry().backend("gguf").recipe(args.tier).spelling
     with tempfile.TemporaryDirectory(dir=artifact.parent) as work:
         work = Path(work)
         with Artifact(artifact) as art:
@@ -93,11 +93,11 @@ def main() -> None:
         kolm_t = timed(lambda: kolm_export(artifact, args.tier, work / "kolm"), args.runs)
         raw_t = timed(lambda: raw_export(model_dir, spelling, work / f"raw.{spelling}.gguf"), args.runs)
         payload = next((work / "kolm").glob("*.gguf"))
-        request = BenchRequest(path=work / "kolm", backend="gguf", payload=[payload.name], n_prompt=64, n_gen=128,
+        request = BenchRequest(path=work / "kolm", payload=[payload.name], n_prompt=64, n_gen=128,
                                repetitions=1)
         kolm_tg, raw_loop, raw_completion = [], [], []
         for _ in range(args.runs + 2):  # interleaved, so machine noise hits both sides alike
-            kolm_tg.append(registry().hook.bench(request=request).tg.mean)
+            kolm_tg.append(registry().backend("gguf").bench(request).tg.mean)
             loop, completion = raw_tg(payload, 128)
             raw_loop.append(loop)
             raw_completion.append(completion)

@@ -44,12 +44,12 @@ def kolm_export(artifact: Path, tier: str, out: Path) -> None:
 def raw_export(model_dir: Path, tier: str, out: Path) -> None:
     import shutil
 
-    from kolm_mlx.export import convert_flags
+    from kolm.plugins import registry
     from mlx_lm.convert import convert
 
     shutil.rmtree(out, ignore_errors=True)
-    with contextlib.redirect_stdout(io.StringIO()):
-        convert(str(model_dir), str(out), **convert_flags(tier))
+    with contextlib.redirect_stdout(io.StringIO()):  # the tier's recipe: mlx_lm.convert's own arguments
+        convert(str(model_dir), str(out), **registry().backend("mlx").recipe(tier).options)
 
 
 def raw_tg(folder: Path, n_gen: int, as_stored: bool = False) -> tuple[float, float]:
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--n-gen", type=int, default=64)
     args = parser.parse_args()
     from kolm.artifact import Artifact
-    from kolm.bench import BenchRequest
+    from kolm.api import BenchRequest
     from kolm.plugins import registry
 
     artifact = smollm2_artifact()
@@ -100,11 +100,11 @@ def main() -> None:
             raw_t += timed(lambda: raw_export(model_dir, args.tier, work / "raw"), 1)
         folder = work / "kolm"
         payload = [p.name for p in folder.iterdir() if p.name != "kolm-export.json"]
-        request = BenchRequest(path=folder, backend="mlx", payload=payload, n_prompt=64, n_gen=args.n_gen,
+        request = BenchRequest(path=folder, payload=payload, n_prompt=64, n_gen=args.n_gen,
                                repetitions=1)
         kolm_tg, raw_loop, raw_stream = [], [], []
         for _ in range(args.runs + 2):
-            kolm_tg.append(registry().hook.bench(request=request).tg.mean)
+            kolm_tg.append(registry().backend("mlx").bench(request).tg.mean)
             loop, stream = raw_tg(folder, args.n_gen)
             raw_loop.append(loop)
             raw_stream.append(stream)

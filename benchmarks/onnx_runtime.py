@@ -54,13 +54,13 @@ def raw_export(model_dir: Path, spelling: str, out: Path, cache: Path) -> None:
 
 
 def onnx_bench(folder: Path, runs: int) -> tuple[float, float]:
-    from kolm.bench import BenchRequest
+    from kolm.api import BenchRequest
     from kolm.plugins import registry
 
     payload = sorted(p.name for p in folder.iterdir() if p.is_file())
-    request = BenchRequest(path=folder, backend="onnx", payload=payload, n_prompt=N_PROMPT, n_gen=N_GEN,
+    request = BenchRequest(path=folder, payload=payload, n_prompt=N_PROMPT, n_gen=N_GEN,
                            repetitions=runs)
-    result = registry().hook.bench(request=request)
+    result = registry().backend("onnx").bench(request)
     return result.pp.mean, result.tg.mean
 
 

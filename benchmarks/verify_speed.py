@@ -43,12 +43,12 @@ def scoring_per_item(n_items: int) -> list[tuple[str, float, float]]:
     from kolm.evalpack import load_eval_pack
     from kolm.export import export_artifact
     from kolm.forecast import forecast
-    from kolm.kscore import score
+    from kolm.kscore import score_pack
     from kolm.modelspec import resolve_model
     from kolm.pack import DEFAULT_EVAL_PACK
     from kolm.plugins import registry
     from kolm.quant import TIERS
-    from kolm.session import open_session
+    from kolm.record import open_session
 
     reg = registry()
     artifact = smollm2_artifact()
@@ -63,7 +63,7 @@ def scoring_per_item(n_items: int) -> list[tuple[str, float, float]]:
                                      planned.read_per_token_bytes, score=False)
             with open_session(reg, out, record) as session:
                 start = time.perf_counter()
-                result = score(session, items)
+                result = score_pack(session, items)
                 rows.append((tier, (time.perf_counter() - start) / len(items), result.k))
     return rows
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from kolm.testing import SMOL_EVAL_ITEMS, smollm2_gguf, write_eval_pack
+from kolm_testing import SMOL_EVAL_ITEMS, smollm2_gguf, write_eval_pack
 
 pytestmark = pytest.mark.slow
 

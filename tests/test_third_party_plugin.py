@@ -1,5 +1,6 @@
-"""A third-party plugin (tests/example_plugin: a RISC-V board) installs with pip and shows up in
-`kolm devices` and the forecast, with no change to kolm-core."""
+"""Third-party plugins install with pip and change nothing in kolm-core: tests/example_plugin adds a
+RISC-V board to the gguf backend; tests/example_npu adds a forecast-only backend (RKLLM on an
+RK3588 board) with its tier table, device row, size rule and throughput calibration."""
 
 from __future__ import annotations
 
@@ -8,14 +9,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXAMPLE = Path(__file__).parent / "example_plugin"
+import pytest
+
+ROOT = Path(__file__).parents[1]
+EXAMPLE = ROOT / "tests" / "example_plugin"
+NPU = ROOT / "tests" / "example_npu"
+README = (ROOT / "README.md").read_text()
+
+
+def pip_install(source: Path, target: Path) -> dict[str, str]:
+    """Install `source` into `target` as a user would (wheel built by pip), and the env that sees it."""
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(source)], check=True)
+    return {"PYTHONPATH": str(target)}
 
 
 def test_pip_installed_plugin_adds_a_device(kolm, tmp_path: Path):
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True)
-    env = {"PYTHONPATH": str(target)}
+    env = pip_install(EXAMPLE, tmp_path / "site")
     rows = json.loads(kolm("devices", "--json", env=env).stdout)
     mars = next(r for r in rows if r["name"] == "Milk-V Mars")
     assert mars["arch"] == "riscv64" and mars["backends"] == ["gguf"]
@@ -31,6 +41,50 @@ def test_pip_installed_plugin_adds_a_device(kolm, tmp_path: Path):
     assert "kolm-riscv-example" not in {r["name"] for r in rows}  # and nothing else changed
 
 
-def test_readme_shows_the_example_plugin_verbatim():
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert (EXAMPLE / "kolm_riscv_example.py").read_text() in readme
+@pytest.fixture(scope="module")
+def npu_env(tmp_path_factory) -> dict[str, str]:
+    return pip_install(NPU, tmp_path_factory.mktemp("npu-site"))
+
+
+def test_a_forecast_only_backend_forecasts_with_its_own_rules(kolm, npu_env):
+    result = kolm("export", "Qwen2.5-0.5B", "--target", "rock-5a", "--quant", "int8", "--preview", "--json",
+                  env=npu_env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    forecast = json.loads(result.stdout)
+    assert forecast["backend"] == "rkllm" and forecast["backend_installed"] and not forecast["backend_exports"]
+    assert forecast["command"] is None
+    assert "backend rkllm cannot export yet: kolm-example-npu 0.1.0 forecasts only" in forecast["notes"]
+    assert forecast["size_method"] == "w8a8: 8-bit weights, fp32 row scales (example rule)"
+    assert forecast["tok_s"]["method"] == "forecast" and forecast["tok_s"]["basis"].startswith("0.42–0.59 × 34.1 GB/s")
+    assert any("VenomekPL/RockchipLlama" in source for source in forecast["forecast_sources"])
+
+
+def test_a_forecast_only_backend_refuses_export_and_other_tiers_in_one_line(kolm, npu_env, tiny_artifact, tmp_path):
+    result = kolm("export", str(tiny_artifact), "--target", "rock-5a", "--quant", "int8", "-o", str(tmp_path / "out"),
+                  env=npu_env)
+    assert result.returncode == 7 and result.stderr == (
+        "kolm: error: backend rkllm cannot export: kolm-example-npu 0.1.0 does not implement `export` "
+        "(forecasts only)\n")
+    assert not (tmp_path / "out").exists()
+    result = kolm("export", "Qwen2.5-0.5B", "--target", "rock-5a", "--quant", "int4", "--preview", env=npu_env)
+    assert result.returncode == 7 and result.stderr == "kolm: error: int4 is not supported by rkllm; use int8\n"
+    gguf = kolm("export", "Qwen2.5-0.5B", "--target", "rock-5a", "--quant", "int4", "--backend", "gguf", "--preview",
+                "--json", env=npu_env)
+    assert json.loads(gguf.stdout)["command"].endswith("--backend gguf")  # the board's other backend
+
+
+def test_the_backend_is_listed_with_its_toolchain_and_validated_data(kolm, npu_env):
+    plugins = {p["name"]: p for p in json.loads(kolm("plugins", "--json", env=npu_env).stdout)}
+    assert plugins["rkllm"] == {
+        "name": "rkllm", "distribution": "kolm-example-npu", "version": "0.1.0",
+        "hooks": ["backend", "device_profiles", "forecast_size", "forecast_throughput"], "backend": "rkllm",
+        "toolchain": {"rkllm": False}, "install": "pip install rkllm-toolkit (Rockchip's, for x86 Linux)",
+        "error": None}
+    rock = next(r for r in json.loads(kolm("devices", "--json", env=npu_env).stdout) if r["name"] == "Radxa ROCK 5A")
+    assert rock["backends"] == ["rkllm", "gguf"]
+
+
+def test_readme_shows_the_example_plugins_verbatim():
+    assert (EXAMPLE / "kolm_riscv_example.py").read_text() in README
+    assert (NPU / "kolm_example_npu" / "__init__.py").read_text() in README
+    assert (NPU / "kolm_example_npu" / "backend.json").read_text() in README

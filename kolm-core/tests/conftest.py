@@ -1,5 +1,10 @@
-"""Fixtures for kolm-core: tiny Hugging Face folders written by hand (no numpy, no torch), eval
-packs, and a registry holding only a test plugin so core tests never depend on backend plugins."""
+"""Fixtures for kolm-core: tiny Hugging Face folders written by hand (no torch), eval packs, and a
+registry holding only test plugins, so core tests never depend on backend plugins:
+
+- `BoardPlugin`: device rows only (its boards name a backend `testbe` that is not installed);
+- `TableBackend`: a complete backend whose "model" is a lookup table, so the export, verify and
+  signing pipelines run end to end in this env. It stands in for a toolchain at the plugin
+  boundary only; the real backends are tested through the same pipelines in their own envs."""
 
 from __future__ import annotations
 
@@ -9,6 +14,16 @@ from pathlib import Path
 
 import pytest
 from kolm import hookimpl
+from kolm.api import (
+    Backend,
+    ExportRequest,
+    ExportResult,
+    PayloadFacts,
+    RunRequest,
+    Session,
+    SizeForecast,
+    TierRecipe,
+)
 from kolm.devices import DeviceProfile, Sourced
 from kolm.inventory import llama_inventory
 
@@ -68,20 +83,92 @@ def artifact(tmp_path: Path, hf_folder: Path, eval_pack: Path) -> Path:
     return out
 
 
+def sourced(value: float) -> Sourced:
+    return Sourced(value=value, source=SOURCE)
+
+
 class BoardPlugin:
     """A test plugin: one SBC row and one GPU row, both served by a backend named `testbe`."""
 
     @hookimpl
     def device_profiles(self) -> list[DeviceProfile]:
-        def sourced(value: float) -> Sourced:
-            return Sourced(value=value, source=SOURCE)
-
         return [
             DeviceProfile(name="Test Board 4", aliases=["tb4"], kind="sbc", os="linux", arch="arm64",
                           memory_gb=sourced(4), memory_kind="ram", bandwidth_gbps=sourced(10), backends=["testbe"]),
             DeviceProfile(name="Test GPU", kind="desktop-gpu", os="linux", arch="x86_64",
                           memory_gb=sourced(2), memory_kind="vram", bandwidth_gbps=sourced(500), backends=["testbe"]),
         ]
+
+
+class TableSession(Session):
+    """Answers EVAL_ITEMS from a table: "Paris" for the capital, " 4" over " 3" for the sum, except
+    at int4 (`I4`), which prefers " 3": the int4 export loses 50 K points."""
+
+    def __init__(self, model: dict) -> None:
+        self.flipped = model["spelling"] == "I4"
+
+    def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False):
+        yield " Paris." if "capital" in prompt else " I do not know."
+
+    def loglikelihood(self, context: str, continuation: str) -> float:
+        return -1.0 if (continuation == " 4") != self.flipped else -2.0
+
+    def position_logprobs(self, text: str):
+        import numpy as np
+
+        from kolm.logprobs import log_softmax
+
+        logits = np.array([[(len(text) + i) % 3, 1.0, 0.5 + 0.6 * self.flipped] for i in range(len(text))])
+        return log_softmax(logits)
+
+
+class TableBackend:
+    """Backend `table` (tiers fp16/int8/int4 spelled F16/I8/I4) and the Test Table Box it runs on.
+    The payload is `model.json` (the spelling and, once embedded, the manifest) beside a copy of the
+    weights, so every byte of it is hashed and checked as a real payload is."""
+
+    TIERS = {"fp16": "F16", "int8": "I8", "int4": "I4"}
+
+    @hookimpl
+    def backend(self) -> Backend:
+        return Backend(name="table", description="a lookup-table model for kolm-core's tests", tiers=self.TIERS,
+                       install="(kolm-core's tests)")
+
+    @hookimpl
+    def device_profiles(self) -> list[DeviceProfile]:
+        return [DeviceProfile(name="Test Table Box", aliases=["ttb"], kind="laptop", os="linux", arch="x86_64",
+                              memory_gb=sourced(16), memory_kind="ram", bandwidth_gbps=sourced(50),
+                              backends=["table"])]
+
+    @hookimpl
+    def forecast_size(self, spec, recipe: TierRecipe) -> SizeForecast:
+        size = spec.inventory.nbytes
+        return SizeForecast(bytes=size, read_per_token_bytes=size, method=f"the weights as stored ({recipe.spelling})")
+
+    @hookimpl
+    def export(self, request: ExportRequest) -> ExportResult:
+        import shutil
+
+        (request.out_dir / "model.json").write_text(json.dumps({"spelling": request.spelling, "manifest": None}))
+        shutil.copyfile(request.model_dir / "model.safetensors", request.out_dir / "model.safetensors")
+        return ExportResult(payload=["model.json", "model.safetensors"], toolchain={"table": "1"},
+                            flags={"spelling": request.spelling})
+
+    @hookimpl
+    def embed_manifest(self, out_dir: Path, payload: list[str], manifest_json: str) -> bool:
+        model = json.loads((out_dir / payload[0]).read_text())
+        (out_dir / payload[0]).write_text(json.dumps({**model, "manifest": manifest_json}))
+        return True
+
+    @hookimpl
+    def run(self, request: RunRequest) -> Session:
+        return TableSession(json.loads((request.path / request.payload[0]).read_text()))
+
+    @hookimpl
+    def read_payload(self, request: RunRequest) -> PayloadFacts:
+        model = json.loads((request.path / request.payload[0]).read_text())
+        tier = {spelling: tier for tier, spelling in self.TIERS.items()}.get(model["spelling"])
+        return PayloadFacts(manifest_json=model["manifest"], tier=tier, types=model["spelling"])
 
 
 @pytest.fixture(autouse=True)
@@ -98,10 +185,41 @@ def hermetic(monkeypatch, tmp_path_factory):
 
 @pytest.fixture
 def registry():
-    """A registry with no entry-point plugins, only `BoardPlugin` and the core fallbacks."""
+    """A registry with no entry-point plugins, only `BoardPlugin`."""
     from kolm import plugins
 
     reg = plugins.registry()
-    reg.pm.register(BoardPlugin(), name="board")
+    assert reg.add(BoardPlugin(), "board", "kolm-test-boards", "0.1")
     yield reg
     plugins.registry.cache_clear()
+
+
+@pytest.fixture
+def table(registry):
+    """The registry with `TableBackend` added."""
+    assert registry.add(TableBackend(), "table", "kolm-test-table", "0.1")
+    return registry
+
+
+@pytest.fixture
+def packed(table, tmp_path: Path, hf_folder: Path, eval_pack: Path) -> Path:
+    """`kolm pack` of the tiny folder: its fp16 K (1.0) measured through the table backend."""
+    from kolm.pack import pack_folder
+
+    out = tmp_path / "tiny.kolm"
+    pack_folder(hf_folder, eval_pack, "tiny-llama", out, "Apache-2.0", registry=table)
+    return out
+
+
+@pytest.fixture
+def exported(table, packed: Path, tmp_path: Path):
+    """exported(tier): `kolm export tiny.kolm --target ttb --quant TIER --allow-drop -o DIR`, the folder."""
+    from kolm_testing import invoke
+
+    def export(tier: str) -> Path:
+        out = tmp_path / f"tiny-{tier}"
+        result = invoke("export", packed, "--target", "ttb", "--quant", tier, "-o", out, "--allow-drop")
+        assert result.exit_code == 0, result.output
+        return out
+
+    return export

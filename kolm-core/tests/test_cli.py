@@ -37,7 +37,8 @@ def test_devices_table(registry):
 
 def test_plugins_json(registry):
     rows = json.loads(run("plugins", "--json").output)
-    assert rows[0]["name"] == "kolm.fallback" and rows[0]["distribution"] == "kolm-core"
+    assert rows == [{"name": "board", "distribution": "kolm-test-boards", "version": "0.1", "hooks": ["device_profiles"],
+                     "backend": None, "toolchain": {}, "install": None, "error": None}]
 
 
 def test_bases_lists_the_seed_models():
@@ -50,6 +51,13 @@ def test_bases_lists_the_seed_models():
 def test_schema_is_the_rs1_json_schema():
     schema = json.loads(run("schema").output)
     assert schema["title"] == "RS-1 manifest" and "payload" in schema["properties"]
+
+
+@pytest.mark.parametrize("name", ["rs1", "backend", "devices", "throughput"])
+def test_schemas_equal_the_copies_in_docs(name):
+    """docs/schemas/ is what plugin authors read; regenerate with `kolm schema NAME > docs/schemas/NAME.schema.json`."""
+    committed = Path(__file__).parents[2] / "docs" / "schemas" / f"{name}.schema.json"
+    assert json.loads(run("schema", name).output) == json.loads(committed.read_text())
 
 
 def test_pack_and_inspect(tmp_path: Path, hf_folder: Path, eval_pack: Path):

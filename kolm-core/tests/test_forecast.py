@@ -79,15 +79,15 @@ def test_forecast_without_backend_plugin_is_nominal_and_says_so(registry, artifa
 
 def test_tier_refused_by_backend(registry, artifact: Path):
     from kolm import hookimpl
-    from kolm.backends import Backend
+    from kolm.api import Backend
 
     class NoInt3:
         @hookimpl
-        def backends(self):
-            return [Backend(name="testbe", description="t", tiers={"fp16": "a", "int8": "b", "int4": "c"},
-                            toolchain=[], install="-")]
+        def backend(self):
+            return Backend(name="testbe", description="t", tiers={"fp16": "a", "int8": "b", "int4": "c"},
+                           toolchain=[], install="-")
 
-    registry.pm.register(NoInt3())
+    assert registry.add(NoInt3(), "noint3", "kolm-noint3", "0.1")
     spec = resolve_model(str(artifact))
     board = registry.devices().find("tb4")
     with pytest.raises(BackendError, match="int3 is not supported by testbe; use fp16, int8, int4"):

@@ -9,8 +9,8 @@ from importlib.resources import files
 import pytest
 from kolm.errors import UsageError
 from kolm.evalpack import EvalItem, parse_eval_pack
-from kolm.kscore import KScore, normalize, score
-from kolm.session import Session
+from kolm.kscore import KScore, normalize, score_pack
+from kolm.api import Session
 
 
 class ScriptedSession(Session):
@@ -40,7 +40,7 @@ def test_choice_scores_the_loglikelihood_argmax():
              item("wrong", "choice", " Paris", choices=[" Paris", " Lyon"])]
     lls = {("prompt right", " 3"): -5.0, ("prompt right", " 4"): -1.5, ("prompt right", " 5"): -3.0,
            ("prompt wrong", " Paris"): -7.0, ("prompt wrong", " Lyon"): -2.0}
-    result = score(ScriptedSession(lls=lls), items)
+    result = score_pack(ScriptedSession(lls=lls), items)
     assert [r.score for r in result.items] == [1, 0]
     assert result.items[0].output == " 4" and result.items[0].loglikelihoods == [-5.0, -1.5, -3.0]
     assert result.items[1].output == " Lyon"
@@ -49,7 +49,7 @@ def test_choice_scores_the_loglikelihood_argmax():
 
 def test_choice_tie_goes_to_the_first_listed_choice():
     items = [item("tie", "choice", " b", choices=[" a", " b"])]
-    result = score(ScriptedSession(lls={("prompt tie", " a"): -1.0, ("prompt tie", " b"): -1.0}), items)
+    result = score_pack(ScriptedSession(lls={("prompt tie", " a"): -1.0, ("prompt tie", " b"): -1.0}), items)
     assert result.items[0].output == " a" and result.k == 0.0
 
 
@@ -57,7 +57,7 @@ def test_exact_compares_the_first_line_only():
     items = [item("a", "exact", "4"), item("b", "exact", "4"), item("c", "exact", "4")]
     outputs = {"prompt a": " 4\n\nQuestion: what is 5 + 5?", "prompt b": "\n  4.\n", "prompt c": " 14\n4"}
     session = ScriptedSession(outputs=outputs)
-    result = score(session, items, max_tokens=7)
+    result = score_pack(session, items, max_tokens=7)
     assert [r.score for r in result.items] == [1, 1, 0]
     assert result.items[0].output == outputs["prompt a"]
     assert all(call[2] == 7 and call[3] is False for call in session.calls)  # max_tokens passed, no chat template
@@ -68,7 +68,7 @@ def test_contains_finds_the_answer_anywhere_as_whole_words():
              item("d", "contains", "0"), item("e", "contains", "ate")]
     outputs = {"prompt a": " The capital is PARIS, of course.", "prompt b": " Lyon.",
                "prompt c": " It is in new\n  york city.", "prompt d": " 2000 degrees", "prompt e": " eaten"}
-    assert [r.score for r in score(ScriptedSession(outputs=outputs), items).items] == [1, 0, 1, 0, 0]
+    assert [r.score for r in score_pack(ScriptedSession(outputs=outputs), items).items] == [1, 0, 1, 0, 0]
 
 
 def test_normalisation():
@@ -81,7 +81,7 @@ def test_normalisation():
 
 def test_empty_output_scores_zero():
     items = [item("e", "exact", "4"), item("c", "contains", "Paris"), item("blank", "contains", "  ")]
-    result = score(ScriptedSession(outputs={"prompt blank": "anything"}), items)
+    result = score_pack(ScriptedSession(outputs={"prompt blank": "anything"}), items)
     assert [r.score for r in result.items] == [0, 0, 0]
     assert result.items[0].output == "" and result.k == 0.0
 
@@ -92,8 +92,8 @@ def test_deterministic_and_reports_progress():
     session = ScriptedSession(outputs={"prompt g": " Blue.", "prompt x": " 8"},
                               lls={("prompt c", " yes"): -0.1, ("prompt c", " no"): -2.3})
     seen: list[tuple[int, int]] = []
-    first = score(session, items, progress=lambda done, total: seen.append((done, total)))
-    second = score(session, items)
+    first = score_pack(session, items, progress=lambda done, total: seen.append((done, total)))
+    second = score_pack(session, items)
     assert isinstance(first, KScore) and first == second
     assert first.k == pytest.approx(2 / 3) and first.points == pytest.approx(66.67)
     assert seen == [(1, 3), (2, 3), (3, 3)]
@@ -102,7 +102,7 @@ def test_deterministic_and_reports_progress():
 
 def test_no_items_is_a_usage_error():
     with pytest.raises(UsageError):
-        score(ScriptedSession(), [])
+        score_pack(ScriptedSession(), [])
 
 
 def test_default_pack_ships_and_parses():

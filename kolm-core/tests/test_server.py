@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from kolm.server import Api, ApiServer
-from kolm.session import Session
+from kolm.api import Session
 
 
 class Echo(Session):

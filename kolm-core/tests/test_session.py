@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 from kolm.errors import BackendError
-from kolm.session import Session, continuation_start, log_softmax
+from kolm.api import Session
+from kolm.logprobs import continuation_start, log_softmax
 
 
 @pytest.mark.parametrize(("prefix", "full", "start"), [

@@ -30,6 +30,16 @@ class KolmGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
+def loaded():
+    """The plugin registry, after one warning line on stderr per refused plugin or contested backend."""
+    from kolm.plugins import registry
+
+    reg = registry()
+    for problem in reg.problems:
+        click.echo(f"kolm: warning: {problem}", err=True)
+    return reg
+
+
 def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -64,9 +74,7 @@ def devices(as_json: bool) -> None:
     Example:
       kolm devices --json
     """
-    from kolm.plugins import registry
-
-    table = registry().devices()
+    table = loaded().devices()
     if as_json:
         return emit_json([row.model_dump(mode="json") for row in table.rows])
     from kolm.render import device_table
@@ -118,16 +126,23 @@ def bases(as_json: bool) -> None:
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON Schema of an RS-1 manifest.
+@click.argument("name", default="rs1", type=click.Choice(["rs1", "backend", "devices", "throughput"]))
+def schema(name: str) -> None:
+    """Print a JSON Schema: the RS-1 manifest (default), or a plugin's data file
+    (backend.json, devices.json, throughput.json).
 
     \b
-    Example:
+    Examples:
       kolm schema > rs1.schema.json
+      kolm schema devices > devices.schema.json
     """
-    from kolm.manifest import rs1_json_schema
+    if name == "rs1":
+        from kolm.manifest import rs1_json_schema
 
-    emit_json(rs1_json_schema())
+        return emit_json(rs1_json_schema())
+    from kolm.plugin_data import json_schema
+
+    emit_json(json_schema(name))
 
 
 @cli.command()
@@ -152,17 +167,16 @@ def pack(folder: Path | None, gguf: Path | None, eval_pack: Path | None, base: s
     """
     from kolm.errors import UsageError
     from kolm.pack import DEFAULT_EVAL_PACK, pack_folder, pack_import
-    from kolm.plugins import registry
     from kolm.render import progress_bar
 
     eval_pack = eval_pack or DEFAULT_EVAL_PACK
     if (folder is None) == (gguf is None):
         raise UsageError("give either a model FOLDER or --from-gguf FILE")
     if gguf is not None:
-        manifest, k = pack_import(registry(), gguf, eval_pack, base, output, license_, progress_bar, min_k)
+        manifest, k = pack_import(loaded(), gguf, eval_pack, base, output, license_, progress_bar, min_k)
     else:
         manifest, k = pack_folder(folder, eval_pack, base or folder.resolve().name, output, license_, progress_bar,
-                                  registry(), min_k)
+                                  loaded(), min_k)
     click.echo(f"wrote {output}: {manifest.base}, {manifest.params:,} params, {len(manifest.payload)} files, "
                f"{manifest.eval_pack.items} eval items, K {k}")
 
@@ -211,10 +225,9 @@ def pick(model: str, target: str | None, quant: str | None, as_json: bool) -> No
     """
     from kolm.forecast import pick as pick_all
     from kolm.modelspec import resolve_model
-    from kolm.plugins import registry
     from kolm.quant import TIERS, parse_tier
 
-    reg = registry()
+    reg = loaded()
     table = reg.devices()
     devices_ = [table.find(target)] if target else table.rows
     tiers = (parse_tier(quant),) if quant else TIERS
@@ -251,10 +264,9 @@ def export(model: str, target: str, quant: str, backend: str | None, memory_gb: 
     """
     from kolm.forecast import forecast
     from kolm.modelspec import resolve_model
-    from kolm.plugins import registry
     from kolm.quant import parse_tier
 
-    reg = registry()
+    reg = loaded()
     tier = parse_tier(quant)
     device = reg.devices().find(target)
     spec = resolve_model(model)
@@ -313,12 +325,11 @@ def run(export_dir: Path, prompt: str | None, raw: bool, max_tokens: int, port: 
       kolm run SmolLM2-135M-Instruct-raspberry-pi-5-int4 --port 8080
       curl localhost:8080/v1/chat/completions -d '{"messages":[{"role":"user","content":"Hi"}]}'
     """
-    from kolm.export import load_record
-    from kolm.plugins import registry
-    from kolm.session import open_session, port_free
+    from kolm.record import load_record, open_session
+    from kolm.server import port_free
 
     folder, record = load_record(export_dir)
-    session = open_session(registry(), folder, record, n_ctx=n_ctx, threads=threads)
+    session = open_session(loaded(), folder, record, n_ctx=n_ctx, threads=threads)
     if port is not None:
         port_free(host, port)
         sys.exit(session.serve(host, port, record.manifest.base))
@@ -347,12 +358,11 @@ def serve(export_dir: Path, port: int, host: str, verify: Path | None, threads: 
       kolm serve SmolLM2-135M-Instruct-browser-int4 --verify SmolLM2-135M-Instruct.kolm
       kolm serve SmolLM2-135M-Instruct-raspberry-pi-5-int4 --port 8081   # same as kolm run --port
     """
-    from kolm.export import load_record
-    from kolm.plugins import registry
-    from kolm.session import open_session, port_free
+    from kolm.record import load_record, open_session
+    from kolm.server import port_free
 
     folder, record = load_record(export_dir)
-    session = open_session(registry(), folder, record, n_ctx=n_ctx, threads=threads)
+    session = open_session(loaded(), folder, record, n_ctx=n_ctx, threads=threads)
     port_free(host, port)
     sys.exit(session.serve(host, port, record.manifest.base, verify))
 
@@ -377,11 +387,10 @@ def bench(target: Path, device: str, quant: str, n_prompt: int, n_gen: int, repe
       kolm bench smol.kolm --device x86-laptop --quant int8 --json
     """
     from kolm.bench import run_bench
-    from kolm.plugins import registry
     from kolm.quant import parse_tier
     from kolm.render import bench_report, progress_bar
 
-    report = run_bench(registry(), target, device, parse_tier(quant), n_prompt, n_gen, repetitions, threads,
+    report = run_bench(loaded(), target, device, parse_tier(quant), n_prompt, n_gen, repetitions, threads,
                        progress_bar)
     if as_json:
         return emit_json(report.model_dump(mode="json"))
@@ -412,11 +421,10 @@ def verify(export_dir: Path, against: Path, k_tolerance: float, min_k: float, ma
       kolm verify SmolLM2-135M-Instruct-raspberry-pi-5-int4 --against smol.kolm --json
       kolm verify SmolLM2-135M-Instruct-raspberry-pi-5-int4 --against smol.kolm --key signer.pub.pem
     """
-    from kolm.plugins import registry
     from kolm.render import progress_bar, verify_table
     from kolm.verify import verify_export
 
-    result = verify_export(registry(), export_dir, against, k_tolerance, min_k, max_k_drop, progress_bar,
+    result = verify_export(loaded(), export_dir, against, k_tolerance, min_k, max_k_drop, progress_bar,
                            public_key=public_key)
     if as_json:
         emit_json(result.model_dump())

@@ -20,7 +20,7 @@ DeviceKind = Literal["sbc", "phone", "laptop", "desktop", "desktop-gpu", "edge-g
 class Sourced(KolmModel):
     """A number taken from a public document: the value, the URL, and how it was read there."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     value: float
     source: str = Field(pattern=r"^https?://\S+$")
@@ -34,7 +34,7 @@ class DeviceProfile(KolmModel):
     `backends` lists backend names in order of preference; the first one installed is recommended.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     aliases: list[str] = Field(default_factory=list)
@@ -98,12 +98,3 @@ class DeviceTable(KolmModel):
                 return row
         known = ", ".join(r.name for r in self.rows)
         raise UnknownDeviceError(f"unknown device {name!r}; known devices: {known}")
-
-
-def load_device_rows(package: str, resource: str = "devices.json") -> list[DeviceProfile]:
-    """Read a plugin's device rows from JSON data shipped inside its package."""
-    import json
-    from importlib.resources import files
-
-    data = json.loads(files(package).joinpath(resource).read_text(encoding="utf-8"))
-    return [DeviceProfile.model_validate(row) for row in data["devices"]]

@@ -60,3 +60,25 @@ class GateError(KolmError):
     """K below the compile gate, or a K drop beyond the allowed one."""
 
     exit_code = 10
+
+
+class PluginError(KolmError):
+    """An installed plugin that breaks the plugin contract: a data file that does not validate, a
+    backend two distributions declare, a hook that returns nothing where an answer is required.
+    The message names the distribution."""
+
+    exit_code = 12
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: a pydantic validation error as `field.path: problem`, anything
+    else as its type and the first line of its message."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{where}: {first['msg']}{more}"
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

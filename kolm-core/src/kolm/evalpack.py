@@ -1,4 +1,4 @@
-"""Eval packs: JSONL items a K-score is measured on (DESIGN.md section 7)."""
+"""Eval packs: JSONL items a K-score is measured on (docs/architecture.md, "K-score and verify")."""
 
 from __future__ import annotations
 

@@ -1,81 +1,29 @@
-"""Exporting: the request a backend converts, the result it returns, and the pipeline `kolm
-export` runs around it — check the artifact, convert (backend), measure K on the payload (through
-the backend's `Session`), embed the manifest (backend), hash, and write `kolm-export.json`, all in
-a staging folder that replaces the output only when everything succeeded."""
+"""The pipeline `kolm export` runs around a backend: check the artifact, convert (backend), measure
+K on the payload (through the backend's `Session`), embed the manifest (backend), hash, and write
+`kolm-export.json`, all in a staging folder that replaces the output only when everything succeeded."""
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable
-from contextlib import AbstractContextManager, contextmanager
-from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic import ConfigDict, Field
+from typing import TYPE_CHECKING
 
 from kolm import __version__, history
+from kolm.api import BackendPlugin, ExportRequest, ExportResult, RunRequest, Session, Steps, silent
 from kolm.artifact import MANIFEST, Artifact, payload_entries
 from kolm.atomic import atomic_dir
 from kolm.datamodel import KolmModel
-from kolm.errors import ArtifactError, BackendError, GateError, OutputError, UsageError
+from kolm.devices import DeviceProfile
+from kolm.errors import GateError, OutputError
 from kolm.evalpack import EvalItem
+from kolm.kscore import Binder, score_pack
 from kolm.manifest import ExportRecord, Fidelity, KRecord, Lockfile, Manifest, SizeCheck
-from kolm.quant import DEFAULT_MAX_K_DROP
+from kolm.quant import DEFAULT_MAX_K_DROP, Tier
+from kolm.record import BINDER, RECORD, load_record
 
 if TYPE_CHECKING:
-    from kolm.devices import DeviceProfile
-    from kolm.kscore import Binder
     from kolm.plugins import Registry
-    from kolm.session import Session
-
-RECORD = "kolm-export.json"
-BINDER = "binder.json"
-Steps = Callable[[str], AbstractContextManager[Callable[[int, int], None]]]
-
-
-@contextmanager
-def silent(description: str):
-    """A `Steps` that shows nothing (library use, tests)."""
-    yield lambda done, total: None
-
-
-class ExportRequest(KolmModel):
-    """Convert the Hugging Face folder `model_dir` (extracted from `artifact`) to `backend` at
-    `tier` (`spelling` in the toolchain's words) for `device`, writing the payload into `out_dir`.
-    `work_dir` is scratch space on the same filesystem; `steps(description)` opens a progress bar."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    artifact: Path | None
-    manifest: Manifest
-    model_dir: Path
-    work_dir: Path
-    backend: str
-    tier: str
-    spelling: str
-    device: str
-    out_dir: Path
-    steps: Any = Field(default=silent, exclude=True)
-
-
-class ExportResult(KolmModel):
-    """What an export wrote: payload files relative to `out_dir`, main file first, and the
-    toolchain versions and exact flags that made them (they go into the lockfile)."""
-
-    backend: str
-    out_dir: Path
-    payload: list[str]
-    toolchain: dict[str, str]
-    flags: dict[str, str | int | float | bool]
-
-
-def missing_export(registry: Registry, backend: str) -> BackendError:
-    """The one-line error for a backend whose plugin forecasts but does not export yet."""
-    owner = registry.owner(backend)
-    dist, version_ = registry.origins.get(owner, ("?", "?")) if owner else ("?", "?")
-    return BackendError(f"backend {backend} cannot export yet: {dist} {version_} ships device rows and forecasts only")
 
 
 def default_out_dir(manifest: Manifest, device: DeviceProfile, tier: str) -> Path:
@@ -86,7 +34,7 @@ def export_artifact(
     registry: Registry,
     artifact: Path,
     device: DeviceProfile,
-    tier: str,
+    tier: Tier,
     backend: str,
     out_dir: Path,
     forecast_bytes: int,
@@ -99,10 +47,11 @@ def export_artifact(
 
     With `max_drop_points`, a K more than that many points below the fp16 reference fails the
     export (nothing is written); None allows any drop (`--allow-drop`)."""
-    spelling = registry.backend(backend).spelling(tier)
-    owner = registry.owner(backend)
-    if owner is None or not registry.implements(owner, "export"):
-        raise missing_export(registry, backend)
+    owner = registry.backend(backend)
+    recipe = owner.recipe(tier)
+    owner.refuse_missing("export", "export")
+    if score:
+        owner.refuse_missing("run", "measure K on its export")
     if not out_dir.parent.is_dir():
         raise OutputError(f"output folder {out_dir.parent} does not exist")
     with Artifact(artifact) as art:
@@ -113,10 +62,9 @@ def export_artifact(
                 atomic_dir(out_dir) as staging:
             with steps("extracting weights, checking their SHA-256") as advance:
                 model_dir = art.extract_model(Path(work) / "model", advance)
-            request = ExportRequest(artifact=artifact, manifest=manifest, model_dir=model_dir, work_dir=Path(work),
-                                    backend=backend, tier=tier, spelling=spelling, device=device.name,
-                                    out_dir=staging, steps=steps)
-            result, k, binder = convert_and_measure(registry, request, items)
+            request = ExportRequest(manifest=manifest, model_dir=model_dir, tier=tier, recipe=recipe, device=device,
+                                    out_dir=staging, work_dir=Path(work), steps=steps)
+            result, k, binder = convert_and_measure(owner, request, items)
             if k and k.drop_points is not None and max_drop_points is not None and k.drop_points > max_drop_points:
                 raise GateError(f"K {k.score:.3f} is {k.drop_points:.1f} points below the fp16 reference "
                                 f"{k.fp16_reference:.3f}, beyond --max-k-drop {max_drop_points:g}; "
@@ -124,14 +72,14 @@ def export_artifact(
             if binder:
                 (staging / BINDER).write_text(binder.model_dump_json(indent=2) + "\n", encoding="utf-8")
             embedded = manifest.model_copy(update={"quant": tier, "k_score": k.score if k else None})
-            registry.hook.embed_manifest(result=result, manifest_json=embedded.to_json())
+            owner.embed_manifest(staging, result.payload, embedded.to_json())
             files = [(name, staging / name) for name in result.payload]
             with steps("hashing the payload") as advance:
                 hashed = {p.path: p for p in payload_entries(files, advance)}
             payload = [hashed[name] for name in result.payload]  # the backend's order: main file first
             actual = sum(p.size for p in payload)
             record = ExportRecord(
-                manifest=embedded, backend=backend, device=device.name, tier=tier, spelling=spelling,
+                manifest=embedded, backend=backend, device=device.name, tier=tier, spelling=recipe.spelling,
                 payload=payload, k=k,
                 size_check=SizeCheck(forecast_bytes=forecast_bytes, actual_bytes=actual,
                                      error_percent=round(100 * (forecast_bytes - actual) / actual, 4),
@@ -148,47 +96,35 @@ def export_artifact(
 
 
 def convert_and_measure(
-    registry: Registry, request: ExportRequest, items: list[EvalItem]
+    owner: BackendPlugin, request: ExportRequest, items: list[EvalItem]
 ) -> tuple[ExportResult, KRecord | None, Binder | None]:
     """Convert with the backend, then (given eval items) measure K on the payload it wrote,
     through the backend's own `Session`; the binder holds every item's output and score."""
-    from kolm.kscore import Binder, score
-    from kolm.session import RunRequest
-
-    result: ExportResult | None = registry.hook.export(request=request)
-    if result is None:
-        raise missing_export(registry, request.backend)
+    result = owner.export(request)
     if not items:
         return result, None, None
-    run = RunRequest(path=request.out_dir, backend=request.backend, payload=result.payload)
-    session = registry.hook.run(request=run)
-    if session is None:
-        raise BackendError(f"backend {request.backend} cannot run its export here, so K cannot be measured")
-    with session:
+    with owner.run(RunRequest(path=request.out_dir, payload=result.payload)) as session:
         with request.steps(f"measuring K on {len(items)} eval items") as advance:
-            measured = score(session, items, progress=advance)
-        fidelity = None if request.tier == "fp16" else measure_fidelity(registry, request, session, items)
+            measured = score_pack(session, items, progress=advance)
+        fidelity = None if request.tier == "fp16" else measure_fidelity(owner, request, session, items)
     reference = request.manifest.k_score_fp16_reference
     drop = None if reference is None else round(100 * (reference - measured.k), 4)
-    binder = Binder.of(measured, fidelity, request.backend, session, result.toolchain, reference)
+    binder = Binder.of(measured, fidelity, owner.name, session, result.toolchain, reference)
     return result, KRecord(score=measured.k, points=measured.points, items=measured.n, fp16_reference=reference,
                            drop_points=drop, runtime=binder.runtime, fidelity=fidelity), binder
 
 
-def measure_fidelity(registry: Registry, request: ExportRequest, session: Session, items: list[EvalItem]) -> Fidelity:
+def measure_fidelity(owner: BackendPlugin, request: ExportRequest, session: Session, items: list[EvalItem]) -> Fidelity:
     """Export the same weights at fp16 with the same backend (scratch space) and compare the
     payload's token distributions with it over the eval prompts."""
-    from kolm.session import RunRequest
-
     folder = request.work_dir / "fp16-reference"
     folder.mkdir()
-    spelling = registry.backend(request.backend).spelling("fp16")
-    reference = request.model_copy(update={"tier": "fp16", "spelling": spelling, "out_dir": folder,
-                                           "work_dir": folder, "steps": silent})
+    reference = request.model_copy(update={"tier": "fp16", "recipe": owner.recipe("fp16"), "device": None,
+                                           "out_dir": folder, "work_dir": folder, "steps": silent})
     with request.steps("exporting the fp16 reference for fidelity"):
-        made = registry.hook.export(request=reference)
-    ref_session = registry.hook.run(request=RunRequest(path=folder, backend=request.backend, payload=made.payload))
-    with ref_session, request.steps(f"comparing token distributions with fp16 on {len(items)} prompts"):
+        made = owner.export(reference)
+    with owner.run(RunRequest(path=folder, payload=made.payload)) as ref_session, \
+            request.steps(f"comparing token distributions with fp16 on {len(items)} prompts"):
         return session.fidelity(ref_session, [item.prompt for item in items])
 
 
@@ -201,7 +137,7 @@ class Reproduction(KolmModel):
 
 
 def check_reproducible(
-    registry: Registry, artifact: Path, device: DeviceProfile, tier: str, backend: str, existing: Path,
+    registry: Registry, artifact: Path, device: DeviceProfile, tier: Tier, backend: str, existing: Path,
     steps: Steps = silent,
 ) -> Reproduction:
     """Re-export into a temporary folder (same flags) and diff payload hashes and lockfiles."""
@@ -217,19 +153,3 @@ def check_reproducible(
     lock_old, lock_new = before.lockfile.model_dump(), again.lockfile.model_dump()
     lock_diff = [f"{key}: {lock_old[key]} != {lock_new[key]}" for key in lock_old if lock_old[key] != lock_new[key]]
     return Reproduction(same=not differences, differences=differences, lockfile_differences=lock_diff)
-
-
-def load_record(path: Path) -> tuple[Path, ExportRecord]:
-    """The export folder and its record, given the folder or any file inside it."""
-    folder = path if path.is_dir() else path.parent
-    record_path = folder / RECORD
-    if not record_path.is_file():
-        raise UsageError(f"{folder}: no {RECORD}; not a kolm export folder")
-    try:
-        return folder, ExportRecord.model_validate_json(record_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ArtifactError(f"{record_path}: not a valid export record ({str(exc).splitlines()[0]})") from exc
-
-
-def toolchain_versions(*distributions: str) -> dict[str, str]:
-    return {d: version(d) for d in distributions}

@@ -2,7 +2,8 @@
 
 Size comes from the backend's per-tensor rule (`forecast_size`), tokens/s from its calibrated
 roofline (`forecast_throughput`), K-loss from typical per-tier deltas, and the fit verdict from
-`need = size + 1 GB runtime overhead` against the device's memory (DESIGN.md section 5).
+`need = size + 1 GB runtime overhead` against the device's memory (docs/architecture.md, "Forecast").
+A backend without a size model or calibration gets a nominal size and the bandwidth ceiling, labelled.
 """
 
 from __future__ import annotations
@@ -11,29 +12,21 @@ import shlex
 from typing import TYPE_CHECKING, Literal
 
 from kolm import history
-from kolm.bench import latest_measurement
+from kolm.api import BackendPlugin, SizeForecast, ThroughputForecast
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceProfile
 from kolm.errors import BackendError, UsageError
 from kolm.modelspec import ModelSpec
-from kolm.quant import DEFAULT_MAX_K_DROP, TIERS, TYPICAL_K_LOSS_POINTS
-from kolm.throughput import ThroughputForecast
+from kolm.quant import DEFAULT_MAX_K_DROP, TIERS, TYPICAL_K_LOSS_POINTS, Tier
+from kolm.throughput import ceiling
 
 if TYPE_CHECKING:
     from kolm.plugins import Registry
 
 RUNTIME_OVERHEAD_BYTES = 1_000_000_000
 PASS_FRACTION = 0.80
-
-
-class SizeForecast(KolmModel):
-    """Bytes on disk of an export, and the bytes one decoded token reads (weights minus the
-    gathered input embedding). `method` says how it was computed."""
-
-    bytes: int
-    read_per_token_bytes: int
-    method: str
-    tensor_types: dict[str, int] = {}
+# Bits per weight of each tier stored as blocks of 32 weights with one fp16 scale: b + 16/32.
+NOMINAL_BITS = {"fp16": 16.0, "int8": 8.5, "int4": 4.5, "int3": 3.5}
 
 
 class Fit(KolmModel):
@@ -55,13 +48,15 @@ class TokS(KolmModel):
 
 
 class Forecast(KolmModel):
-    """Everything the picker shows for one model × device × tier × backend."""
+    """Everything the picker shows for one model × device × tier × backend. `command` is the
+    `kolm export` to run, or None when the backend cannot export (`notes` says why)."""
 
     model: str
     device: str
     tier: str
     backend: str
     backend_installed: bool
+    backend_exports: bool
     size_bytes: int
     size_method: str
     read_per_token_bytes: int
@@ -69,7 +64,7 @@ class Forecast(KolmModel):
     k_loss_points: float
     k_loss_method: str
     fit: Fit
-    command: str
+    command: str | None
     forecast_sources: list[str]
     notes: list[str] = []
 
@@ -98,32 +93,55 @@ def export_command(spec: ModelSpec, device: DeviceProfile, tier: str, backend: s
     return command + (f" --backend {backend}" if backend != recommended else "")
 
 
+def nominal_size(spec: ModelSpec, tier: Tier, why: str) -> SizeForecast:
+    """Tier bits per weight plus one fp16 scale per 32-weight block, labelled (`why` says what is missing)."""
+    bits = NOMINAL_BITS[tier]
+    weights = int(spec.inventory.params * bits / 8)
+    return SizeForecast(bytes=weights, read_per_token_bytes=weights - int(spec.input_embedding_params * bits / 8),
+                        method=f"nominal {bits:g} bits per weight ({why})")
+
+
+def size_of(backend: BackendPlugin | None, name: str, spec: ModelSpec, tier: Tier,
+            device: DeviceProfile | None) -> SizeForecast:
+    """The backend's size forecast, or the nominal one when it has none (or is not installed)."""
+    answer = backend.forecast_size(spec, tier, device) if backend else None
+    return answer or nominal_size(spec, tier, f"no size model for backend {name}")
+
+
+def speed_of(backend: BackendPlugin | None, name: str, device: DeviceProfile, spec: ModelSpec | None, tier: Tier,
+             size: SizeForecast) -> ThroughputForecast:
+    """The backend's calibrated decode forecast, or the labelled bandwidth ceiling without one."""
+    answer = backend.forecast_throughput(device, spec, tier, size) if backend else None
+    return answer or ceiling(device, size.read_per_token_bytes, f"no calibration for {name} on {device.kind}")
+
+
 def forecast(
     registry: Registry,
     spec: ModelSpec,
     device: DeviceProfile,
-    tier: str,
+    tier: Tier,
     backend: str | None = None,
     memory_gb: float | None = None,
 ) -> Forecast:
     """Forecast one pick. Raises `BackendError` when the backend cannot do `tier`."""
-    declared = registry.backends()
-    recommended = recommend_backend(device, set(declared))
-    backend = backend or recommended
-    if backend not in device.backends:
-        raise UsageError(f"{device.name} is not a {backend} target; its backends: {', '.join(device.backends)}")
+    usable = registry.backends()
+    recommended = recommend_backend(device, set(usable))
+    name = backend or recommended
+    if name not in device.backends:
+        raise UsageError(f"{device.name} is not a {name} target; its backends: {', '.join(device.backends)}")
+    owner = usable.get(name) or (registry.backend(name) if registry.declared(name) else None)  # one line if broken
     notes = []
-    if backend in declared:
-        declared[backend].spelling(tier)
+    if owner is None:
+        notes.append(f"backend {name} is not installed (pip install kolm-{name}); nominal forecast")
     else:
-        notes.append(f"backend {backend} is not installed (pip install kolm-{backend}); nominal forecast")
-    hook = registry.hook
-    size: SizeForecast = hook.forecast_size(spec=spec, tier=tier, backend=backend, device=device)
-    speed: ThroughputForecast = hook.forecast_throughput(device=device, spec=spec, tier=tier,
-                                                         backend=backend, size=size)
+        owner.recipe(tier)
+        if not owner.can_export:
+            notes.append(f"backend {name} cannot export yet: {owner.distribution} {owner.version} forecasts only")
+    size = size_of(owner, name, spec, tier, device)
+    speed = speed_of(owner, name, device, spec, tier, size)
     tok_s = TokS(low=speed.low, high=speed.high, method=speed.method, basis=speed.basis)
     sources = [*speed.sources, *spec.sources]
-    measured = latest_measurement(device.name, spec.name, tier, backend)
+    measured = history.latest_bench(device.name, spec.name, tier, name)
     if measured:
         tg = measured.result.tg
         notes.append(f"forecast was {speed.low:.1f}–{speed.high:.1f} tok/s ({speed.basis})")
@@ -133,12 +151,12 @@ def forecast(
         sources = [str(history.log_path("bench"))]
     memory_bytes = int(memory_gb * 1e9) if memory_gb else device.memory_bytes
     k_loss = max(0.0, TYPICAL_K_LOSS_POINTS[tier] - TYPICAL_K_LOSS_POINTS[spec.quant])
-    k_method = "typical delta vs fp16 until measured (DESIGN.md §5)"
-    measured_k = history.latest("k", history.KEntry, lambda e: (e.model, e.tier, e.backend) == (spec.name, tier, backend))
-    command = export_command(spec, device, tier, backend, recommended)
+    k_method = f"typical delta vs fp16 for {tier} until kolm export measures it (kolm's planning figure, not a measurement)"
+    measured_k = history.latest_k(spec.name, tier, name)
+    command = export_command(spec, device, tier, name, recommended) if owner is None or owner.can_export else None
     if measured_k is not None and measured_k.k.drop_points is not None:
         k_loss = measured_k.k.drop_points
-        if k_loss > DEFAULT_MAX_K_DROP:
+        if k_loss > DEFAULT_MAX_K_DROP and command:
             command += " --allow-drop"
             notes.append(f"the measured K drop exceeds the default --max-k-drop {DEFAULT_MAX_K_DROP:g}")
         k_method = (f"measured by kolm export {measured_k.measured_at}: K {measured_k.k.score:.3f} vs fp16 "
@@ -149,8 +167,9 @@ def forecast(
         model=spec.name,
         device=device.name,
         tier=tier,
-        backend=backend,
-        backend_installed=backend in declared,
+        backend=name,
+        backend_installed=owner is not None,
+        backend_exports=owner is not None and owner.can_export,
         size_bytes=size.bytes,
         size_method=size.method,
         read_per_token_bytes=size.read_per_token_bytes,

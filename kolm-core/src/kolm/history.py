@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from kolm.api import BenchResult
 from kolm.datamodel import KolmModel
 from kolm.manifest import KRecord
 
@@ -25,6 +26,19 @@ class KEntry(KolmModel):
     k: KRecord
     export: str
     measured_at: str
+
+
+class BenchEntry(KolmModel):
+    """One line of the bench log: what was measured, for which device claim, and when."""
+
+    device: str
+    model: str
+    tier: str
+    backend: str
+    payload_sha256: str
+    result: BenchResult
+    measured_at: str
+    kolm: str
 
 
 def now() -> str:
@@ -59,3 +73,14 @@ def latest(name: str, kind: type[Entry], match: Callable[[Entry], bool]) -> Entr
         if match(entry):
             found = entry
     return found
+
+
+def latest_bench(device: str, model: str, tier: str, backend: str) -> BenchEntry | None:
+    """The newest logged bench of this model, tier and backend on `device`, if any."""
+    return latest("bench", BenchEntry,
+                  lambda e: (e.device, e.model, e.tier, e.backend) == (device, model, tier, backend))
+
+
+def latest_k(model: str, tier: str, backend: str) -> KEntry | None:
+    """The newest K that `kolm export` measured for this model, tier and backend, if any."""
+    return latest("k", KEntry, lambda e: (e.model, e.tier, e.backend) == (model, tier, backend))

@@ -1,4 +1,4 @@
-"""K-score: the mean item score of a model on an eval pack (DESIGN.md section 7).
+"""K-score: the mean item score of a model on an eval pack (docs/architecture.md, "K-score and verify").
 
 `choice` items score 1 when the choice with the highest log-likelihood after the prompt is the
 answer; `exact` and `contains` items generate greedily (no chat template) and compare normalised
@@ -16,7 +16,7 @@ from kolm.datamodel import KolmModel
 from kolm.errors import UsageError
 from kolm.evalpack import EvalItem
 from kolm.manifest import Fidelity
-from kolm.session import Session
+from kolm.api import Session
 
 # Stripped from both ends of a normalised string. Signs, currency and percent are kept ("-5" != "5").
 _SURROUNDING = " \t\r\n.,;:!?\"'`*_()[]{}<>«»‘’‚‛“”„‟‹›「」『』"
@@ -94,7 +94,7 @@ def _score_generated(session: Session, item: EvalItem, max_tokens: int) -> ItemS
     return ItemScore(id=item.id, kind=item.kind, prompt=item.prompt, output=output, score=int(ok))
 
 
-def score(
+def score_pack(
     session: Session,
     items: list[EvalItem],
     max_tokens: int = 32,

@@ -53,6 +53,7 @@ class ModelSpec(KolmModel):
     def tied_embeddings(self) -> bool:
         return bool(self.config.get("tie_word_embeddings", False))
 
+    @property
     def input_embedding_params(self) -> int:
         """Weights of the input embedding that a token does not read (only one row is gathered),
         zero when the embedding doubles as the output layer."""

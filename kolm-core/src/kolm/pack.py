@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from kolm import __version__
 from kolm.artifact import EVAL_PACK, MODEL_DIR, PICKLE_SUFFIXES, folder_inventory, payload_entries, write_artifact
+from kolm.api import ExportRequest, Steps, silent
 from kolm.errors import GateError, UnsupportedModelError, UsageError
 from kolm.evalpack import EvalItem, load_eval_pack
-from kolm.export import ExportRequest, Steps, convert_and_measure, silent
+from kolm.export import convert_and_measure
 from kolm.manifest import EvalPackRef, Manifest
 
 if TYPE_CHECKING:
@@ -102,16 +103,14 @@ def reference_k(
     """fp16 K of `folder` and the backend that measured it: the first installed one, by name, that
     can both export and run here (so the same set of plugins always picks the same backend);
     (None, "") when there is none."""
-    for name, backend in sorted(registry.backends().items()):
-        owner = registry.owner(name)
-        if not (owner and "fp16" in backend.tiers and all(backend.toolchain_status().values())
-                and registry.implements(owner, "export") and registry.implements(owner, "run")):
+    for name, owner in sorted(registry.backends().items()):
+        if not ("fp16" in owner.tiers and all(owner.declared.toolchain_status().values())
+                and owner.can_export and owner.implements("run")):
             continue
         with tempfile.TemporaryDirectory(prefix=".kolm-reference-") as work:
-            request = ExportRequest(artifact=None, manifest=manifest, model_dir=folder, work_dir=Path(work),
-                                    backend=name, tier="fp16", spelling=backend.tiers["fp16"],
-                                    device="reference", out_dir=Path(work), steps=steps)
-            _, k, _ = convert_and_measure(registry, request, items)
+            request = ExportRequest(manifest=manifest, model_dir=folder, tier="fp16", recipe=owner.recipe("fp16"),
+                                    device=None, out_dir=Path(work), work_dir=Path(work), steps=steps)
+            _, k, _ = convert_and_measure(owner, request, items)
         return (k.score if k else None), name
     return None, ""
 

@@ -1,9 +1,15 @@
-"""The three data hooks every backend plugin answers the same way, from JSON shipped in its package:
-`backend.json` (the `Backend` it owns), `devices.json` (device rows) and `throughput.json`
-(calibration). A plugin binds them in two lines:
+"""The data files a plugin ships and the three hooks answered from them.
+
+- `backend.json`: the `kolm.api.Backend` the plugin owns (its tier table, or `builds_on`);
+- `devices.json`: `{"devices": [DeviceProfile, ...]}`, every constant with its source;
+- `throughput.json`: the `kolm.throughput.Calibration` of the roofline.
+
+Each is validated against its schema (`kolm schema backend|devices|throughput`); a file that does
+not validate is one `PluginError` line naming the file and the field. A plugin binds the hooks in
+two lines:
 
     _data = PluginData(__package__)
-    backends, device_profiles, forecast_throughput = _data.backends, _data.device_profiles, _data.forecast_throughput
+    backend, device_profiles, forecast_throughput = _data.backend, _data.device_profiles, _data.forecast_throughput
 """
 
 from __future__ import annotations
@@ -11,11 +17,39 @@ from __future__ import annotations
 from functools import cached_property
 from importlib.resources import files
 
+from pydantic import ConfigDict, ValidationError
+
 from kolm import hookimpl
-from kolm.backends import Backend
-from kolm.devices import DeviceProfile, load_device_rows
-from kolm.forecast import SizeForecast
-from kolm.throughput import Calibration, ThroughputForecast, load_calibration, roofline
+from kolm.api import Backend, SizeForecast, ThroughputForecast
+from kolm.datamodel import KolmModel
+from kolm.devices import DeviceProfile
+from kolm.errors import PluginError, one_line
+from kolm.quant import Tier
+from kolm.throughput import Calibration, roofline
+
+
+class DeviceRows(KolmModel):
+    """`devices.json`: the device rows a plugin contributes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    devices: list[DeviceProfile]
+
+
+SCHEMAS: dict[str, type[KolmModel]] = {"backend": Backend, "devices": DeviceRows, "throughput": Calibration}
+"""The data files' names (without `.json`) and the models that are their schemas."""
+
+
+def read_data(package: str, name: str):
+    """`package`'s data file `name`.json, validated against its schema; one line if it does not."""
+    where = f"{package}/{name}.json"
+    try:
+        text = files(package).joinpath(f"{name}.json").read_text(encoding="utf-8")
+        return SCHEMAS[name].model_validate_json(text)
+    except OSError as exc:
+        raise PluginError(f"{where}: cannot read it ({exc.strerror or exc})") from exc
+    except ValidationError as exc:
+        raise PluginError(f"{where}: {one_line(exc)}") from exc
 
 
 class PluginData:
@@ -25,27 +59,23 @@ class PluginData:
         self.package = package
 
     @cached_property
-    def backend(self) -> Backend:
-        return Backend.model_validate_json(files(self.package).joinpath("backend.json").read_text(encoding="utf-8"))
+    def declared(self) -> Backend:
+        return read_data(self.package, "backend")
 
     @cached_property
     def calibration(self) -> Calibration:
-        return load_calibration(self.package)
+        return read_data(self.package, "throughput")
 
     @hookimpl
-    def backends(self) -> list[Backend]:
-        return [self.backend]
+    def backend(self) -> Backend:
+        return self.declared
 
     @hookimpl
     def device_profiles(self) -> list[DeviceProfile]:
-        return load_device_rows(self.package)
+        return read_data(self.package, "devices").devices
 
     @hookimpl
-    def forecast_throughput(
-        self, device: DeviceProfile, tier: str, backend: str, size: SizeForecast
-    ) -> ThroughputForecast | None:
-        if backend != self.backend.name:
-            return None
+    def forecast_throughput(self, device: DeviceProfile, tier: Tier, size: SizeForecast) -> ThroughputForecast | None:
         efficiency = self.calibration.efficiency_for(device)
         if efficiency is None:
             return None
@@ -53,3 +83,11 @@ class PluginData:
         if tier in self.calibration.tier_factor:
             forecast.sources.append(self.calibration.tier_factor[tier].source)
         return forecast
+
+
+def json_schema(name: str) -> dict:
+    """The JSON Schema of data file `name` (`kolm schema`)."""
+    schema = SCHEMAS[name].model_json_schema()
+    schema["$id"] = f"https://kolm.dev/schema/plugin/{name}.json"
+    schema["title"] = f"{name}.json of a kolm plugin"
+    return schema

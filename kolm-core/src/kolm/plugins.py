@@ -1,23 +1,30 @@
-"""Finding and loading plugins: entry-point group `kolm`, restricted by `KOLM_LOAD_PLUGINS`.
+"""Finding and loading plugins, and the one owner of each backend.
 
-`KOLM_LOAD_PLUGINS` is a comma-separated list of distribution names (`kolm-gguf,kolm-mlx`); when
-set, only those load (set it empty to load none). A plugin that raises on import is reported by
-`kolm plugins` and skipped; it never stops the CLI.
+Plugins come from the entry-point group `kolm`. `KOLM_LOAD_PLUGINS` is a comma-separated list of
+distribution names (`kolm-gguf,kolm-mlx`); when set, only those load (set it empty to load none).
+
+Loading refuses, with one line naming the distribution, a plugin that raises on import, one with a
+hook implementation that matches no hook (a misspelling), one that answers backend hooks without
+declaring its backend, and one whose `backend` hook answers nothing valid. Refused plugins are
+listed by `kolm plugins` and skipped; they never stop the CLI. A backend that two distributions
+declare is kept by neither: using it is an error that names both.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from functools import cache
 from importlib.metadata import entry_points
 
 import pluggy
 
-from kolm import fallback, hookspecs
-from kolm.backends import Backend
+from kolm import hookspecs
+from kolm.api import Backend, BackendPlugin, TierRecipe
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceTable
-from kolm.errors import BackendError
+from kolm.errors import BackendError, KolmError, PluginError, one_line
+from kolm.quant import Tier
 
 GROUP = "kolm"
 
@@ -29,22 +36,34 @@ class PluginInfo(KolmModel):
     distribution: str
     version: str
     hooks: list[str]
-    backends: list[str]
-    toolchain: dict[str, bool]
-    install: list[str] = []
+    backend: str | None = None
+    toolchain: dict[str, bool] = {}
+    install: str | None = None
     error: str | None = None
 
 
+class Loaded(KolmModel):
+    """A registered plugin: its pluggy name, entry-point name and where it came from."""
+
+    key: str
+    name: str
+    distribution: str
+    version: str
+
+
 class Registry:
-    """The plugin manager plus what loading it found (plugin origins and import failures)."""
+    """The plugin manager, the plugins it loaded or refused, and the owner of each backend."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
-        self.pm.register(fallback, name="kolm.fallback")
-        self.origins: dict[str, tuple[str, str]] = {"kolm.fallback": ("kolm-core", _version("kolm-core"))}
-        self.failures: list[PluginInfo] = []
+        self.loaded: list[Loaded] = []
+        self.refused: list[PluginInfo] = []
+        self._declared: dict[str, list[tuple[Loaded, Backend]]] = {}
+        self._owned: dict[str, BackendPlugin] = {}
         self._load_entry_points()
+
+    # -- loading ---------------------------------------------------------------------------------
 
     def _load_entry_points(self) -> None:
         allowed = os.environ.get("KOLM_LOAD_PLUGINS")
@@ -55,71 +74,145 @@ class Registry:
                 continue
             version = ep.dist.version if ep.dist else "?"
             try:
-                self.pm.register(ep.load(), name=ep.name)
+                plugin = ep.load()
             except Exception as exc:  # a broken plugin is reported, never fatal
-                self.failures.append(
-                    PluginInfo(name=ep.name, distribution=dist, version=version, hooks=[], backends=[],
-                               toolchain={}, error=f"{type(exc).__name__}: {exc}")
-                )
+                self._refuse(Loaded(key=f"{dist}:{ep.name}", name=ep.name, distribution=dist, version=version),
+                             one_line(exc))
                 continue
-            self.origins[ep.name] = (dist, version)
+            self.add(plugin, ep.name, dist, version)
+
+    def add(self, plugin: object, name: str, distribution: str, version: str) -> bool:
+        """Register `plugin` (entry point `name` of `distribution`) and declare its backend, or refuse
+        it (see the module docstring); returns whether it was kept."""
+        origin = Loaded(key=f"{distribution}:{name}", name=name, distribution=distribution, version=version)
+        try:
+            self.pm.register(plugin, name=origin.key)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            self._refuse(origin, " ".join(str(exc).split()))
+            return False
+        try:
+            self._check(plugin, origin)
+        except Exception as exc:  # the plugin's own code may raise anything: report it in one line
+            self.pm.unregister(plugin)
+            self._refuse(origin, str(exc) if isinstance(exc, KolmError) else one_line(exc))
+            return False
+        self.loaded.append(origin)
+        self._owned.clear()
+        return True
+
+    def _check(self, plugin: object, origin: Loaded) -> None:
+        hooks = self._hooks(plugin)
+        for hook in hooks:
+            if not getattr(self.pm.hook, hook).has_spec():
+                close = difflib.get_close_matches(hook, self._specs(), n=1)
+                raise PluginError(f"hook implementation `{hook}` matches no kolm hook"
+                                  + (f"; did you mean `{close[0]}`?" if close else ""))
+        backend_hooks = sorted(set(hooks) & set(hookspecs.BACKEND_HOOKS))
+        if "backend" not in hooks:
+            if backend_hooks:
+                raise PluginError(f"implements backend hooks ({', '.join(backend_hooks)}) but declares no backend "
+                                  "(the `backend` hook)")
+            return
+        declared = self.pm.subset_hook_caller("backend", self._others(plugin))()
+        declared = declared[0] if declared else None
+        if not isinstance(declared, Backend):
+            raise PluginError(f"its `backend` hook returned {type(declared).__name__ if declared else 'nothing'}, "
+                              "not a kolm.api.Backend")
+        self._declared.setdefault(declared.name, []).append((origin, declared))
+
+    def _refuse(self, origin: Loaded, why: str) -> None:
+        self.refused.append(PluginInfo(name=origin.name, distribution=origin.distribution, version=origin.version,
+                                       hooks=[], error=why))
+
+    def _hooks(self, plugin: object) -> list[str]:
+        return sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+
+    def _specs(self) -> list[str]:
+        return [name for name in vars(hookspecs) if getattr(getattr(self.pm.hook, name, None), "has_spec", bool)()]
+
+    def _others(self, plugin: object) -> list[object]:
+        return [p for p in self.pm.get_plugins() if p is not plugin]
+
+    # -- backends --------------------------------------------------------------------------------
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per refused plugin and per backend declared twice, for warnings."""
+        lines = [f"plugin {p.name} ({p.distribution} {p.version}) skipped: {p.error}" for p in self.refused]
+        lines += [self._conflict(name) for name, owners in sorted(self._declared.items()) if len(owners) > 1]
+        return lines
+
+    def _conflict(self, name: str) -> str:
+        owners = " and ".join(f"{o.distribution} {o.version}" for o, _ in self._declared[name])
+        return (f"backend {name} is declared by both {owners}; uninstall one, or choose with "
+                "KOLM_LOAD_PLUGINS")
+
+    def backends(self) -> dict[str, BackendPlugin]:
+        """Every backend with exactly one owner whose `builds_on` (if any) is usable, by name."""
+        usable = {}
+        for name in sorted(self._declared):
+            try:
+                usable[name] = self.backend(name)
+            except KolmError:
+                continue
+        return usable
+
+    def declared(self, name: str) -> bool:
+        """Whether some loaded plugin declares `name` (usable or not)."""
+        return name in self._declared
+
+    def backend(self, name: str) -> BackendPlugin:
+        """The backend `name` and its owner; one line if none or two plugins declare it."""
+        if name not in self._owned:
+            self._owned[name] = self._own(name)
+        return self._owned[name]
+
+    def _own(self, name: str) -> BackendPlugin:
+        owners = self._declared.get(name, [])
+        if not owners:
+            raise BackendError(f"backend {name} is not installed; pip install kolm-{name}")
+        if len(owners) > 1:
+            raise PluginError(self._conflict(name))
+        origin, declared = owners[0]
+        base = None
+        tiers: dict[Tier, TierRecipe] = declared.tiers
+        if declared.builds_on:
+            try:
+                base = self.backend(declared.builds_on)
+            except KolmError as exc:
+                raise BackendError(f"backend {name} builds on {declared.builds_on}, which is unusable: {exc}") from exc
+            tiers = base.tiers
+        plugin = self.pm.get_plugin(origin.key)
+        hooks = set(self._hooks(plugin))
+        return BackendPlugin(declared, tiers, origin.distribution, origin.version,
+                             call=lambda hook, **kw: self.pm.subset_hook_caller(hook, self._others(plugin))(**kw),
+                             implements=hooks.__contains__, base=base)
+
+    # -- tables ----------------------------------------------------------------------------------
 
     @property
     def hook(self):
+        """pluggy's hook relay, for the table hooks every plugin answers (`device_profiles`, `import_weights`)."""
         return self.pm.hook
-
-    def backends(self) -> dict[str, Backend]:
-        return {b.name: b for rows in self.hook.backends() for b in rows}
-
-    def backend(self, name: str) -> Backend:
-        known = self.backends()
-        if name not in known:
-            raise BackendError(f"backend {name!r} is not installed; pip install kolm-{name}")
-        return known[name]
 
     def devices(self) -> DeviceTable:
         # pluggy calls the most recently registered first; merge in registration order instead
         return DeviceTable.merge(list(reversed(self.hook.device_profiles())))
 
-    def owner(self, backend: str) -> str | None:
-        """The plugin name that declares `backend`."""
-        for plugin in self.pm.get_plugins():
-            declare = getattr(plugin, "backends", None)
-            if declare and any(b.name == backend for b in declare()):
-                return self.pm.get_name(plugin)
-        return None
-
-    def implements(self, plugin_name: str, hook: str) -> bool:
-        plugin = self.pm.get_plugin(plugin_name)
-        callers = self.pm.get_hookcallers(plugin) or []
-        return any(c.name == hook for c in callers)
-
     def describe(self) -> list[PluginInfo]:
         rows = []
-        for name, (dist, version) in self.origins.items():
-            plugin = self.pm.get_plugin(name)
-            declared = plugin.backends() if hasattr(plugin, "backends") else []
-            toolchain: dict[str, bool] = {}
-            for b in declared:
-                toolchain.update(b.toolchain_status())
-            rows.append(
-                PluginInfo(
-                    name=name, distribution=dist, version=version,
-                    hooks=sorted(c.name for c in self.pm.get_hookcallers(plugin) or []),
-                    backends=[b.name for b in declared], toolchain=toolchain,
-                    install=[b.install for b in declared if not all(b.toolchain_status().values())],
-                )
-            )
-        return rows + self.failures
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
+        owned = {origin.key: declared for owners in self._declared.values() for origin, declared in owners}
+        for origin in self.loaded:
+            declared = owned.get(origin.key)
+            toolchain = declared.toolchain_status() if declared else {}
+            error = self._conflict(declared.name) if declared and len(self._declared[declared.name]) > 1 else None
+            rows.append(PluginInfo(
+                name=origin.name, distribution=origin.distribution, version=origin.version,
+                hooks=self._hooks(self.pm.get_plugin(origin.key)), backend=declared.name if declared else None,
+                toolchain=toolchain, install=declared.install if declared and not all(toolchain.values()) else None,
+                error=error,
+            ))
+        return rows + self.refused
 
 
 @cache

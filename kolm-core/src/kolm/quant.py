@@ -5,9 +5,12 @@ Each backend spells a tier its own way (`Backend.tiers`); this module knows only
 
 from __future__ import annotations
 
+from typing import Literal
+
 from kolm.errors import UsageError
 
-TIERS = ("fp16", "int8", "int4", "int3")
+Tier = Literal["fp16", "int8", "int4", "int3"]
+TIERS: tuple[Tier, ...] = ("fp16", "int8", "int4", "int3")
 
 _ALIASES = {
     "fp16": "fp16", "f16": "fp16", "float16": "fp16", "bf16": "fp16",
@@ -17,7 +20,7 @@ _ALIASES = {
 }
 
 # Typical K-score drop vs fp16, in points (K x 100), used until a measured K replaces it.
-# These are the project's stated planning deltas (DESIGN.md section 5), not measurements.
+# kolm's planning deltas (docs/architecture.md, "Forecast"), not measurements.
 TYPICAL_K_LOSS_POINTS = {"fp16": 0.0, "int8": 0.5, "int4": 2.0, "int3": 5.0}
 # `kolm export` fails when K drops more than this many points below fp16 (unless --allow-drop).
 DEFAULT_MAX_K_DROP = 5.0

@@ -45,6 +45,12 @@ def tok_s(f: Forecast) -> str:
     return f"{rate(t.low)}–{rate(t.high)}"
 
 
+def backend_status(f: Forecast) -> str:
+    if not f.backend_installed:
+        return " (not installed)"
+    return "" if f.backend_exports else " (forecasts only)"
+
+
 def device_table(rows: list[DeviceProfile]) -> Table:
     table = Table(title="Devices (constants with their sources: kolm devices --json)")
     for column in ("device", "aliases", "kind", "memory", "bandwidth", "backends"):
@@ -61,15 +67,18 @@ def device_table(rows: list[DeviceProfile]) -> Table:
 
 def plugin_table(rows: list[PluginInfo]) -> Table:
     table = Table(title="Plugins")
-    for column in ("plugin", "distribution", "version", "backends", "hooks", "toolchain"):
+    for column in ("plugin", "distribution", "version", "backend", "hooks", "toolchain"):
         table.add_column(column)
     for row in rows:
-        if row.error:
-            table.add_row(row.name, row.distribution, row.version, "", Text(f"failed: {row.error}", style="red"), "")
+        if row.error and not row.hooks:
+            table.add_row(row.name, row.distribution, row.version, "", Text(f"skipped: {row.error}", style="red"), "")
             continue
         toolchain = ", ".join(f"{m} {'✓' if ok else '✗'}" for m, ok in row.toolchain.items())
-        toolchain += "".join(f"\n{hint}" for hint in row.install)
-        table.add_row(row.name, row.distribution, row.version, ", ".join(row.backends), ", ".join(row.hooks), toolchain)
+        toolchain += f"\n{row.install}" if row.install else ""
+        hooks = Text(", ".join(row.hooks))
+        if row.error:
+            hooks.append(f"\n{row.error}", style="red")
+        table.add_row(row.name, row.distribution, row.version, row.backend or "", hooks, toolchain)
     return table
 
 
@@ -96,7 +105,7 @@ def pick_table(rows: list[Forecast]) -> Table:
         by_device.setdefault(f.device, {})[f.tier] = f
     for device, cells in by_device.items():
         first = next(iter(cells.values()))
-        backend = first.backend if first.backend_installed else f"{first.backend} (not installed)"
+        backend = first.backend + backend_status(first)
         row = [device, backend]
         for tier in tiers:
             f = cells.get(tier)
@@ -120,8 +129,8 @@ def forecast_report(f: Forecast) -> Group:
     table.add_row("tokens/s", f"{tok_s(f)} tok/s decode — {f.tok_s.basis}")
     table.add_row("K-score loss", f"{f.k_loss_points:.1f} points — {f.k_loss_method}")
     table.add_row("fit", Text.assemble((f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]), f" — {f.fit.arithmetic}"))
-    table.add_row("backend", f.backend + ("" if f.backend_installed else " (not installed)"))
-    table.add_row("command", f.command)
+    table.add_row("backend", f.backend + backend_status(f))
+    table.add_row("command", f.command or "none: the backend cannot export (see the note)")
     table.add_row("sources", "\n".join(f.forecast_sources))
     for note in f.notes:
         table.add_row("note", note)

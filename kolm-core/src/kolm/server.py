@@ -17,12 +17,21 @@ import uuid
 from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from kolm.errors import KolmError
+from kolm.errors import KolmError, UsageError
 
-if TYPE_CHECKING:
-    from kolm.session import Session
+
+class Servable(Protocol):
+    """What the server needs of a `kolm.api.Session`."""
+
+    def generate(self, prompt: str, max_tokens: int, stream: bool, chat: bool) -> Iterator[str]: ...
+
+    def chat(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]: ...
+
+    def __enter__(self) -> Servable: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -35,7 +44,7 @@ class ApiError(Exception):
         self.status = status
 
 
-def completion_pieces(session: Session, path: str, body: dict) -> Iterator[str]:
+def completion_pieces(session: Servable, path: str, body: dict) -> Iterator[str]:
     """The generated text of one request, piece by piece."""
     max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_MAX_TOKENS)
     if path == "/v1/completions":
@@ -55,7 +64,7 @@ def completion_pieces(session: Session, path: str, body: dict) -> Iterator[str]:
 class Api:
     """The OpenAI wire format around one session named `model`."""
 
-    def __init__(self, session: Session, model: str) -> None:
+    def __init__(self, session: Servable, model: str) -> None:
         self.session, self.model, self.lock = session, model, threading.Lock()
 
     def models(self) -> dict:
@@ -150,7 +159,7 @@ class ApiServer(ThreadingHTTPServer):
         self.api = api
 
 
-def serve(session: Session, model: str, host: str, port: int) -> int:
+def serve(session: Servable, model: str, host: str, port: int) -> int:
     """Serve `session` as `model` on host:port until interrupted; returns the exit code."""
     with session, ApiServer(host, port, Api(session, model)) as server:
         try:
@@ -158,3 +167,12 @@ def serve(session: Session, model: str, host: str, port: int) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def port_free(host: str, port: int) -> None:
+    """Raise a one-line error if host:port cannot be bound (in use, or not an address here)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc

@@ -26,9 +26,9 @@ from kolm.artifact import sha256_file
 from kolm.atomic import atomic_file
 from kolm.datamodel import KolmModel
 from kolm.errors import ArtifactError, ToolchainMissingError, UsageError
-from kolm.export import RECORD, load_record
+from kolm.checks import Check
 from kolm.manifest import ExportRecord
-from kolm.verify import Check
+from kolm.record import RECORD, load_record
 
 SIGNATURE = "kolm.sig"
 INSTALL = "pip install 'kolm-core[signing]'"

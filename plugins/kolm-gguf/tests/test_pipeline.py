@@ -17,6 +17,7 @@ from kolm.export import export_artifact
 from kolm.modelspec import resolve_model
 from kolm.plugins import registry
 from kolm_gguf.gguf_file import MANIFEST_KEY, read_header
+from kolm_gguf.plugin import ftypes
 from kolm_gguf.quant_plan import plan_types
 from kolm_gguf.size import gguf_tensors
 
@@ -150,7 +151,7 @@ def test_tensor_types_are_the_quant_plans(smol_pack, smol_export, tier):
     planned = gguf_tensors(resolve_model(str(smol_pack.path)))
     in_file = {name: (shape, kind) for name, shape, kind in read_header(export.main).tensors}
     assert {name: shape for name, shape, _ in planned} == {name: shape for name, (shape, _) in in_file.items()}
-    assert plan_types(planned, tier) == {name: kind for name, (_, kind) in in_file.items()}
+    assert plan_types(planned, ftypes()[tier]) == {name: kind for name, (_, kind) in in_file.items()}
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -160,8 +161,8 @@ def test_fidelity_to_the_fp16_export_is_measured(smol_export, tier):
     if tier == "fp16":
         assert record.k.fidelity is None and binder["fidelity"] is None
         return
-    fidelity = record.k.fidelity
-    assert fidelity.positions > 0 and 0.5 < fidelity.top1_agreement <= 1.0 and fidelity.mean_kl > 0
+    fidelity = record.k.fidelity  # top-1 over 36 positions: int3 measured 0.61, one flip = 2.8 points
+    assert fidelity.positions > 0 and 0.4 < fidelity.top1_agreement <= 1.0 and fidelity.mean_kl > 0
     assert binder["fidelity"] == fidelity.model_dump()
     assert [item["id"] for item in binder["k"]["items"]] == ["capital", "sum", "sky"]
 
@@ -189,7 +190,7 @@ def test_int4_file_mixes_types_as_llama_cpp_does(smol_export):
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_export_loads_in_stock_llama_cpp_and_generates(smol_export, tier):
-    llama_cpp = pytest.importorskip("llama_cpp")
+    import llama_cpp
     llm = llama_cpp.Llama(model_path=str(smol_export(tier).main), n_ctx=128, n_threads=2, seed=0, verbose=False)
     try:
         out = llm("The capital of France is", max_tokens=4, temperature=0.0, repeat_penalty=1.0)
@@ -247,4 +248,4 @@ def test_random_llama_tensor_types_are_the_quant_plans(random_pack, random_expor
     planned = gguf_tensors(resolve_model(str(random_pack.path)))
     in_file = {name: kind for name, _, kind in read_header(random_export(tier).main).tensors}
     assert "output.weight" in in_file  # untied head
-    assert plan_types(planned, tier) == in_file
+    assert plan_types(planned, ftypes()[tier]) == in_file

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from kolm_gguf import quant_plan as qp
+from kolm_gguf.plugin import ftypes
 from kolm_gguf.gguf_file import read_header
 
 
@@ -41,7 +42,7 @@ def smollm2_inventory() -> list[tuple[str, tuple[int, ...]]]:
 
 def test_smollm2_type_counts_match_known_quantizations():
     inv = smollm2_inventory()
-    counts = {ft: collections.Counter(qp.plan_types(inv, ft).values()) for ft in qp.FTYPES}
+    counts = {tier: collections.Counter(qp.plan_types(inv, ft).values()) for tier, ft in ftypes().items()}
     assert counts["int4"] == {"Q5_0": 166, "Q4_K": 16, "Q6_K": 14, "Q8_0": 15, "F32": 61}
     assert counts["int3"] == {"Q4_0": 180, "Q3_K": 30, "Q8_0": 1, "F32": 61}
     assert counts["int8"] == {"Q8_0": 211, "F32": 61}
@@ -62,7 +63,7 @@ def test_rules_for_divisible_shapes():
         "Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q6_K"]
     assert t["output.weight"] == "Q6_K" and t["token_embd.weight"] == "Q4_K"
     assert t["blk.0.ffn_gate_inp.weight"] == "F32"  # routers are never quantized
-    t3 = qp.plan_types(inv, "int3")
+    t3 = qp.plan_types(inv, "Q3_K_S")
     assert t3["output.weight"] == "Q6_K" and t3["token_embd.weight"] == "Q3_K"
     assert set(t3[f"blk.{i}.attn_v.weight"] for i in range(8)) == {"Q3_K"}
 
@@ -125,7 +126,7 @@ def test_block_sizes_match_gguf_py():
 
 
 def _quantize(src: Path, dst: Path, ftype: str) -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
+    import llama_cpp
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype}")
     params.allow_requantize = True
@@ -135,7 +136,7 @@ def _quantize(src: Path, dst: Path, ftype: str) -> None:
 
 def _reader_types(path: Path) -> dict[str, str]:
     """Per-tensor types as gguf.GGUFReader reports them (slow on files with a big vocabulary)."""
-    gguf = pytest.importorskip("gguf")
+    import gguf
     return {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
 
 
@@ -148,14 +149,14 @@ def _check_all_tiers(src: Path, tmp: Path, arch: str,
     meta, src_tensors = read_gguf(str(src))
     inv = [(name, shape) for name, shape, _ in src_tensors]
     sizes = {}
-    for tier, ftype in qp.FTYPES.items():
+    for tier, ftype in ftypes().items():
         dst = tmp / f"{src.stem}.{ftype}.gguf"
         _quantize(src, dst, ftype)
         actual_types = {name: t for name, _, t in read_gguf(str(dst))[1]}
         if tier in reader_tiers:
             assert _reader_types(dst) == actual_types
-        assert qp.plan_types(inv, tier, arch) == actual_types, tier
-        predicted, actual = qp.gguf_file_size(inv, tier, meta, arch), dst.stat().st_size
+        assert qp.plan_types(inv, ftype, arch) == actual_types, tier
+        predicted, actual = qp.gguf_file_size(inv, ftype, meta, arch), dst.stat().st_size
         assert predicted == actual, (tier, predicted, actual)
         sizes[tier] = (predicted, actual)
         dst.unlink()
@@ -175,8 +176,8 @@ def _tokenizer_meta(smol: Path | None) -> list[tuple[str, object, str]]:
 def _write_random_llama(path: Path, *, arch: str, hidden: int, n_layer: int, n_head: int,
                         n_kv: int, ff: int, tied: bool, file_type_keys: bool, seed: int,
                         smollm2_tokenizer: Path | None) -> None:
-    gguf = pytest.importorskip("gguf")
-    np = pytest.importorskip("numpy")
+    import gguf
+    import numpy as np
     rng = np.random.default_rng(seed)
     tok = _tokenizer_meta(smollm2_tokenizer)
     vocab = len(next(v for k, v, _ in tok if k == "tokenizer.ggml.tokens"))
@@ -248,13 +249,13 @@ RANDOM_MODELS = {
 
 @pytest.mark.parametrize("case", sorted(RANDOM_MODELS))
 def test_random_llama_models_quantize_as_predicted(case, tmp_path, request):
-    pytest.importorskip("llama_cpp")
+    import llama_cpp  # noqa: F401 - the toolchain this test needs
     cfg = RANDOM_MODELS[case]
     src = tmp_path / f"{case}.F16.gguf"
     tokenizer = request.getfixturevalue("smol_gguf") if cfg["smollm2_tokenizer"] else None
     _write_random_llama(src, **{**cfg, "smollm2_tokenizer": tokenizer})
     # GGUFReader takes seconds on a 49k vocabulary: use it only on the small-vocabulary cases
-    reader_tiers = () if cfg["smollm2_tokenizer"] else tuple(qp.FTYPES)
+    reader_tiers = () if cfg["smollm2_tokenizer"] else tuple(ftypes())
     sizes = _check_all_tiers(src, tmp_path, cfg["arch"], reader_tiers)
     print(case, sizes)
 
@@ -273,8 +274,8 @@ def test_smollm2_quantizes_as_predicted(smol_gguf, tmp_path):
 
 def test_metadata_as_byte_count(tmp_path):
     """The int form of ``metadata``: the KV-section length of a source holding file_type keys."""
-    pytest.importorskip("llama_cpp")
-    gguf = pytest.importorskip("gguf")
+    import gguf
+    import llama_cpp  # noqa: F401 - the toolchain this test needs
     cfg = RANDOM_MODELS["qwen2_ff1000"]
     src, dst = tmp_path / "src.gguf", tmp_path / "dst.gguf"
     _write_random_llama(src, **{**cfg, "smollm2_tokenizer": None})
@@ -286,4 +287,4 @@ def test_metadata_as_byte_count(tmp_path):
     assert qp.kv_section_bytes(meta)[0] == kv_bytes
     _quantize(src, dst, "Q4_K_M")
     inv = [(n, s) for n, s, _ in tensors]
-    assert qp.gguf_file_size(inv, "int4", kv_bytes, "qwen2") == dst.stat().st_size
+    assert qp.gguf_file_size(inv, "Q4_K_M", kv_bytes, "qwen2") == dst.stat().st_size

@@ -1,11 +1,11 @@
-"""`kolm verify` on GGUF exports: a good export passes all six checks; each kind of tampering
-fails the check that guards it, naming what it expected and what it found."""
+"""`kolm verify` on GGUF exports: a good export passes all six checks; tampering with what the GGUF
+itself carries (its embedded manifest, its tensor types) fails the check that reads it back. The
+checks every backend shares (hashes, eval pack, gate, bad inputs) are tested in kolm-core."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -67,29 +67,6 @@ def test_human_table_and_exit_code(smol_pack, int4_copy):
     assert "binder    K " in result.stdout and "fidelity  top-1 agreement" in result.stdout
 
 
-def test_a_flipped_payload_byte_fails_check_2(smol_pack, int4_copy):
-    gguf = next(int4_copy.glob("*.gguf"))
-    data = bytearray(gguf.read_bytes())
-    data[-100] ^= 0x01
-    gguf.write_bytes(bytes(data))
-    code, evidence = verify(int4_copy, smol_pack.path)
-    assert code == 11 and 2 in failed(evidence)
-    check = evidence["checks"][1]
-    assert check["expected"] != check["found"] and gguf.name in check["found"]
-
-
-def test_an_edited_eval_pack_fails_check_3(smol_pack, int4_copy, tmp_path):
-    edited = tmp_path / "edited.kolm"
-    with zipfile.ZipFile(smol_pack.path) as src, zipfile.ZipFile(edited, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename == "eval/pack.jsonl":
-                data = data.replace(b"Paris", b"Lyon")
-            dst.writestr(info, data)
-    code, evidence = verify(int4_copy, edited)
-    assert code == 11 and 3 in failed(evidence)
-
-
 def test_a_relabelled_tier_fails_check_4(smol_pack, int4_copy):
     relabel(int4_copy, quant="int8")
     code, evidence = verify(int4_copy, smol_pack.path)
@@ -116,20 +93,3 @@ def test_a_payload_without_manifest_fails_check_1(smol_pack, int4_copy):
     set_string(gguf, MANIFEST_KEY, "{not json")
     code, evidence = verify(int4_copy, smol_pack.path)
     assert 1 in failed(evidence) and evidence["checks"][0]["found"].startswith("not valid RS-1")
-
-
-@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04truncated"])
-def test_a_bad_artifact_is_one_line(int4_copy, tmp_path, content):
-    bad = tmp_path / "bad.kolm"
-    bad.write_bytes(content)
-    result = CliRunner().invoke(cli, ["verify", str(int4_copy), "--against", str(bad)])
-    assert result.exit_code == 5
-    assert result.stderr.strip().splitlines()[-1].startswith("kolm: error: ") and "Traceback" not in result.stderr
-
-
-def test_export_fails_beyond_the_k_drop_budget_and_writes_nothing(smol_pack, tmp_path):
-    out = tmp_path / "gated"
-    result = CliRunner().invoke(cli, ["export", str(smol_pack.path), "--target", "raspberry-pi-5", "--quant", "int8",
-                                      "-o", str(out), "--max-k-drop", "-1"])
-    assert result.exit_code == 10 and "beyond --max-k-drop -1; --allow-drop exports anyway" in result.stderr
-    assert list(tmp_path.iterdir()) == []

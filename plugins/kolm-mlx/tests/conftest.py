@@ -13,12 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kolm.testing import (
+from kolm_testing import (
     SMOL_EVAL_ITEMS,
     Export,
     cli_exporter,
     pack_smollm2,
-    private_home,  # noqa: F401 - an autouse fixture: private KOLM_HOME and HF_HOME
     require,
 )
 

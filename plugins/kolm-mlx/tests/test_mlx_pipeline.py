@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from kolm.testing import api_server, http_json, invoke
+from kolm_testing import api_server, http_json, invoke
 
 KOLM = Path(sys.executable).with_name("kolm")
 TIERS = ("fp16", "int8", "int4", "int3")
@@ -47,7 +47,7 @@ def test_export_writes_an_mlx_folder_within_one_percent_of_the_forecast(smol_exp
 @pytest.mark.parametrize("tier", TIERS)
 def test_k_is_stamped_and_the_manifest_read_back_from_the_safetensors_header(smol_export, tier):
     from kolm.plugins import registry
-    from kolm.session import RunRequest
+    from kolm.api import RunRequest
     from kolm_mlx.safetensors_file import read_header
 
     exported = smol_export(tier)
@@ -57,16 +57,18 @@ def test_k_is_stamped_and_the_manifest_read_back_from_the_safetensors_header(smo
     metadata, _ = read_header(exported.folder / "model.safetensors")
     assert metadata["format"] == "mlx"  # mlx-lm's own key is kept
     assert json.loads(metadata["kolm.manifest"]) == record.manifest.model_dump(mode="json", by_alias=True)
-    facts = registry().hook.read_payload(request=RunRequest(path=exported.folder, backend="mlx",
-                                                            payload=[p.path for p in record.payload]))
+    facts = registry().backend("mlx").read_payload(RunRequest(path=exported.folder,
+                                                             payload=[p.path for p in record.payload]))
     assert facts.tier == tier
 
 
 @pytest.mark.slow
 def test_fidelity_falls_with_the_bits_and_int3_diverges(smol_export):
-    """Measured, not hidden: 3-bit g64 on a 135M model departs from fp16 far more than 8-bit."""
+    """Measured, not hidden: 3-bit g64 on a 135M model departs from fp16 far more than 8-bit. Over
+    36 positions one flipped near-tie moves top-1 agreement by 2.8 points (int8 measured 0.944):
+    the bound leaves four flips of margin; KL (int8 0.003, int4 0.72, int3 2.05 nats) orders the tiers."""
     fid = {tier: smol_export(tier).record.k.fidelity for tier in ("int8", "int4", "int3")}
-    assert fid["int8"].top1_agreement > 0.85 and fid["int8"].mean_kl < 0.05
+    assert fid["int8"].top1_agreement >= 0.8 and fid["int8"].mean_kl < 0.05
     assert fid["int3"].mean_kl > fid["int4"].mean_kl > fid["int8"].mean_kl
     assert fid["int3"].top1_agreement < fid["int8"].top1_agreement
 
@@ -99,7 +101,7 @@ def test_verify_fails_a_tampered_weight_file(smol_export, smol_pack, tmp_path):
 @pytest.mark.slow
 def test_the_tier_comes_from_the_tensors_not_from_what_config_json_claims(smol_export, tmp_path):
     from kolm.plugins import registry
-    from kolm.session import RunRequest
+    from kolm.api import RunRequest
 
     folder = tmp_path / "relabelled"
     shutil.copytree(smol_export("int4").folder, folder)
@@ -107,8 +109,7 @@ def test_the_tier_comes_from_the_tensors_not_from_what_config_json_claims(smol_e
     config["quantization"]["bits"] = config["quantization_config"]["bits"] = 8
     (folder / "config.json").write_text(json.dumps(config))
     record = smol_export("int4").record
-    facts = registry().hook.read_payload(request=RunRequest(path=folder, backend="mlx",
-                                                            payload=[p.path for p in record.payload]))
+    facts = registry().backend("mlx").read_payload(RunRequest(path=folder, payload=[p.path for p in record.payload]))
     assert facts.tier is None and "'bits': 8" in facts.types
 
 

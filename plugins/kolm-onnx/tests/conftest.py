@@ -16,14 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kolm.testing import (
+from kolm_testing import (
     SMOL_EVAL_ITEMS,
     Export,
     cli_exporter,
     export_unscored,
     invoke,
     pack_smollm2,
-    private_home,  # noqa: F401 - an autouse fixture
     random_llama,
     require,
 )

@@ -8,7 +8,7 @@ import json
 import shutil
 
 import pytest
-from kolm.testing import api_server, http_json
+from kolm_testing import api_server, http_json
 
 pytestmark = pytest.mark.slow
 TIERS = ("fp16", "int8", "int4")
@@ -17,10 +17,9 @@ KIND = {"fp16": "MatMul float32", "int8": "MatMulNBits bits=8 block=32", "int4":
 
 def read_payload(folder, record):
     from kolm.plugins import registry
-    from kolm.session import RunRequest
+    from kolm.api import RunRequest
 
-    request = RunRequest(path=folder, backend="onnx", payload=[p.path for p in record.payload])
-    return registry().hook.read_payload(request=request)
+    return registry().backend("onnx").read_payload(RunRequest(path=folder, payload=[p.path for p in record.payload]))
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -56,7 +55,13 @@ def test_k_and_fidelity_are_recorded(smol_export, tier):
 
 
 def test_int8_is_faithful_to_fp16(smol_export):
-    assert smol_export("int8").record.k.fidelity.top1_agreement >= 0.9
+    """Over these 36 positions one flipped near-tie moves top-1 agreement by 2.8 points, and which
+    near-ties flip depends on the CPU (int8 measured 0.889 and 0.917 on two machines of this kind).
+    KL is the continuous measure (int8 0.0067 nats, int4 0.53): the bounds leave four flips of
+    margin on top-1 and a factor of seven on KL."""
+    int8, int4 = smol_export("int8").record.k.fidelity, smol_export("int4").record.k.fidelity
+    assert int8.mean_kl < 0.05 and int8.mean_kl < int4.mean_kl / 5
+    assert int8.top1_agreement >= 0.8
 
 
 def test_untied_model_for_a_laptop_has_no_ort_file_and_size_within_one_percent(random_export):

@@ -16,11 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kolm.testing import (
+from kolm_testing import (
     SMOL_EVAL_ITEMS,
     invoke,
     pack_smollm2,
-    private_home,  # noqa: F401 - an autouse fixture
 )
 
 sys.path.insert(0, str(Path(__file__).parent))

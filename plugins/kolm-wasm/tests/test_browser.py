@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from kolm.testing import invoke
+from kolm_testing import invoke
 from wasm_harness import SMALL_PART, kolm_serve, open_page, verify_in_tab
 
 pytestmark = pytest.mark.requires_browser

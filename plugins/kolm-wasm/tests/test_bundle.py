@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from kolm.export import load_record
-from kolm.testing import invoke
+from kolm.record import load_record
+from kolm_testing import invoke
 from wasm_harness import SMALL_PART
 
 PAGE = ["index.html", "kolm.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm", "wllama/LICENSE"]
@@ -52,18 +52,19 @@ def test_int3_bundle_exports_and_verifies(bundle, smol_pack):
     assert verdict["checks"][3]["found"].startswith("int3 (")
 
 
-def test_without_the_gguf_backend_the_error_names_the_install(monkeypatch):
-    import kolm.plugins
-    from kolm.errors import BackendError
-    from kolm_wasm import bundle
+def test_without_the_gguf_backend_the_error_names_the_install(smol_pack, tmp_path, monkeypatch):
+    from kolm.plugins import registry
 
-    class NoGguf:
-        def owner(self, backend):
-            return None
-
-    monkeypatch.setattr(kolm.plugins, "registry", lambda: NoGguf())
-    with pytest.raises(BackendError, match=r"^the browser bundle is built from a GGUF: pip install kolm-gguf$"):
-        bundle.gguf_registry()
+    monkeypatch.setenv("KOLM_LOAD_PLUGINS", "kolm-wasm")
+    registry.cache_clear()
+    try:
+        result = invoke("export", smol_pack, "--target", "browser", "--quant", "int4", "-o", tmp_path / "x")
+    finally:
+        registry.cache_clear()
+    assert result.exit_code == 7 and result.stderr == (
+        "kolm: error: backend wasm builds on gguf, which is unusable: backend gguf is not installed; "
+        "pip install kolm-gguf\n")
+    assert not (tmp_path / "x").exists()
 
 
 def test_tier_the_gguf_backend_cannot_do_is_refused(smol_pack, tmp_path):

@@ -34,7 +34,7 @@ def test_serve_prints_the_url_and_sends_isolation_headers_mime_types_and_ranges(
 
 
 def test_verify_needs_a_browser_bundle(smol_pack, tmp_path):
-    from kolm.testing import invoke
+    from kolm_testing import invoke
 
     out = tmp_path / "pi"
     assert invoke("export", smol_pack, "--target", "raspberry-pi-5", "--quant", "int8", "-o", out).exit_code == 0

@@ -1,5 +1,5 @@
-"""kolm-wasm: the browser row states its limits, and the payload size is the GGUF's, asked of
-the gguf backend through the hook."""
+"""kolm-wasm: the browser row states its limits; the backend builds on gguf, so its tiers and
+payload size are the GGUF's, asked of the gguf backend through `base`."""
 
 from kolm.forecast import forecast
 from kolm.modelspec import resolve_model
@@ -15,9 +15,9 @@ def test_size_is_the_gguf_size():
     reg = registry()
     spec = resolve_model("SmolLM2-135M-Instruct")
     browser = reg.devices().find("browser")
+    wasm, gguf = reg.backend("wasm"), reg.backend("gguf")
+    assert wasm.base is gguf and wasm.tiers == gguf.tiers
     for tier in ("fp16", "int8", "int4", "int3"):
-        wasm = reg.hook.forecast_size(spec=spec, tier=tier, backend="wasm", device=browser)
-        assert wasm == reg.hook.forecast_size(spec=spec, tier=tier, backend="gguf", device=browser)
-        assert wasm.method.startswith("llama.cpp ")
-    assert forecast(reg, spec, browser, "int4").size_bytes == reg.hook.forecast_size(
-        spec=spec, tier="int4", backend="gguf", device=browser).bytes
+        size = wasm.forecast_size(spec, tier, browser)
+        assert size == gguf.forecast_size(spec, tier, browser) and size.method.startswith("llama.cpp ")
+    assert forecast(reg, spec, browser, "int4").size_bytes == gguf.forecast_size(spec, "int4", browser).bytes

@@ -3,4 +3,4 @@
 from kolm.plugin_data import PluginData
 
 _data = PluginData(__package__)
-backends, device_profiles, forecast_throughput = _data.backends, _data.device_profiles, _data.forecast_throughput
+backend, device_profiles, forecast_throughput = _data.backend, _data.device_profiles, _data.forecast_throughput

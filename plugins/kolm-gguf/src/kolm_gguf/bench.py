@@ -8,7 +8,7 @@ import random
 import time
 from pathlib import Path
 
-from kolm.bench import BenchRequest, BenchResult, Rate, peak_rss_bytes
+from kolm.api import BenchRequest, BenchResult, Rate, peak_rss_bytes
 
 from kolm_gguf.runtime import import_llama_cpp
 
@@ -40,7 +40,7 @@ def bench_gguf(request: BenchRequest, model: Path) -> BenchResult:
     finally:
         llm.close()
     return BenchResult(
-        backend=request.backend, runtime=f"llama-cpp-python {llama_cpp.__version__}", pp=Rate.of(pp), tg=Rate.of(tg),
+        runtime=f"llama-cpp-python {llama_cpp.__version__}", pp=Rate.of(pp), tg=Rate.of(tg),
         load_s=load_s, peak_rss_bytes=peak_rss_bytes(),
         n_prompt=request.n_prompt, n_gen=request.n_gen, threads=threads,
     )

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kolm.errors import BackendError
-from kolm.export import ExportRequest, ExportResult, toolchain_versions
+from kolm.api import ExportRequest, ExportResult, toolchain_versions
 
 from kolm_gguf.runtime import import_llama_cpp
 
@@ -67,8 +67,6 @@ def export_gguf(request: ExportRequest) -> ExportResult:
         with request.steps(f"quantizing to {request.spelling} with llama.cpp"):
             quantize(f16, target, request.spelling)
     return ExportResult(
-        backend=request.backend,
-        out_dir=request.out_dir,
         payload=[target.name],
         toolchain=toolchain_versions("kolm-gguf", "llama-cpp-python", "gguf"),
         flags={"converter": "kolm_gguf.convert.hf_to_gguf (F16, norms F32)", "ftype": request.spelling,

@@ -1,29 +1,37 @@
 """kolm-gguf: GGUF exports through llama.cpp (llama-cpp-python and gguf).
 
 Forecasts are answered from data and `quant_plan` without importing the toolchain; export, run
-and bench import it inside the hook.
+and bench import it inside the hook. The tier table is `backend.json`'s (tier -> llama.cpp file type).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kolm import hookimpl
+from kolm.api import (
+    BenchRequest,
+    BenchResult,
+    ExportRequest,
+    ExportResult,
+    ModelSpec,
+    PayloadFacts,
+    RunRequest,
+    Session,
+    SizeForecast,
+    TierRecipe,
+)
 from kolm.errors import ArtifactError
 from kolm.plugin_data import PluginData
 
-if TYPE_CHECKING:
-    from kolm.bench import BenchRequest, BenchResult
-    from kolm.export import ExportRequest, ExportResult
-    from kolm.forecast import SizeForecast
-    from kolm.modelspec import ModelSpec
-    from kolm.session import PayloadFacts, RunRequest, Session
-
 _data = PluginData(__package__)
-backends, device_profiles, forecast_throughput = _data.backends, _data.device_profiles, _data.forecast_throughput
-GGUF = _data.backend.name
+backend, device_profiles, forecast_throughput = _data.backend, _data.device_profiles, _data.forecast_throughput
+
+
+def ftypes() -> dict[str, str]:
+    """Tier -> llama.cpp file type name (`int4` -> `Q4_K_M`), from backend.json."""
+    return {tier: recipe.spelling for tier, recipe in _data.declared.tiers.items()}
 
 
 @hookimpl
@@ -41,37 +49,29 @@ def import_weights(source: Path, out_dir: Path, steps) -> str | None:
 
 
 @hookimpl
-def forecast_size(spec: ModelSpec, tier: str, backend: str) -> SizeForecast | None:
-    if backend != GGUF:
-        return None
+def forecast_size(spec: ModelSpec, recipe: TierRecipe) -> SizeForecast:
     from kolm_gguf.size import gguf_size
 
-    return gguf_size(spec, tier)
+    return gguf_size(spec, recipe.spelling)
 
 
 @hookimpl
-def export(request: ExportRequest) -> ExportResult | None:
-    if request.backend != GGUF:
-        return None
+def export(request: ExportRequest) -> ExportResult:
     from kolm_gguf.export import export_gguf
 
     return export_gguf(request)
 
 
 @hookimpl
-def embed_manifest(result: ExportResult, manifest_json: str) -> bool | None:
-    if result.backend != GGUF:
-        return None
+def embed_manifest(out_dir: Path, payload: list[str], manifest_json: str) -> bool:
     from kolm_gguf.gguf_file import MANIFEST_KEY, set_string
 
-    set_string(result.out_dir / result.payload[0], MANIFEST_KEY, manifest_json)
+    set_string(out_dir / payload[0], MANIFEST_KEY, manifest_json)
     return True
 
 
 @hookimpl
-def run(request: RunRequest) -> Session | None:
-    if request.backend != GGUF:
-        return None
+def run(request: RunRequest) -> Session:
     from kolm_gguf.runtime import GgufSession
 
     return GgufSession(request.path / request.payload[0], n_ctx=request.n_ctx,
@@ -79,24 +79,18 @@ def run(request: RunRequest) -> Session | None:
 
 
 @hookimpl
-def read_payload(request: RunRequest) -> PayloadFacts | None:
-    if request.backend != GGUF:
-        return None
-    from kolm.session import PayloadFacts
-
+def read_payload(request: RunRequest) -> PayloadFacts:
     from kolm_gguf.gguf_file import MANIFEST_KEY, read_header
     from kolm_gguf.size import tier_of, type_mix
 
     header = read_header(request.path / request.payload[0])
     return PayloadFacts(manifest_json=header.get(MANIFEST_KEY),
-                        tier=tier_of(header.tensors, header.get("general.architecture", "llama")),
+                        tier=tier_of(header.tensors, ftypes(), header.get("general.architecture", "llama")),
                         types=type_mix(kind for _, _, kind in header.tensors)[1])
 
 
 @hookimpl
-def bench(request: BenchRequest) -> BenchResult | None:
-    if request.backend != GGUF:
-        return None
+def bench(request: BenchRequest) -> BenchResult:
     from kolm_gguf.bench import bench_gguf
 
     return bench_gguf(request, request.path / request.payload[0])

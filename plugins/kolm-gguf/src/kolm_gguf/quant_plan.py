@@ -23,16 +23,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
-    "FTYPES",
     "FTYPE_IDS",
     "plan_types",
     "gguf_file_size",
     "kv_section_bytes",
     "tensor_nbytes",
 ]
-
-FTYPES = {"fp16": "F16", "int8": "Q8_0", "int4": "Q4_K_M", "int3": "Q3_K_S"}
-"""kolm tier -> llama.cpp file type name."""
 
 FTYPE_IDS = {"F16": 1, "Q8_0": 7, "Q3_K_S": 11, "Q4_K_M": 15}
 """llama.cpp file type name -> ``llama_ftype`` value (what ``general.file_type`` holds)."""
@@ -169,10 +165,9 @@ def _fallback(target: str, ne0: int) -> str:
 
 
 def _ftype_name(ftype: str) -> str:
-    ft = FTYPES.get(ftype, ftype).upper()
+    ft = ftype.upper()
     if ft not in _DEFAULT_TYPE:
-        raise ValueError(f"unsupported file type {ftype!r}; use one of {sorted(_DEFAULT_TYPE)} "
-                         f"or a kolm tier {sorted(FTYPES)}")
+        raise ValueError(f"unsupported file type {ftype!r}; use one of {sorted(_DEFAULT_TYPE)}")
     return ft
 
 
@@ -186,7 +181,7 @@ def _normalize(tensors: Iterable[Spec]) -> list[tuple[str, tuple[int, ...], str 
 
 
 def plan_types(tensors: Iterable[Spec], ftype: str, arch: str = "llama") -> dict[str, str]:
-    """ggml type llama.cpp's quantizer gives each tensor for ``ftype`` (e.g. "Q4_K_M" or "int4").
+    """ggml type llama.cpp's quantizer gives each tensor for file type ``ftype`` (e.g. "Q4_K_M").
 
     ``tensors`` are GGUF names with GGUF-order shapes; the block count, tied output, GQA (for the
     70B rule) and expert count are inferred from them. ``arch`` is ``general.architecture``

@@ -10,7 +10,8 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.errors import BackendError, ToolchainMissingError
-from kolm.session import Session, continuation_start, log_softmax
+from kolm.api import Session
+from kolm.logprobs import continuation_start, log_softmax
 
 FIDELITY_CTX = 512  # tokens; eval prompts are short, and the logits of every position are kept
 GREEDY = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}

@@ -8,8 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from kolm.errors import UnsupportedModelError
-from kolm.forecast import SizeForecast
-from kolm.modelspec import ModelSpec
+from kolm.api import ModelSpec, SizeForecast
 
 from kolm_gguf import quant_plan
 from kolm_gguf.names import gguf_name
@@ -72,8 +71,8 @@ def type_mix(kinds: Iterable[str]) -> tuple[dict[str, int], str]:
     return dict(counts), ", ".join(f"{n} {t}" for t, n in counts.most_common())
 
 
-def gguf_size(spec: ModelSpec, tier: str) -> SizeForecast:
-    ftype = quant_plan.FTYPES[tier]
+def gguf_size(spec: ModelSpec, ftype: str) -> SizeForecast:
+    """The GGUF file `spec` exports to at llama.cpp file type `ftype` (`Q4_K_M`), tensor by tensor."""
     tensors = gguf_tensors(spec)
     tokenizer_bytes, exact = tokenizer_metadata_bytes(spec)
     arch = GGUF_ARCH.get(spec.arch, "llama")
@@ -93,11 +92,12 @@ def gguf_size(spec: ModelSpec, tier: str) -> SizeForecast:
     )
 
 
-def tier_of(tensors: list[tuple[str, tuple[int, ...], str]], arch: str = "llama") -> str | None:
-    """The tier whose llama.cpp per-tensor rule gives exactly these (name, shape, type) tensors."""
+def tier_of(tensors: list[tuple[str, tuple[int, ...], str]], ftypes: dict[str, str], arch: str = "llama") -> str | None:
+    """The tier (of `ftypes`, tier -> file type) whose llama.cpp per-tensor rule gives exactly these
+    (name, shape, type) tensors."""
     shapes = [(name, shape, "F16" if len(shape) > 1 else "F32") for name, shape, _ in tensors]
     found = {name: kind for name, _, kind in tensors}
-    for tier, ftype in quant_plan.FTYPES.items():
+    for tier, ftype in ftypes.items():
         if quant_plan.plan_types(shapes, ftype, arch) == found:
             return tier
     return None

@@ -10,7 +10,7 @@ import os
 import random
 import time
 
-from kolm.bench import BenchRequest, BenchResult, Rate, peak_rss_bytes
+from kolm.api import BenchRequest, BenchResult, Rate, peak_rss_bytes
 
 from kolm_mlx.runtime import import_mlx_lm, load_model
 
@@ -50,7 +50,7 @@ def bench_mlx(request: BenchRequest) -> BenchResult:
         mx.eval(pending)
         tg.append(request.n_gen / (time.perf_counter() - start))
     return BenchResult(
-        backend=request.backend, runtime=f"mlx-lm {mlx_lm.__version__} (mlx {mx.__version__}, {mx.default_device()})",
+        runtime=f"mlx-lm {mlx_lm.__version__} (mlx {mx.__version__}, {mx.default_device()})",
         pp=Rate.of(pp), tg=Rate.of(tg), load_s=load_s,
         peak_rss_bytes=peak_rss_bytes(),
         n_prompt=request.n_prompt, n_gen=request.n_gen, threads=request.threads or os.cpu_count() or 1,

@@ -1,73 +1,66 @@
 """kolm-mlx: MLX exports for Apple Silicon through mlx-lm (runs on Linux CPU with `mlx[cpu]`).
 
 Device rows, forecasts and payload reading need no toolchain; export, run, serve and bench import
-mlx-lm inside the hook.
+mlx-lm inside the hook. Each tier's recipe in backend.json is `mlx_lm.convert`'s own arguments.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from kolm import hookimpl
+from kolm.api import (
+    BenchRequest,
+    BenchResult,
+    ExportRequest,
+    ExportResult,
+    ModelSpec,
+    PayloadFacts,
+    RunRequest,
+    Session,
+    SizeForecast,
+    Tier,
+    TierRecipe,
+)
+from kolm.errors import ArtifactError
 from kolm.plugin_data import PluginData
 
-if TYPE_CHECKING:
-    from kolm.bench import BenchRequest, BenchResult
-    from kolm.export import ExportRequest, ExportResult
-    from kolm.forecast import SizeForecast
-    from kolm.modelspec import ModelSpec
-    from kolm.session import PayloadFacts, RunRequest, Session
-
 _data = PluginData(__package__)
-backends, device_profiles, forecast_throughput = _data.backends, _data.device_profiles, _data.forecast_throughput
-MLX = _data.backend.name
+backend, device_profiles, forecast_throughput = _data.backend, _data.device_profiles, _data.forecast_throughput
 
 
 @hookimpl
-def forecast_size(spec: ModelSpec, tier: str, backend: str) -> SizeForecast | None:
-    if backend != MLX:
-        return None
+def forecast_size(spec: ModelSpec, tier: Tier, recipe: TierRecipe) -> SizeForecast:
     from kolm_mlx.size import mlx_size
 
-    return mlx_size(spec, tier)
+    return mlx_size(spec, tier, recipe)
 
 
 @hookimpl
-def export(request: ExportRequest) -> ExportResult | None:
-    if request.backend != MLX:
-        return None
+def export(request: ExportRequest) -> ExportResult:
     from kolm_mlx.export import export_mlx
 
     return export_mlx(request)
 
 
 @hookimpl
-def embed_manifest(result: ExportResult, manifest_json: str) -> bool | None:
-    if result.backend != MLX:
-        return None
+def embed_manifest(out_dir: Path, payload: list[str], manifest_json: str) -> bool:
     from kolm_mlx.safetensors_file import MANIFEST_KEY, set_metadata
 
-    set_metadata(result.out_dir / result.payload[0], MANIFEST_KEY, manifest_json)
+    set_metadata(out_dir / payload[0], MANIFEST_KEY, manifest_json)
     return True
 
 
 @hookimpl
-def run(request: RunRequest) -> Session | None:
-    if request.backend != MLX:
-        return None
+def run(request: RunRequest) -> Session:
     from kolm_mlx.runtime import MlxSession
 
     return MlxSession(request.path)
 
 
 @hookimpl
-def read_payload(request: RunRequest) -> PayloadFacts | None:
-    if request.backend != MLX:
-        return None
-    from kolm.errors import ArtifactError
-    from kolm.session import PayloadFacts
-
+def read_payload(request: RunRequest) -> PayloadFacts:
     from kolm_mlx.quant_plan import tier_of, type_mix
     from kolm_mlx.safetensors_file import MANIFEST_KEY, read_header
 
@@ -81,14 +74,13 @@ def read_payload(request: RunRequest) -> PayloadFacts | None:
         raise ArtifactError(f"{request.path}: no readable config.json ({exc})") from exc
     quant = config.get("quantization")
     said = f"config.json quantization {quant}" if quant else "config.json: not quantized"
-    return PayloadFacts(manifest_json=metadata.get(MANIFEST_KEY), tier=tier_of(tensors, config),
+    recipes = {tier: recipe.options for tier, recipe in _data.declared.tiers.items()}
+    return PayloadFacts(manifest_json=metadata.get(MANIFEST_KEY), tier=tier_of(tensors, config, recipes),
                         types=f"{type_mix(tensors)}; {said}")
 
 
 @hookimpl
-def bench(request: BenchRequest) -> BenchResult | None:
-    if request.backend != MLX:
-        return None
+def bench(request: BenchRequest) -> BenchResult:
     from kolm_mlx.bench import bench_mlx
 
     return bench_mlx(request)

@@ -10,7 +10,8 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.errors import BackendError, ToolchainMissingError
-from kolm.session import Session, continuation_start, log_softmax
+from kolm.api import Session
+from kolm.logprobs import continuation_start, log_softmax
 
 FIDELITY_CTX = 512  # tokens; eval prompts are short
 INSTALL = "pip install kolm-mlx (on Linux: pip install 'mlx[cpu]' mlx-lm)"

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 
-from kolm.forecast import SizeForecast
-from kolm.modelspec import ModelSpec
+from kolm.api import ModelSpec, SizeForecast, TierRecipe
 
-from kolm_mlx.quant_plan import BITS, GROUP_SIZE, Stored, nbytes, stored_tensors
+from kolm_mlx.quant_plan import Stored, nbytes, quantization, stored_tensors
 
 SHARD_BYTES = 5 << 30  # mlx_lm.utils.MAX_FILE_SIZE_GB
 README_BYTES = 81  # the model card mlx-lm writes for a local source (no hub repo)
@@ -69,18 +68,18 @@ def tokenizer_bytes(spec: ModelSpec) -> tuple[int, int, bool]:
     return len(json.dumps(tokenizer, indent=2, ensure_ascii=False).encode()), template_bytes, True
 
 
-def config_bytes(spec: ModelSpec, tier: str) -> int:
+def config_bytes(spec: ModelSpec, quant: dict | None) -> int:
     """mlx_lm.utils.save_config: sorted keys, indent 4, the quantization recorded twice."""
     config = {k: v for k, v in spec.config.items() if k not in ("_name_or_path", "vision_config")}
-    if tier in BITS:
-        config["quantization"] = config["quantization_config"] = {"group_size": GROUP_SIZE, "bits": BITS[tier],
-                                                                  "mode": "affine"}
+    if quant:
+        config["quantization"] = config["quantization_config"] = quant
     return len(json.dumps(dict(sorted(config.items())), indent=4).encode())
 
 
-def mlx_size(spec: ModelSpec, tier: str) -> SizeForecast:
+def mlx_size(spec: ModelSpec, tier: str, recipe: TierRecipe) -> SizeForecast:
     """Every file of the export folder, the weights counted tensor by tensor."""
-    tensors = stored_tensors(spec, tier)
+    tensors = stored_tensors(spec, recipe.options)
+    quant = quantization(recipe.options)
     parts = shards(tensors)
     names = ["model.safetensors"] if len(parts) == 1 else [
         f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors" for i in range(len(parts))]
@@ -94,11 +93,11 @@ def mlx_size(spec: ModelSpec, tier: str) -> SizeForecast:
     index["weight_map"] = dict(sorted(index["weight_map"].items()))
     tokenizer, template, exact = tokenizer_bytes(spec)
     generation = spec.read_model_file("generation_config.json")
-    files = (len(json.dumps(index, indent=4).encode()) + config_bytes(spec, tier) + tokenizer + template
+    files = (len(json.dumps(index, indent=4).encode()) + config_bytes(spec, quant) + tokenizer + template
              + TOKENIZER_CONFIG_BYTES + README_BYTES + (len(generation) if generation else 0))
     embedding = 0 if spec.tied_embeddings else sum(nbytes(t) for t in tensors if t[0].startswith("model.embed_tokens."))
     quantized = sum(1 for t in tensors if t[1] == "U32")
-    how = f"{quantized} tensors at {BITS[tier]}-bit g{GROUP_SIZE}, the rest float16" if tier in BITS else "float16"
+    how = f"{quantized} tensors at {recipe.spelling}, the rest float16" if quant else "float16"
     return SizeForecast(
         bytes=data + headers + files,
         read_per_token_bytes=data - embedding,

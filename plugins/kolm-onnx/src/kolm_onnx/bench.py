@@ -13,7 +13,7 @@ import random
 import time
 from importlib.metadata import version
 
-from kolm.bench import BenchRequest, BenchResult, Rate, peak_rss_bytes
+from kolm.api import BenchRequest, BenchResult, Rate, peak_rss_bytes
 
 from kolm_onnx.runtime import OnnxSession, import_genai
 
@@ -46,7 +46,7 @@ def bench_onnx(request: BenchRequest) -> BenchResult:
         tg.append(request.n_gen / (time.perf_counter() - start))
     session.close()
     return BenchResult(
-        backend=request.backend, runtime=f"onnxruntime-genai {version('onnxruntime-genai')}", pp=Rate.of(pp),
+        runtime=f"onnxruntime-genai {version('onnxruntime-genai')}", pp=Rate.of(pp),
         tg=Rate.of(tg), load_s=load_s, peak_rss_bytes=peak_rss_bytes(),
         n_prompt=request.n_prompt, n_gen=request.n_gen, threads=threads,
     )

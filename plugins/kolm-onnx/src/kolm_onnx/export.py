@@ -8,11 +8,11 @@ import shutil
 import subprocess
 import sys
 
+from kolm.api import ExportRequest, ExportResult, toolchain_versions
 from kolm.errors import BackendError, ToolchainMissingError
-from kolm.export import ExportRequest, ExportResult, toolchain_versions
 
 from kolm_onnx.graph import ORT_FILE
-from kolm_onnx.size import BLOCK, TOKENIZER_FILES
+from kolm_onnx.size import TOKENIZER_FILES, ships_ort
 
 MAIN = "model.onnx"
 BUILDER = "onnxruntime_genai.models.builder"
@@ -24,18 +24,6 @@ def require_toolchain(*modules: str) -> None:
     for module in modules:
         if importlib.util.find_spec(module) is None:
             raise ToolchainMissingError(f"{module} is not installed; {INSTALL}")
-
-
-def is_phone(device: str) -> bool:
-    """Whether `device` (a device-table name) is a phone, which gets `model.ort` for ONNX Runtime Mobile;
-    False for names outside the table (the fp16 reference export of `kolm pack`)."""
-    from kolm.errors import UnknownDeviceError
-    from kolm.plugins import registry
-
-    try:
-        return registry().devices().find(device).kind == "phone"
-    except UnknownDeviceError:
-        return False
 
 
 def build(request: ExportRequest) -> list[str]:
@@ -66,7 +54,7 @@ def export_onnx(request: ExportRequest) -> ExportResult:
     with request.steps(f"building the ONNX model ({request.spelling}) with onnxruntime-genai"):
         command = build(request)
     use_artifact_tokenizer(request)
-    phone = is_phone(request.device)
+    phone = ships_ort(request.device)
     if phone:
         with request.steps("writing model.ort for ONNX Runtime Mobile"):
             write_ort(request.out_dir / MAIN, request.out_dir / ORT_FILE)
@@ -77,10 +65,10 @@ def export_onnx(request: ExportRequest) -> ExportResult:
         "ort_format": "model.ort, graph optimizations disabled" if phone else "none",
         "tokenizer": "artifact's files, unchanged",
     }
-    if request.spelling != "fp32":
-        flags.update(block_size=BLOCK, symmetric=True, scales="float32")
+    if request.recipe.options:
+        flags.update(request.recipe.options, symmetric=True, scales="float32")
     return ExportResult(
-        backend=request.backend, out_dir=request.out_dir, payload=[MAIN, *files],
+        payload=[MAIN, *files],
         toolchain=toolchain_versions("kolm-onnx", "onnxruntime-genai", "onnxruntime", "onnx", "transformers",
                                      "torch"),
         flags=flags,

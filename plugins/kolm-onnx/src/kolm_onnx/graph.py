@@ -59,13 +59,17 @@ def matmul_kinds(path: Path) -> Counter:
     return kinds
 
 
-def tier_of(kinds: Counter) -> str | None:
-    """The tier a graph's weight MatMuls show; None if mixed or unknown."""
+def matmul_kind(options: dict) -> str:
+    """The weight MatMul kind (as `matmul_kinds` names it) a tier recipe's options make."""
+    return f"MatMulNBits bits={options['bits']} block={options['block_size']}" if "bits" in options else "MatMul float32"
+
+
+def tier_of(kinds: Counter, recipes: dict[str, dict]) -> str | None:
+    """The tier (of `recipes`, tier -> options) a graph's weight MatMuls show; None if mixed or unknown."""
     if len(kinds) != 1:
         return None
     kind = next(iter(kinds))
-    return {"MatMulNBits bits=4 block=32": "int4", "MatMulNBits bits=8 block=32": "int8",
-            "MatMul float32": "fp16"}.get(kind)
+    return next((tier for tier, options in recipes.items() if matmul_kind(options) == kind), None)
 
 
 def write_ort(onnx_path: Path, ort_path: Path) -> None:

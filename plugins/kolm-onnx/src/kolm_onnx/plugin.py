@@ -6,87 +6,78 @@ and read_payload import it inside the hook.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from kolm import hookimpl
+from kolm.api import (
+    BenchRequest,
+    BenchResult,
+    DeviceProfile,
+    ExportRequest,
+    ExportResult,
+    ModelSpec,
+    PayloadFacts,
+    RunRequest,
+    Session,
+    SizeForecast,
+    TierRecipe,
+)
 from kolm.plugin_data import PluginData
 
-if TYPE_CHECKING:
-    from kolm.bench import BenchRequest, BenchResult
-    from kolm.devices import DeviceProfile
-    from kolm.export import ExportRequest, ExportResult
-    from kolm.forecast import SizeForecast
-    from kolm.modelspec import ModelSpec
-    from kolm.session import PayloadFacts, RunRequest, Session
-
 _data = PluginData(__package__)
-backends, device_profiles, forecast_throughput = _data.backends, _data.device_profiles, _data.forecast_throughput
-ONNX = _data.backend.name
+backend, device_profiles, forecast_throughput = _data.backend, _data.device_profiles, _data.forecast_throughput
 
 
 @hookimpl
-def forecast_size(spec: ModelSpec, tier: str, backend: str, device: DeviceProfile) -> SizeForecast | None:
-    if backend != ONNX:
-        return None
-    from kolm_onnx.size import onnx_size
+def forecast_size(spec: ModelSpec, recipe: TierRecipe, device: DeviceProfile | None) -> SizeForecast:
+    from kolm_onnx.size import onnx_size, ships_ort
 
-    return onnx_size(spec, tier, with_ort=device is not None and device.kind == "phone")
+    return onnx_size(spec, recipe.options, with_ort=ships_ort(device))
 
 
 @hookimpl
-def export(request: ExportRequest) -> ExportResult | None:
-    if request.backend != ONNX:
-        return None
+def export(request: ExportRequest) -> ExportResult:
     from kolm_onnx.export import export_onnx
 
     return export_onnx(request)
 
 
 @hookimpl
-def embed_manifest(result: ExportResult, manifest_json: str) -> bool | None:
+def embed_manifest(out_dir: Path, payload: list[str], manifest_json: str) -> bool:
     """Stamp `model.onnx`'s metadata_props; the phone's `model.ort` is re-serialised from it."""
-    if result.backend != ONNX:
-        return None
     from kolm_onnx.export import require_toolchain
     from kolm_onnx.graph import MANIFEST_KEY, ORT_FILE, set_metadata, write_ort
 
     require_toolchain("onnx")
-    main = result.out_dir / result.payload[0]
+    main = out_dir / payload[0]
     set_metadata(main, MANIFEST_KEY, manifest_json)
-    if ORT_FILE in result.payload:
-        write_ort(main, result.out_dir / ORT_FILE)
+    if ORT_FILE in payload:
+        write_ort(main, out_dir / ORT_FILE)
     return True
 
 
 @hookimpl
-def run(request: RunRequest) -> Session | None:
-    if request.backend != ONNX:
-        return None
+def run(request: RunRequest) -> Session:
     from kolm_onnx.runtime import OnnxSession
 
     return OnnxSession(request.path, n_ctx=request.n_ctx, threads=request.threads)
 
 
 @hookimpl
-def read_payload(request: RunRequest) -> PayloadFacts | None:
-    if request.backend != ONNX:
-        return None
-    from kolm.session import PayloadFacts
-
+def read_payload(request: RunRequest) -> PayloadFacts:
     from kolm_onnx.export import require_toolchain
     from kolm_onnx.graph import MANIFEST_KEY, matmul_kinds, metadata, tier_of
 
     require_toolchain("onnx")
     main = request.path / request.payload[0]
     kinds = matmul_kinds(main)
-    return PayloadFacts(manifest_json=metadata(main).get(MANIFEST_KEY), tier=tier_of(kinds),
+    recipes = {tier: recipe.options for tier, recipe in _data.declared.tiers.items()}
+    return PayloadFacts(manifest_json=metadata(main).get(MANIFEST_KEY), tier=tier_of(kinds, recipes),
                         types=", ".join(f"{n} {kind}" for kind, n in kinds.most_common()))
 
 
 @hookimpl
-def bench(request: BenchRequest) -> BenchResult | None:
-    if request.backend != ONNX:
-        return None
+def bench(request: BenchRequest) -> BenchResult:
     from kolm_onnx.bench import bench_onnx
 
     return bench_onnx(request)

@@ -9,7 +9,8 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.errors import BackendError
-from kolm.session import Session, continuation_start, log_softmax
+from kolm.api import Session
+from kolm.logprobs import continuation_start, log_softmax
 
 from kolm_onnx.export import require_toolchain
 

@@ -16,29 +16,32 @@ and weights re-serialised for ONNX Runtime Mobile.
 
 from __future__ import annotations
 
-from kolm.forecast import SizeForecast
-from kolm.modelspec import ModelSpec
+from kolm.api import DeviceProfile, Flags, ModelSpec, SizeForecast
 
-BLOCK = 32
-BITS = {"int4": 4, "int8": 8}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "chat_template.jinja", "added_tokens.json", "vocab.json", "merges.txt")
 GENAI_CONFIG_BYTES = 1_500  # genai_config.json: 1,455 B for SmolLM2-135M
 # Graph structure (nodes, names, attributes) besides initializers, per decoder layer: measured
 # 1.0 KB (float) and 2.8 KB (MatMulNBits) on SmolLM2-135M; the ORT format adds ~0.15% of the weights.
-GRAPH_BYTES_PER_LAYER = {"fp16": 1_000, "int4": 2_800, "int8": 2_800}
+FLOAT_GRAPH_BYTES_PER_LAYER, NBITS_GRAPH_BYTES_PER_LAYER = 1_000, 2_800
 ORT_OVERHEAD = 0.0015
 
 
-def matmul_bytes(rows: int, cols: int, tier: str) -> int:
-    """Bytes of one `rows x cols` projection weight (out x in, Hugging Face layout) at `tier`."""
-    if tier == "fp16":
+def ships_ort(device: DeviceProfile | None) -> bool:
+    """Whether the export for `device` adds `model.ort` (phones run ONNX Runtime Mobile)."""
+    return device is not None and device.kind == "phone"
+
+
+def matmul_bytes(rows: int, cols: int, options: Flags) -> int:
+    """Bytes of one `rows x cols` projection weight (out x in, Hugging Face layout) for a tier recipe's
+    options: float32 without `bits`, else MatMulNBits blocks of `block_size` with one fp32 scale each."""
+    if "bits" not in options:
         return rows * cols * 4
-    blocks = -(-cols // BLOCK)
-    return rows * blocks * (BLOCK * BITS[tier] // 8 + 4)
+    block = int(options["block_size"])
+    return rows * -(-cols // block) * (block * int(options["bits"]) // 8 + 4)
 
 
-def weight_bytes(spec: ModelSpec, tier: str) -> tuple[int, int]:
+def weight_bytes(spec: ModelSpec, options: Flags) -> tuple[int, int]:
     """(bytes of every initializer, bytes of a float32 input embedding that decoding only gathers)."""
     gathered = 0
     total = 0
@@ -51,12 +54,12 @@ def weight_bytes(spec: ModelSpec, tier: str) -> tuple[int, int]:
             total += t.numel * 4
         elif t.name.endswith("embed_tokens.weight"):
             if tied and not has_head:
-                total += matmul_bytes(*t.shape, tier)  # lm_head, shared with the embedding except at int8
-            if not tied or tier == "int8":
+                total += matmul_bytes(*t.shape, options)  # lm_head, shared with the embedding except at 8 bits
+            if not tied or options.get("bits") == 8:
                 total += t.numel * 4
                 gathered = t.numel * 4
         else:
-            total += matmul_bytes(*t.shape, tier)
+            total += matmul_bytes(*t.shape, options)
     config = spec.config
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     total += 2 * config.get("max_position_embeddings", 2048) * (head_dim // 2) * 4
@@ -67,14 +70,17 @@ def tokenizer_bytes(spec: ModelSpec) -> int:
     return sum(len(raw) for name in TOKENIZER_FILES if (raw := spec.read_model_file(name)) is not None)
 
 
-def onnx_size(spec: ModelSpec, tier: str, with_ort: bool) -> SizeForecast:
-    """Bytes of the payload the export writes for `spec` at `tier` (with `model.ort` on phones)."""
-    weights, gathered = weight_bytes(spec, tier)
-    graph = GRAPH_BYTES_PER_LAYER[tier] * spec.config["num_hidden_layers"]
+def onnx_size(spec: ModelSpec, options: Flags, with_ort: bool) -> SizeForecast:
+    """Bytes of the payload the export writes for `spec` with a tier recipe's options (with
+    `model.ort` on phones)."""
+    weights, gathered = weight_bytes(spec, options)
+    per_layer = NBITS_GRAPH_BYTES_PER_LAYER if "bits" in options else FLOAT_GRAPH_BYTES_PER_LAYER
+    graph = per_layer * spec.config["num_hidden_layers"]
     model = weights + graph
     ort = int(model * (1 + ORT_OVERHEAD)) if with_ort else 0
     total = model + ort + tokenizer_bytes(spec) + GENAI_CONFIG_BYTES
-    kind = "float32 MatMul" if tier == "fp16" else f"MatMulNBits {BITS[tier]}-bit block {BLOCK}, fp32 scales"
+    kind = (f"MatMulNBits {options['bits']}-bit block {options['block_size']}, fp32 scales" if "bits" in options
+            else "float32 MatMul")
     return SizeForecast(
         bytes=total,
         read_per_token_bytes=weights - gathered,

@@ -9,10 +9,9 @@ from importlib.metadata import version
 from importlib.resources import as_file, files
 from pathlib import Path
 
+from kolm.api import BackendPlugin, ExportRequest, ExportResult
 from kolm.errors import BackendError
-from kolm.export import ExportRequest, ExportResult
 
-GGUF = "gguf"
 # wllama reads each file into one ArrayBuffer (2 GB at most); parts stay well below that.
 PART_BYTES = 512 * 2**20  # KOLM_WASM_PART_BYTES overrides it (tests force small parts)
 HEADROOM = 2**20  # the manifest is spliced into the first part after K is measured
@@ -20,21 +19,9 @@ WLLAMA_VERSION = "3.13.0"
 PAGE = ("index.html", "kolm.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm", "wllama/LICENSE")
 
 
-def gguf_registry():
-    """The registry, checked to hold the gguf backend the bundle is built with."""
-    from kolm.plugins import registry
-
-    reg = registry()
-    if reg.owner(GGUF) is None:
-        raise BackendError("the browser bundle is built from a GGUF: pip install kolm-gguf")
-    return reg
-
-
-def export_bundle(request: ExportRequest) -> ExportResult:
+def export_bundle(request: ExportRequest, gguf_backend: BackendPlugin) -> ExportResult:
     """Export a GGUF through the gguf backend, split it if needed, and add the page around it."""
-    reg = gguf_registry()
-    spelling = reg.backend(GGUF).spelling(request.tier)
-    made = reg.hook.export(request=request.model_copy(update={"backend": GGUF, "spelling": spelling}))
+    made = gguf_backend.export(request)
     gguf = request.out_dir / made.payload[0]
     parts, limit = [gguf.name], int(os.environ.get("KOLM_WASM_PART_BYTES", PART_BYTES))
     if gguf.stat().st_size > limit:
@@ -42,7 +29,7 @@ def export_bundle(request: ExportRequest) -> ExportResult:
             parts = [p.name for p in split_gguf(gguf, limit)]
     copy_page(request.out_dir)
     return ExportResult(
-        backend=request.backend, out_dir=request.out_dir, payload=parts,
+        payload=parts,
         toolchain={**made.toolchain, "kolm-wasm": version("kolm-wasm"), "wllama": WLLAMA_VERSION},
         flags={**made.flags, "part_bytes": limit},
     )

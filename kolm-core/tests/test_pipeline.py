@@ -1,0 +1,115 @@
+"""The export and verify pipelines around a backend, end to end through the CLI with kolm-core's
+table backend: a staged export with its record, the K-drop gate, and `kolm verify`'s checks, each
+failing on the tampering it guards against, with one-line errors for bad inputs."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from kolm_testing import invoke
+
+CHECKS = ["manifest is valid RS-1", "payload SHA-256 matches", "eval pack hash matches",
+          "quant tier matches the tensor types", "K recomputed matches the recorded K",
+          "K at or above the gate, drop within tolerance"]
+
+
+def verify(export: Path, artifact: Path, *extra: str) -> tuple[int, dict]:
+    result = invoke("verify", export, "--against", artifact, "--json", "--min-k", "0", "--max-k-drop", "100", *extra)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def failed(evidence: dict) -> list[int]:
+    return [c["number"] for c in evidence["checks"] if not c["passed"]]
+
+
+def test_export_writes_payload_record_and_binder(exported):
+    folder = exported("int8")
+    record = json.loads((folder / "kolm-export.json").read_text())
+    assert sorted(p.name for p in folder.iterdir()) == ["binder.json", "kolm-export.json", "model.json",
+                                                        "model.safetensors"]
+    assert [p["path"] for p in record["payload"]] == ["model.json", "model.safetensors"]
+    assert record["backend"] == "table" and record["spelling"] == "I8" and record["device"] == "Test Table Box"
+    assert record["k"]["score"] == 1.0 and record["k"]["drop_points"] == 0.0
+    assert json.loads(json.loads((folder / "model.json").read_text())["manifest"]) == record["manifest"]
+
+
+def test_the_k_drop_gate_writes_nothing(table, packed, tmp_path):
+    out = tmp_path / "gated"
+    result = invoke("export", packed, "--target", "ttb", "--quant", "int4", "-o", out)
+    assert result.exit_code == 10
+    assert result.stderr.splitlines()[-1] == ("kolm: error: K 0.500 is 50.0 points below the fp16 reference 1.000, "
+                                              "beyond --max-k-drop 5; --allow-drop exports anyway")
+    assert not out.exists() and not list(tmp_path.glob(".kolm-*"))
+
+
+def test_a_good_export_passes_the_six_checks(exported, packed):
+    code, evidence = verify(exported("int4"), packed)
+    assert code == 0 and [c["name"] for c in evidence["checks"]] == CHECKS and failed(evidence) == []
+    assert evidence["binder"]["k"]["k"] == 0.5 and evidence["binder"]["fidelity"]["top1_agreement"] < 1
+
+
+def test_the_gate_check_fails_beyond_the_drop(exported, packed):
+    result = invoke("verify", exported("int4"), "--against", packed, "--json")
+    assert result.exit_code == 11 and failed(json.loads(result.stdout)) == [6]
+
+
+def test_a_flipped_payload_byte_fails_check_2(exported, packed):
+    folder = exported("fp16")
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    code, evidence = verify(folder, packed)
+    assert code == 11 and failed(evidence) == [2] and "model.safetensors" in evidence["checks"][1]["found"]
+
+
+def test_an_edited_eval_pack_fails_check_3(exported, packed, tmp_path):
+    edited = tmp_path / "edited.kolm"
+    with zipfile.ZipFile(packed) as src, zipfile.ZipFile(edited, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            dst.writestr(info, data.replace(b"Paris", b"Lyon") if info.filename == "eval/pack.jsonl" else data)
+    code, evidence = verify(exported("fp16"), edited)
+    assert code == 11 and 3 in failed(evidence)
+
+
+def test_a_record_relabelled_by_hand_fails_check_1(exported, packed):
+    folder = exported("int8")
+    record_path = folder / "kolm-export.json"
+    record = json.loads(record_path.read_text())
+    record["manifest"]["quant"] = "int4"
+    record_path.write_text(json.dumps(record))
+    code, evidence = verify(folder, packed)
+    assert code == 11 and failed(evidence) == [1] and evidence["checks"][0]["found"] == "differs from kolm-export.json"
+
+
+@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04truncated"])
+def test_a_bad_artifact_is_one_line(exported, tmp_path, content):
+    folder = exported("fp16")
+    bad = tmp_path / "bad.kolm"
+    bad.write_bytes(content)
+    result = invoke("verify", folder, "--against", bad)
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("✓ ")]  # progress lines aside
+    assert result.exit_code == 5 and len(errors) == 1 and errors[0].startswith("kolm: error: ")
+
+
+def test_a_forecast_only_backend_is_refused_before_anything_is_read(registry, artifact, tmp_path):
+    from kolm import hookimpl
+    from kolm.api import Backend
+
+    class ForecastOnly:
+        @hookimpl
+        def backend(self):
+            return Backend(name="testbe", description="-", tiers={"int4": "w4"}, install="-")
+
+    assert registry.add(ForecastOnly(), "testbe", "kolm-testbe", "0.2")
+    preview = json.loads(invoke("export", artifact, "--target", "tb4", "--quant", "int4", "--preview", "--json").stdout)
+    assert preview["command"] is None and preview["backend_exports"] is False
+    assert "backend testbe cannot export yet: kolm-testbe 0.2 forecasts only" in preview["notes"]
+    result = invoke("export", artifact, "--target", "tb4", "--quant", "int4", "-o", tmp_path / "out")
+    assert result.exit_code == 7 and result.stderr == (
+        "kolm: error: backend testbe cannot export: kolm-testbe 0.2 does not implement `export` (forecasts only)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pack.jsonl", "tiny-llama", "tiny.kolm"]
