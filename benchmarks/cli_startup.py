@@ -15,8 +15,19 @@ import subprocess
 import sys
 import time
 
-HEAVY = ["torch", "transformers", "llama_cpp", "gguf", "numpy", "safetensors", "mlx", "coremltools",
-         "onnxruntime", "optimum", "tensorrt_llm"]
+HEAVY = [
+    "torch",
+    "transformers",
+    "llama_cpp",
+    "gguf",
+    "numpy",
+    "safetensors",
+    "mlx",
+    "coremltools",
+    "onnxruntime",
+    "optimum",
+    "tensorrt_llm",
+]
 PREVIEW = ["export", "Llama-3.1-8B", "--target", "raspberry-pi-5", "--quant", "int4", "--preview", "--json"]
 CASES = {
     "python -c pass": [sys.executable, "-c", "pass"],
@@ -35,8 +46,10 @@ def wall(cmd: list[str], runs: int) -> list[float]:
 
 
 def heavy_modules(args: list[str]) -> list[str]:
-    probe = ("import sys\nfrom kolm.cli import cli\ntry:\n    cli.main(args=sys.argv[1:], prog_name='kolm')\n"
-             f"except SystemExit:\n    pass\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
+    probe = (
+        "import sys\nfrom kolm.cli import cli\ntry:\n    cli.main(args=sys.argv[1:], prog_name='kolm')\n"
+        f"except SystemExit:\n    pass\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
     proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
     return json.loads(proc.stderr.strip().splitlines()[-1].replace("'", '"'))
 
@@ -50,8 +63,11 @@ def main() -> None:
     print(f"{'command':<36}{'min ms':>9}{'median ms':>11}{'over python':>13}  heavy modules")
     for name, times in results.items():
         median = statistics.median(times)
-        heavy = "" if name.startswith("python") else ", ".join(
-            heavy_modules(["--help"] if "help" in name else PREVIEW)) or "none"
+        heavy = (
+            ""
+            if name.startswith("python")
+            else ", ".join(heavy_modules(["--help"] if "help" in name else PREVIEW)) or "none"
+        )
         print(f"{name:<36}{min(times) * 1e3:>9.0f}{median * 1e3:>11.0f}{(median - base) * 1e3:>+12.0f}  {heavy}")
     print(f"\n{runs} runs each; goal: ≤ +150 ms over python and no heavy module")
 

@@ -35,8 +35,9 @@ def kolm_export(artifact: Path, tier: str, out: Path) -> None:
     reg = registry()
     device = reg.devices().find("raspberry-pi-5")
     planned = forecast(reg, resolve_model(str(artifact)), device, tier)
-    export_artifact(reg, artifact, device, tier, "gguf", out, planned.size_bytes, planned.read_per_token_bytes,
-                    score=False)
+    export_artifact(
+        reg, artifact, device, tier, "gguf", out, planned.size_bytes, planned.read_per_token_bytes, score=False
+    )
 
 
 def raw_export(model_dir: Path, spelling: str, out: Path) -> None:
@@ -68,10 +69,13 @@ def raw_tg(model: Path, n_gen: int) -> tuple[float, float]:
 
 
 def peak_rss_of_conversion(model_dir: Path, out: Path) -> int:
-    code = ("import resource, sys; from kolm_gguf.convert import hf_to_gguf; hf_to_gguf(sys.argv[1], sys.argv[2]);"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
-    proc = subprocess.run([sys.executable, "-c", code, str(model_dir), str(out)], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import resource, sys; from kolm_gguf.convert import hf_to_gguf; hf_to_gguf(sys.argv[1], sys.argv[2]);"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(model_dir), str(out)], capture_output=True, text=True, check=True
+    )
     return int(proc.stdout.strip())
 
 
@@ -80,8 +84,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tier", default="int4")
     args = parser.parse_args()
-    from kolm.artifact import Artifact
     from kolm.api import BenchRequest
+    from kolm.artifact import Artifact
     from kolm.plugins import registry
 
     artifact = smollm2_artifact()
@@ -93,8 +97,7 @@ def main() -> None:
         kolm_t = timed(lambda: kolm_export(artifact, args.tier, work / "kolm"), args.runs)
         raw_t = timed(lambda: raw_export(model_dir, spelling, work / f"raw.{spelling}.gguf"), args.runs)
         payload = next((work / "kolm").glob("*.gguf"))
-        request = BenchRequest(path=work / "kolm", payload=[payload.name], n_prompt=64, n_gen=128,
-                               repetitions=1)
+        request = BenchRequest(path=work / "kolm", payload=[payload.name], n_prompt=64, n_gen=128, repetitions=1)
         kolm_tg, raw_loop, raw_completion = [], [], []
         for _ in range(args.runs + 2):  # interleaved, so machine noise hits both sides alike
             kolm_tg.append(registry().backend("gguf").bench(request).tg.mean)
@@ -105,21 +108,28 @@ def main() -> None:
         rss = peak_rss_of_conversion(model_dir, work / "rss.gguf")
         f16_bytes = (work / "rss.gguf").stat().st_size
 
-    print(f"SmolLM2-135M-Instruct, {args.tier} ({spelling}), {args.runs} export runs, {args.runs + 2} "
-          f"interleaved tg runs, {os.cpu_count()} cores\n")
+    print(
+        f"SmolLM2-135M-Instruct, {args.tier} ({spelling}), {args.runs} export runs, {args.runs + 2} "
+        f"interleaved tg runs, {os.cpu_count()} cores\n"
+    )
     print(f"{'export':<58}{'min s':>7} {'median':>7}")
     print(f"{'kolm export (sha check, extract, convert, quantize, embed, hash)':<58}{summary(kolm_t)}")
     print(f"{'raw: hf_to_gguf + llama_model_quantize':<58}{summary(raw_t)}")
-    print(f"ratio kolm / raw (median): {sorted(kolm_t)[len(kolm_t) // 2] / sorted(raw_t)[len(raw_t) // 2]:.2f}x"
-          "  (goal <= 1.05x)\n")
+    print(
+        f"ratio kolm / raw (median): {sorted(kolm_t)[len(kolm_t) // 2] / sorted(raw_t)[len(raw_t) // 2]:.2f}x"
+        "  (goal <= 1.05x)\n"
+    )
     print(f"{'generation, tg128':<58}{'tok/s':>7}")
     print(f"{'kolm bench (median of runs)':<58}{tg:7.1f}")
     print(f"{'raw llama-cpp-python llm.eval loop (median)':<58}{loop:7.1f}")
     print(f"{'raw llama-cpp-python create_completion (median)':<58}{completion:7.1f}")
-    print(f"ratio kolm / raw eval loop: {tg / loop:.2f}x, / create_completion: "
-          f"{tg / completion:.2f}x  (goal >= 0.97x)\n")
-    print(f"peak RSS of the F16 conversion: {rss / 2**20:.0f} MiB for a {f16_bytes / 2**20:.0f} MiB model "
-          f"({rss / f16_bytes:.2f}x; includes the interpreter, numpy and gguf)")
+    print(
+        f"ratio kolm / raw eval loop: {tg / loop:.2f}x, / create_completion: {tg / completion:.2f}x  (goal >= 0.97x)\n"
+    )
+    print(
+        f"peak RSS of the F16 conversion: {rss / 2**20:.0f} MiB for a {f16_bytes / 2**20:.0f} MiB model "
+        f"({rss / f16_bytes:.2f}x; includes the interpreter, numpy and gguf)"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ def kolm_export(artifact: Path, tier: str, out: Path) -> None:
     reg = registry()
     device = reg.devices().find("m3-pro")
     planned = forecast(reg, resolve_model(str(artifact)), device, tier, "mlx")
-    export_artifact(reg, artifact, device, tier, "mlx", out, planned.size_bytes, planned.read_per_token_bytes,
-                    score=False)
+    export_artifact(
+        reg, artifact, device, tier, "mlx", out, planned.size_bytes, planned.read_per_token_bytes, score=False
+    )
 
 
 def raw_export(model_dir: Path, tier: str, out: Path) -> None:
@@ -74,8 +75,12 @@ def raw_tg(folder: Path, n_gen: int, as_stored: bool = False) -> tuple[float, fl
     if as_stored:
         return loop, 0.0
     start = time.perf_counter()
-    made = sum(1 for _ in mlx_lm.stream_generate(model, tokenizer, "Once upon a time", max_tokens=n_gen,
-                                                 sampler=make_sampler(temp=0.0)))
+    made = sum(
+        1
+        for _ in mlx_lm.stream_generate(
+            model, tokenizer, "Once upon a time", max_tokens=n_gen, sampler=make_sampler(temp=0.0)
+        )
+    )
     return loop, made / (time.perf_counter() - start)
 
 
@@ -85,8 +90,8 @@ def main() -> None:
     parser.add_argument("--tier", default="int4")
     parser.add_argument("--n-gen", type=int, default=64)
     args = parser.parse_args()
-    from kolm.artifact import Artifact
     from kolm.api import BenchRequest
+    from kolm.artifact import Artifact
     from kolm.plugins import registry
 
     artifact = smollm2_artifact()
@@ -100,8 +105,7 @@ def main() -> None:
             raw_t += timed(lambda: raw_export(model_dir, args.tier, work / "raw"), 1)
         folder = work / "kolm"
         payload = [p.name for p in folder.iterdir() if p.name != "kolm-export.json"]
-        request = BenchRequest(path=folder, payload=payload, n_prompt=64, n_gen=args.n_gen,
-                               repetitions=1)
+        request = BenchRequest(path=folder, payload=payload, n_prompt=64, n_gen=args.n_gen, repetitions=1)
         kolm_tg, raw_loop, raw_stream = [], [], []
         for _ in range(args.runs + 2):
             kolm_tg.append(registry().backend("mlx").bench(request).tg.mean)
@@ -111,8 +115,10 @@ def main() -> None:
         stored, _ = raw_tg(folder, 8, as_stored=True)
         tg, loop, stream = (statistics.median(x) for x in (kolm_tg, raw_loop, raw_stream))
 
-    print(f"SmolLM2-135M-Instruct, mlx {args.tier}, {args.runs} export runs, {args.runs + 2} interleaved tg runs, "
-          f"{os.cpu_count()} cores (mlx CPU)\n")
+    print(
+        f"SmolLM2-135M-Instruct, mlx {args.tier}, {args.runs} export runs, {args.runs + 2} interleaved tg runs, "
+        f"{os.cpu_count()} cores (mlx CPU)\n"
+    )
     print(f"{'export':<58}{'min s':>7} {'median':>7}")
     print(f"{'kolm export (sha check, extract, convert, embed, hash)':<58}{summary(kolm_t)}")
     print(f"{'raw: mlx_lm.convert.convert':<58}{summary(raw_t)}")

@@ -44,13 +44,31 @@ def kolm_export(artifact: Path, tier: str, out: Path) -> None:
     reg = registry()
     device = reg.devices().find(LAPTOP)
     planned = forecast(reg, resolve_model(str(artifact)), device, tier, backend="onnx")
-    export_artifact(reg, artifact, device, tier, "onnx", out, planned.size_bytes, planned.read_per_token_bytes,
-                    score=False)
+    export_artifact(
+        reg, artifact, device, tier, "onnx", out, planned.size_bytes, planned.read_per_token_bytes, score=False
+    )
 
 
 def raw_export(model_dir: Path, spelling: str, out: Path, cache: Path) -> None:
-    subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(model_dir), "-o", str(out),
-                    "-p", spelling, "-e", "cpu", "-c", str(cache)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onnxruntime_genai.models.builder",
+            "-i",
+            str(model_dir),
+            "-o",
+            str(out),
+            "-p",
+            spelling,
+            "-e",
+            "cpu",
+            "-c",
+            str(cache),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def onnx_bench(folder: Path, runs: int) -> tuple[float, float]:
@@ -58,18 +76,37 @@ def onnx_bench(folder: Path, runs: int) -> tuple[float, float]:
     from kolm.plugins import registry
 
     payload = sorted(p.name for p in folder.iterdir() if p.is_file())
-    request = BenchRequest(path=folder, payload=payload, n_prompt=N_PROMPT, n_gen=N_GEN,
-                           repetitions=runs)
+    request = BenchRequest(path=folder, payload=payload, n_prompt=N_PROMPT, n_gen=N_GEN, repetitions=runs)
     result = registry().backend("onnx").bench(request)
     return result.pp.mean, result.tg.mean
 
 
 def gguf_bench(llama_python: str, artifact: Path, tier: str, runs: int) -> tuple[float, float]:
     """`kolm bench ART --quant TIER --json` in a Python with llama-cpp-python (it exports the GGUF first)."""
-    proc = subprocess.run([llama_python, "-m", "kolm.cli", "bench", str(artifact), "--device", "x86-laptop",
-                           "--quant", tier, "--n-prompt", str(N_PROMPT), "--n-gen", str(N_GEN), "-r", str(runs),
-                           "--json"], capture_output=True, text=True, check=True,
-                          env={**os.environ, "OMP_WAIT_POLICY": "passive"})
+    proc = subprocess.run(
+        [
+            llama_python,
+            "-m",
+            "kolm.cli",
+            "bench",
+            str(artifact),
+            "--device",
+            "x86-laptop",
+            "--quant",
+            tier,
+            "--n-prompt",
+            str(N_PROMPT),
+            "--n-gen",
+            str(N_GEN),
+            "-r",
+            str(runs),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_WAIT_POLICY": "passive"},
+    )
     result = json.loads(proc.stdout)["result"]
     return result["pp"]["mean"], result["tg"]["mean"]
 
@@ -133,16 +170,24 @@ def main() -> None:
             raw_t += timed(lambda run=run: raw_export(model_dir, spelling, work / f"raw{run}", work / f"c{run}"), 1)
 
     load = os.getloadavg()[0]
-    print(f"SmolLM2-135M-Instruct, pp{N_PROMPT} / tg{N_GEN}, {args.runs} runs each, {os.cpu_count()} cores, "
-          f"1-min load average at the end {load:.1f}\n")
-    print(f"{'tier':<6}{'ORT pp':>9}{'ORT tg':>9}{'llama pp':>10}{'llama tg':>10}{'tg ratio':>10}"
-          f"{'kolm gen':>10}{'raw gen':>9}{'ratio':>7}")
+    print(
+        f"SmolLM2-135M-Instruct, pp{N_PROMPT} / tg{N_GEN}, {args.runs} runs each, {os.cpu_count()} cores, "
+        f"1-min load average at the end {load:.1f}\n"
+    )
+    print(
+        f"{'tier':<6}{'ORT pp':>9}{'ORT tg':>9}{'llama pp':>10}{'llama tg':>10}{'tg ratio':>10}"
+        f"{'kolm gen':>10}{'raw gen':>9}{'ratio':>7}"
+    )
     for tier, opp, otg, gpp, gtg, kgen, rgen in rows:
-        print(f"{tier:<6}{opp:9.1f}{otg:9.1f}{gpp:10.1f}{gtg:10.1f}{otg / gtg:9.2f}x{kgen:10.1f}{rgen:9.1f}"
-              f"{kgen / rgen:6.2f}x")
-    print("(tok/s; ORT = onnxruntime-genai via `kolm bench`, llama = llama.cpp via `kolm bench` (fp16 = F16 GGUF, "
-          "ONNX fp16 runs fp32 on the CPU EP); tg ratio = ORT / llama; kolm gen = OnnxSession.generate, raw gen = "
-          "onnxruntime-genai greedy loop, both with detokenisation)\n")
+        print(
+            f"{tier:<6}{opp:9.1f}{otg:9.1f}{gpp:10.1f}{gtg:10.1f}{otg / gtg:9.2f}x{kgen:10.1f}{rgen:9.1f}"
+            f"{kgen / rgen:6.2f}x"
+        )
+    print(
+        "(tok/s; ORT = onnxruntime-genai via `kolm bench`, llama = llama.cpp via `kolm bench` (fp16 = F16 GGUF, "
+        "ONNX fp16 runs fp32 on the CPU EP); tg ratio = ORT / llama; kolm gen = OnnxSession.generate, raw gen = "
+        "onnxruntime-genai greedy loop, both with detokenisation)\n"
+    )
     print(f"{'export ' + export_tier:<52}{'min s':>7} {'median':>7}")
     print(f"{'kolm export (sha check, extract, build, embed, hash)':<52}{summary(kolm_t)}")
     print(f"{'raw: python -m onnxruntime_genai.models.builder':<52}{summary(raw_t)}")

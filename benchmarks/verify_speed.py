@@ -59,8 +59,9 @@ def scoring_per_item(n_items: int) -> list[tuple[str, float, float]]:
         for tier in TIERS:
             planned = forecast(reg, resolve_model(str(artifact)), device, tier)
             out = Path(work) / tier
-            record = export_artifact(reg, artifact, device, tier, "gguf", out, planned.size_bytes,
-                                     planned.read_per_token_bytes, score=False)
+            record = export_artifact(
+                reg, artifact, device, tier, "gguf", out, planned.size_bytes, planned.read_per_token_bytes, score=False
+            )
             with open_session(reg, out, record) as session:
                 start = time.perf_counter()
                 result = score_pack(session, items)

@@ -28,8 +28,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import CACHE, llama_eval_tg, smollm2_artifact  # noqa: E402
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def export_bundle(artifact: Path, tier: str, out: Path) -> Path:
@@ -41,8 +47,9 @@ def export_bundle(artifact: Path, tier: str, out: Path) -> Path:
     reg = registry()
     device = reg.devices().find("browser")
     planned = forecast(reg, resolve_model(str(artifact)), device, tier)
-    record = export_artifact(reg, artifact, device, tier, "wasm", out, planned.size_bytes,
-                             planned.read_per_token_bytes, score=False)
+    record = export_artifact(
+        reg, artifact, device, tier, "wasm", out, planned.size_bytes, planned.read_per_token_bytes, score=False
+    )
     return out / record.payload[0].path
 
 
@@ -66,8 +73,11 @@ def browser_runs(browser, url: str, n_gen: int) -> tuple[float, float, float]:
     page.reload()
     page.wait_for_function(ready, timeout=300_000)
     cached = page.evaluate("window.kolm.loadSeconds")
-    timings = page.evaluate("""async (n) => (await window.kolm.wllama.createCompletion({prompt: 'Once upon a time',
-        max_tokens: n, temperature: 0, ignore_eos: true, stream: false})).timings""", n_gen)
+    timings = page.evaluate(
+        """async (n) => (await window.kolm.wllama.createCompletion({prompt: 'Once upon a time',
+        max_tokens: n, temperature: 0, ignore_eos: true, stream: false})).timings""",
+        n_gen,
+    )
     context.close()
     return cold, cached, timings["predicted_per_second"]
 
@@ -115,8 +125,10 @@ def main() -> None:
         size = gguf.stat().st_size
 
     med = statistics.median
-    print(f"SmolLM2-135M-Instruct {args.tier}, {size / 2**20:.0f} MiB GGUF, {args.runs} interleaved runs, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"SmolLM2-135M-Instruct {args.tier}, {size / 2**20:.0f} MiB GGUF, {args.runs} interleaved runs, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n"
+    )
     print(f"{'generation, tg' + str(args.n_gen) + ' (tok/s)':<56}{'median':>8} {'min':>7} {'max':>7}")
     for threads in args.threads:
         w, n = wasm[threads], native[threads]

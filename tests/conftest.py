@@ -32,15 +32,25 @@ def tiny_artifact(tmp_path: Path) -> Path:
     from kolm.inventory import llama_inventory
     from safetensors.numpy import save_file
 
-    config = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
-              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
-              "tie_word_embeddings": True, "torch_dtype": "float16"}
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 256,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float16",
+    }
     folder = tmp_path / "tiny"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(config))
     rng = np.random.default_rng(0)
-    save_file({t.name: rng.standard_normal(t.shape).astype(np.float16) for t in llama_inventory(config, "F16").tensors},
-              str(folder / "model.safetensors"))
+    save_file(
+        {t.name: rng.standard_normal(t.shape).astype(np.float16) for t in llama_inventory(config, "F16").tensors},
+        str(folder / "model.safetensors"),
+    )
     pack = tmp_path / "pack.jsonl"
     pack.write_text(json.dumps({"id": "a", "prompt": "1 + 1 =", "kind": "contains", "answer": "2"}) + "\n")
     out = tmp_path / "tiny.kolm"

@@ -7,8 +7,20 @@ import json
 
 import pytest
 
-SEED = ["Raspberry Pi 5", "Jetson Orin Nano", "Jetson AGX Orin", "Apple M3 Pro", "Apple M3 Max", "iPhone 15 Pro",
-        "Pixel 8", "Steam Deck", "Snapdragon X Elite", "RTX 4090", "browser", "x86 laptop"]
+SEED = [
+    "Raspberry Pi 5",
+    "Jetson Orin Nano",
+    "Jetson AGX Orin",
+    "Apple M3 Pro",
+    "Apple M3 Max",
+    "iPhone 15 Pro",
+    "Pixel 8",
+    "Steam Deck",
+    "Snapdragon X Elite",
+    "RTX 4090",
+    "browser",
+    "x86 laptop",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +42,10 @@ def test_every_constant_cites_a_public_source(rows):
             assert row[field]["value"] > 0
 
 
-@pytest.mark.parametrize("name, expected", [("rtx-4090", "RTX 4090"), ("RTX 4090", "RTX 4090"),
-                                            ("raspberry_pi_5", "Raspberry Pi 5"), ("PIXEL-8", "Pixel 8")])
+@pytest.mark.parametrize(
+    "name, expected",
+    [("rtx-4090", "RTX 4090"), ("RTX 4090", "RTX 4090"), ("raspberry_pi_5", "Raspberry Pi 5"), ("PIXEL-8", "Pixel 8")],
+)
 def test_names_match_case_and_punctuation_insensitively(kolm, name, expected):
     result = kolm("export", "SmolLM2-135M", "--target", name, "--quant", "int4", "--preview", "--json")
     assert result.returncode == 0, result.stderr
@@ -58,4 +72,7 @@ def test_export_of_a_forecast_only_backend_says_so(kolm, tiny_artifact):
     art = tiny_artifact
     result = kolm("export", str(art), "--target", "iphone-15-pro", "--quant", "int4")
     assert result.returncode == 7
-    assert result.stderr == "kolm: error: backend coreml cannot export yet: kolm-coreml 0.1.0 ships device rows and forecasts only\n"
+    assert (
+        result.stderr
+        == "kolm: error: backend coreml cannot export yet: kolm-coreml 0.1.0 ships device rows and forecasts only\n"
+    )

@@ -15,7 +15,6 @@ from kolm_testing import SMOL_EVAL_ITEMS, smollm2_gguf, write_eval_pack
 pytestmark = pytest.mark.slow
 
 
-
 @pytest.fixture(scope="module")
 def demo(kolm, tmp_path_factory):
     """A working folder, and `kolm` run there with a private KOLM_HOME and a wide terminal."""
@@ -64,7 +63,11 @@ def test_export_int4_for_raspberry_pi_5(demo, exported):
     assert lines[0] == "Exported SmolLM2-135M-Instruct → Raspberry Pi 5, int4 (Q4_K_M)"
     assert any(line.startswith(f"payload           {out}/SmolLM2-135M-Instruct.Q4_K_M.gguf") for line in lines)
     assert any(line.startswith("size vs forecast ") for line in lines)
-    assert sorted(p.name for p in out.iterdir()) == ["SmolLM2-135M-Instruct.Q4_K_M.gguf", "binder.json", "kolm-export.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "SmolLM2-135M-Instruct.Q4_K_M.gguf",
+        "binder.json",
+        "kolm-export.json",
+    ]
     record = json.loads((out / "kolm-export.json").read_text())
     assert record["tier"] == "int4" and record["k"]["items"] == 3
     assert abs(record["size_check"]["error_percent"]) < 1.0
@@ -89,14 +92,18 @@ def test_bench_then_the_forecast_is_measured(demo, packed, exported):
     before = demo["run"](*preview)
     assert before.stdout.splitlines()[0] == "Forecast (not measured): SmolLM2-135M-Instruct → Raspberry Pi 5, int4"
 
-    bench = demo["run"]("bench", exported[1], "--device", "raspberry-pi-5", "--n-prompt", "32", "--n-gen", "8",
-                        "-r", "2")
+    bench = demo["run"](
+        "bench", exported[1], "--device", "raspberry-pi-5", "--n-prompt", "32", "--n-gen", "8", "-r", "2"
+    )
     assert bench.returncode == 0, bench.stderr
     shown = bench.stdout
     assert "kolm bench: SmolLM2-135M-Instruct int4 (gguf) — measured on this machine" in " ".join(shown.split())
     assert "pp32" in shown and "tg8" in shown and "forecast for Raspberry Pi 5" in shown
-    assert any(line.startswith("logged to ") and line.endswith(
-        f"{demo['log']} — later forecasts for Raspberry Pi 5 use this measurement") for line in shown.splitlines())
+    assert any(
+        line.startswith("logged to ")
+        and line.endswith(f"{demo['log']} — later forecasts for Raspberry Pi 5 use this measurement")
+        for line in shown.splitlines()
+    )
     [entry] = [json.loads(line) for line in demo["log"].read_text().splitlines()]
     assert entry["device"] == "Raspberry Pi 5" and entry["result"]["tg"]["mean"] > 0
 

@@ -8,8 +8,23 @@ import sys
 
 import pytest
 
-HEAVY = ["torch", "transformers", "llama_cpp", "gguf", "numpy", "safetensors", "mlx", "mlx_lm", "coremltools",
-         "onnx", "onnxruntime", "onnxruntime_genai", "optimum", "tensorrt_llm", "playwright"]
+HEAVY = [
+    "torch",
+    "transformers",
+    "llama_cpp",
+    "gguf",
+    "numpy",
+    "safetensors",
+    "mlx",
+    "mlx_lm",
+    "coremltools",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime_genai",
+    "optimum",
+    "tensorrt_llm",
+    "playwright",
+]
 PROBE = """
 import json, sys
 from kolm.cli import cli
@@ -21,12 +36,15 @@ print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)), file=sys.stder
 """
 
 
-@pytest.mark.parametrize("args", [
-    ["--help"],
-    ["export", "Llama-3.1-8B", "--target", "raspberry-pi-5", "--quant", "int4", "--preview", "--json"],
-    ["pick", "SmolLM2-135M-Instruct", "--json"],
-    ["devices"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["export", "Llama-3.1-8B", "--target", "raspberry-pi-5", "--quant", "int4", "--preview", "--json"],
+        ["pick", "SmolLM2-135M-Instruct", "--json"],
+        ["devices"],
+    ],
+)
 def test_no_heavy_module_is_imported(args):
     proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], capture_output=True, text=True)
     loaded = json.loads(proc.stderr.strip().splitlines()[-1])

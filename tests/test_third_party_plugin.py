@@ -19,8 +19,21 @@ README = (ROOT / "README.md").read_text()
 
 def pip_install(source: Path, target: Path) -> dict[str, str]:
     """Install `source` into `target` as a user would (wheel built by pip), and the env that sees it."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(source)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+    )
     return {"PYTHONPATH": str(target)}
 
 
@@ -47,8 +60,9 @@ def npu_env(tmp_path_factory) -> dict[str, str]:
 
 
 def test_a_forecast_only_backend_forecasts_with_its_own_rules(kolm, npu_env):
-    result = kolm("export", "Qwen2.5-0.5B", "--target", "rock-5a", "--quant", "int8", "--preview", "--json",
-                  env=npu_env)
+    result = kolm(
+        "export", "Qwen2.5-0.5B", "--target", "rock-5a", "--quant", "int8", "--preview", "--json", env=npu_env
+    )
     assert result.returncode == 0 and result.stderr == "", result.stderr
     forecast = json.loads(result.stdout)
     assert forecast["backend"] == "rkllm" and forecast["backend_installed"] and not forecast["backend_exports"]
@@ -60,26 +74,44 @@ def test_a_forecast_only_backend_forecasts_with_its_own_rules(kolm, npu_env):
 
 
 def test_a_forecast_only_backend_refuses_export_and_other_tiers_in_one_line(kolm, npu_env, tiny_artifact, tmp_path):
-    result = kolm("export", str(tiny_artifact), "--target", "rock-5a", "--quant", "int8", "-o", str(tmp_path / "out"),
-                  env=npu_env)
+    result = kolm(
+        "export", str(tiny_artifact), "--target", "rock-5a", "--quant", "int8", "-o", str(tmp_path / "out"), env=npu_env
+    )
     assert result.returncode == 7 and result.stderr == (
         "kolm: error: backend rkllm cannot export: kolm-example-npu 0.1.0 does not implement `export` "
-        "(forecasts only)\n")
+        "(forecasts only)\n"
+    )
     assert not (tmp_path / "out").exists()
     result = kolm("export", "Qwen2.5-0.5B", "--target", "rock-5a", "--quant", "int4", "--preview", env=npu_env)
     assert result.returncode == 7 and result.stderr == "kolm: error: int4 is not supported by rkllm; use int8\n"
-    gguf = kolm("export", "Qwen2.5-0.5B", "--target", "rock-5a", "--quant", "int4", "--backend", "gguf", "--preview",
-                "--json", env=npu_env)
+    gguf = kolm(
+        "export",
+        "Qwen2.5-0.5B",
+        "--target",
+        "rock-5a",
+        "--quant",
+        "int4",
+        "--backend",
+        "gguf",
+        "--preview",
+        "--json",
+        env=npu_env,
+    )
     assert json.loads(gguf.stdout)["command"].endswith("--backend gguf")  # the board's other backend
 
 
 def test_the_backend_is_listed_with_its_toolchain_and_validated_data(kolm, npu_env):
     plugins = {p["name"]: p for p in json.loads(kolm("plugins", "--json", env=npu_env).stdout)}
     assert plugins["rkllm"] == {
-        "name": "rkllm", "distribution": "kolm-example-npu", "version": "0.1.0",
-        "hooks": ["backend", "device_profiles", "forecast_size", "forecast_throughput"], "backend": "rkllm",
-        "toolchain": {"rkllm": False}, "install": "pip install rkllm-toolkit (Rockchip's, for x86 Linux)",
-        "error": None}
+        "name": "rkllm",
+        "distribution": "kolm-example-npu",
+        "version": "0.1.0",
+        "hooks": ["backend", "device_profiles", "forecast_size", "forecast_throughput"],
+        "backend": "rkllm",
+        "toolchain": {"rkllm": False},
+        "install": "pip install rkllm-toolkit (Rockchip's, for x86 Linux)",
+        "error": None,
+    }
     rock = next(r for r in json.loads(kolm("devices", "--json", env=npu_env).stdout) if r["name"] == "Radxa ROCK 5A")
     assert rock["backends"] == ["rkllm", "gguf"]
 

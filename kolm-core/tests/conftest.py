@@ -28,9 +28,17 @@ from kolm.devices import DeviceProfile, Sourced
 from kolm.inventory import llama_inventory
 
 TINY_CONFIG = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
-    "tie_word_embeddings": True, "max_position_embeddings": 128, "torch_dtype": "float16",
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 256,
+    "tie_word_embeddings": True,
+    "max_position_embeddings": 128,
+    "torch_dtype": "float16",
 }
 EVAL_ITEMS = [
     {"id": "capital", "prompt": "The capital of France is", "kind": "contains", "answer": "Paris"},
@@ -93,10 +101,27 @@ class BoardPlugin:
     @hookimpl
     def device_profiles(self) -> list[DeviceProfile]:
         return [
-            DeviceProfile(name="Test Board 4", aliases=["tb4"], kind="sbc", os="linux", arch="arm64",
-                          memory_gb=sourced(4), memory_kind="ram", bandwidth_gbps=sourced(10), backends=["testbe"]),
-            DeviceProfile(name="Test GPU", kind="desktop-gpu", os="linux", arch="x86_64",
-                          memory_gb=sourced(2), memory_kind="vram", bandwidth_gbps=sourced(500), backends=["testbe"]),
+            DeviceProfile(
+                name="Test Board 4",
+                aliases=["tb4"],
+                kind="sbc",
+                os="linux",
+                arch="arm64",
+                memory_gb=sourced(4),
+                memory_kind="ram",
+                bandwidth_gbps=sourced(10),
+                backends=["testbe"],
+            ),
+            DeviceProfile(
+                name="Test GPU",
+                kind="desktop-gpu",
+                os="linux",
+                arch="x86_64",
+                memory_gb=sourced(2),
+                memory_kind="vram",
+                bandwidth_gbps=sourced(500),
+                backends=["testbe"],
+            ),
         ]
 
 
@@ -115,7 +140,6 @@ class TableSession(Session):
 
     def position_logprobs(self, text: str):
         import numpy as np
-
         from kolm.logprobs import log_softmax
 
         logits = np.array([[(len(text) + i) % 3, 1.0, 0.5 + 0.6 * self.flipped] for i in range(len(text))])
@@ -131,14 +155,28 @@ class TableBackend:
 
     @hookimpl
     def backend(self) -> Backend:
-        return Backend(name="table", description="a lookup-table model for kolm-core's tests", tiers=self.TIERS,
-                       install="(kolm-core's tests)")
+        return Backend(
+            name="table",
+            description="a lookup-table model for kolm-core's tests",
+            tiers=self.TIERS,
+            install="(kolm-core's tests)",
+        )
 
     @hookimpl
     def device_profiles(self) -> list[DeviceProfile]:
-        return [DeviceProfile(name="Test Table Box", aliases=["ttb"], kind="laptop", os="linux", arch="x86_64",
-                              memory_gb=sourced(16), memory_kind="ram", bandwidth_gbps=sourced(50),
-                              backends=["table"])]
+        return [
+            DeviceProfile(
+                name="Test Table Box",
+                aliases=["ttb"],
+                kind="laptop",
+                os="linux",
+                arch="x86_64",
+                memory_gb=sourced(16),
+                memory_kind="ram",
+                bandwidth_gbps=sourced(50),
+                backends=["table"],
+            )
+        ]
 
     @hookimpl
     def forecast_size(self, spec, recipe: TierRecipe) -> SizeForecast:
@@ -151,8 +189,9 @@ class TableBackend:
 
         (request.out_dir / "model.json").write_text(json.dumps({"spelling": request.spelling, "manifest": None}))
         shutil.copyfile(request.model_dir / "model.safetensors", request.out_dir / "model.safetensors")
-        return ExportResult(payload=["model.json", "model.safetensors"], toolchain={"table": "1"},
-                            flags={"spelling": request.spelling})
+        return ExportResult(
+            payload=["model.json", "model.safetensors"], toolchain={"table": "1"}, flags={"spelling": request.spelling}
+        )
 
     @hookimpl
     def embed_manifest(self, out_dir: Path, payload: list[str], manifest_json: str) -> bool:

@@ -38,7 +38,11 @@ def test_pack_then_read_back(artifact: Path, hf_folder: Path):
         m = art.manifest
         assert (m.schema_, m.base, m.arch, m.quant) == ("RS-1", "tiny-llama", "LlamaForCausalLM", "fp16")
         assert [p.path for p in m.payload] == ["model/config.json", "model/model.safetensors", "model/tokenizer.json"]
-        assert m.params == art.inventory().params == 64 * 256 + 2 * (2 * 64 + 2 * 64 * 64 + 2 * 32 * 64 + 3 * 64 * 128) + 64
+        assert (
+            m.params
+            == art.inventory().params
+            == 64 * 256 + 2 * (2 * 64 + 2 * 64 * 64 + 2 * 32 * 64 + 3 * 64 * 128) + 64
+        )
         assert [i.id for i in art.eval_items()] == ["capital", "sum"]
         assert "model/README.md" not in art.names()
         expected = hashlib.sha256((hf_folder / "model.safetensors").read_bytes()).hexdigest()

@@ -11,8 +11,20 @@ import pytest
 from click.testing import CliRunner
 from kolm.cli import cli
 
-COMMANDS = ["devices", "plugins", "bases", "schema", "pack", "inspect", "pick", "export", "run", "bench", "verify",
-            "sign"]
+COMMANDS = [
+    "devices",
+    "plugins",
+    "bases",
+    "schema",
+    "pack",
+    "inspect",
+    "pick",
+    "export",
+    "run",
+    "bench",
+    "verify",
+    "sign",
+]
 
 
 def run(*args: str):
@@ -37,14 +49,32 @@ def test_devices_table(registry):
 
 def test_plugins_json(registry):
     rows = json.loads(run("plugins", "--json").output)
-    assert rows == [{"name": "board", "distribution": "kolm-test-boards", "version": "0.1", "hooks": ["device_profiles"],
-                     "backend": None, "toolchain": {}, "install": None, "error": None}]
+    assert rows == [
+        {
+            "name": "board",
+            "distribution": "kolm-test-boards",
+            "version": "0.1",
+            "hooks": ["device_profiles"],
+            "backend": None,
+            "toolchain": {},
+            "install": None,
+            "error": None,
+        }
+    ]
 
 
 def test_bases_lists_the_seed_models():
     names = [row["name"] for row in json.loads(run("bases", "--json").output)]
-    for name in ("Llama-3.1-8B", "Llama-3.2-3B", "Llama-3.2-1B", "Phi-3-mini-3.8B", "Mistral-7B",
-                 "SmolLM2-135M-Instruct", "Qwen2.5-0.5B-Instruct", "Qwen2.5-1.5B-Instruct"):
+    for name in (
+        "Llama-3.1-8B",
+        "Llama-3.2-3B",
+        "Llama-3.2-1B",
+        "Phi-3-mini-3.8B",
+        "Mistral-7B",
+        "SmolLM2-135M-Instruct",
+        "Qwen2.5-0.5B-Instruct",
+        "Qwen2.5-1.5B-Instruct",
+    ):
         assert name in names
 
 
@@ -95,7 +125,10 @@ def test_pick_table(registry):
 def test_export_of_a_base_name_needs_an_artifact(registry):
     result = run("export", "Llama-3.1-8B", "--target", "tb4", "--quant", "int4")
     assert result.exit_code == 2
-    assert result.output.strip() == "kolm: error: export needs a .kolm artifact; Llama-3.1-8B is a base (add --preview to forecast)"
+    assert (
+        result.output.strip()
+        == "kolm: error: export needs a .kolm artifact; Llama-3.1-8B is a base (add --preview to forecast)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,13 @@ def test_fit_thresholds(size_gb: float, memory_gb: float, verdict: str):
 
 
 def test_tiers_parse_from_user_spellings():
-    assert [parse_tier(t) for t in ("INT4", "q4_k_m", "Q3_K_S", "f16", "q8_0")] == ["int4", "int4", "int3", "fp16", "int8"]
+    assert [parse_tier(t) for t in ("INT4", "q4_k_m", "Q3_K_S", "f16", "q8_0")] == [
+        "int4",
+        "int4",
+        "int3",
+        "fp16",
+        "int8",
+    ]
     with pytest.raises(UsageError, match="unknown quant tier 'int2'; use one of: fp16, int8, int4, int3"):
         parse_tier("int2")
 
@@ -39,7 +45,9 @@ def test_reference_base_by_any_spelling():
 
 
 def test_unknown_model_names_the_options():
-    with pytest.raises(UnknownModelError, match="not a .kolm file, config.json, model folder or known base; known bases: Llama"):
+    with pytest.raises(
+        UnknownModelError, match="not a .kolm file, config.json, model folder or known base; known bases: Llama"
+    ):
         resolve_model("GPT-5")
 
 
@@ -84,8 +92,9 @@ def test_tier_refused_by_backend(registry, artifact: Path):
     class NoInt3:
         @hookimpl
         def backend(self):
-            return Backend(name="testbe", description="t", tiers={"fp16": "a", "int8": "b", "int4": "c"},
-                           toolchain=[], install="-")
+            return Backend(
+                name="testbe", description="t", tiers={"fp16": "a", "int8": "b", "int4": "c"}, toolchain=[], install="-"
+            )
 
     assert registry.add(NoInt3(), "noint3", "kolm-noint3", "0.1")
     spec = resolve_model(str(artifact))

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from importlib.resources import files
 
 import pytest
+from kolm.api import Session
 from kolm.errors import UsageError
 from kolm.evalpack import EvalItem, parse_eval_pack
 from kolm.kscore import KScore, normalize, score_pack
-from kolm.api import Session
 
 
 class ScriptedSession(Session):
@@ -24,7 +24,7 @@ class ScriptedSession(Session):
         self.calls.append(("generate", prompt, max_tokens, chat))
         text = self.outputs.get(prompt, "")
         for i in range(0, len(text), 3):
-            yield text[i:i + 3]
+            yield text[i : i + 3]
 
     def loglikelihood(self, context: str, continuation: str) -> float:
         self.calls.append(("loglikelihood", context, continuation))
@@ -36,10 +36,17 @@ def item(id: str, kind: str, answer: str, prompt: str | None = None, choices: li
 
 
 def test_choice_scores_the_loglikelihood_argmax():
-    items = [item("right", "choice", " 4", choices=[" 3", " 4", " 5"]),
-             item("wrong", "choice", " Paris", choices=[" Paris", " Lyon"])]
-    lls = {("prompt right", " 3"): -5.0, ("prompt right", " 4"): -1.5, ("prompt right", " 5"): -3.0,
-           ("prompt wrong", " Paris"): -7.0, ("prompt wrong", " Lyon"): -2.0}
+    items = [
+        item("right", "choice", " 4", choices=[" 3", " 4", " 5"]),
+        item("wrong", "choice", " Paris", choices=[" Paris", " Lyon"]),
+    ]
+    lls = {
+        ("prompt right", " 3"): -5.0,
+        ("prompt right", " 4"): -1.5,
+        ("prompt right", " 5"): -3.0,
+        ("prompt wrong", " Paris"): -7.0,
+        ("prompt wrong", " Lyon"): -2.0,
+    }
     result = score_pack(ScriptedSession(lls=lls), items)
     assert [r.score for r in result.items] == [1, 0]
     assert result.items[0].output == " 4" and result.items[0].loglikelihoods == [-5.0, -1.5, -3.0]
@@ -64,10 +71,20 @@ def test_exact_compares_the_first_line_only():
 
 
 def test_contains_finds_the_answer_anywhere_as_whole_words():
-    items = [item("a", "contains", "Paris"), item("b", "contains", "Paris"), item("c", "contains", "New York"),
-             item("d", "contains", "0"), item("e", "contains", "ate")]
-    outputs = {"prompt a": " The capital is PARIS, of course.", "prompt b": " Lyon.",
-               "prompt c": " It is in new\n  york city.", "prompt d": " 2000 degrees", "prompt e": " eaten"}
+    items = [
+        item("a", "contains", "Paris"),
+        item("b", "contains", "Paris"),
+        item("c", "contains", "New York"),
+        item("d", "contains", "0"),
+        item("e", "contains", "ate"),
+    ]
+    outputs = {
+        "prompt a": " The capital is PARIS, of course.",
+        "prompt b": " Lyon.",
+        "prompt c": " It is in new\n  york city.",
+        "prompt d": " 2000 degrees",
+        "prompt e": " eaten",
+    }
     assert [r.score for r in score_pack(ScriptedSession(outputs=outputs), items).items] == [1, 0, 1, 0, 0]
 
 
@@ -87,10 +104,14 @@ def test_empty_output_scores_zero():
 
 
 def test_deterministic_and_reports_progress():
-    items = [item("g", "contains", "blue"), item("x", "exact", "7"),
-             item("c", "choice", " yes", choices=[" yes", " no"])]
-    session = ScriptedSession(outputs={"prompt g": " Blue.", "prompt x": " 8"},
-                              lls={("prompt c", " yes"): -0.1, ("prompt c", " no"): -2.3})
+    items = [
+        item("g", "contains", "blue"),
+        item("x", "exact", "7"),
+        item("c", "choice", " yes", choices=[" yes", " no"]),
+    ]
+    session = ScriptedSession(
+        outputs={"prompt g": " Blue.", "prompt x": " 8"}, lls={("prompt c", " yes"): -0.1, ("prompt c", " no"): -2.3}
+    )
     seen: list[tuple[int, int]] = []
     first = score_pack(session, items, progress=lambda done, total: seen.append((done, total)))
     second = score_pack(session, items)

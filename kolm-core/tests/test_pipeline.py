@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 from kolm_testing import invoke
 
-CHECKS = ["manifest is valid RS-1", "payload SHA-256 matches", "eval pack hash matches",
-          "quant tier matches the tensor types", "K recomputed matches the recorded K",
-          "K at or above the gate, drop within tolerance"]
+CHECKS = [
+    "manifest is valid RS-1",
+    "payload SHA-256 matches",
+    "eval pack hash matches",
+    "quant tier matches the tensor types",
+    "K recomputed matches the recorded K",
+    "K at or above the gate, drop within tolerance",
+]
 
 
 def verify(export: Path, artifact: Path, *extra: str) -> tuple[int, dict]:
@@ -28,8 +33,12 @@ def failed(evidence: dict) -> list[int]:
 def test_export_writes_payload_record_and_binder(exported):
     folder = exported("int8")
     record = json.loads((folder / "kolm-export.json").read_text())
-    assert sorted(p.name for p in folder.iterdir()) == ["binder.json", "kolm-export.json", "model.json",
-                                                        "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "binder.json",
+        "kolm-export.json",
+        "model.json",
+        "model.safetensors",
+    ]
     assert [p["path"] for p in record["payload"]] == ["model.json", "model.safetensors"]
     assert record["backend"] == "table" and record["spelling"] == "I8" and record["device"] == "Test Table Box"
     assert record["k"]["score"] == 1.0 and record["k"]["drop_points"] == 0.0
@@ -40,8 +49,10 @@ def test_the_k_drop_gate_writes_nothing(table, packed, tmp_path):
     out = tmp_path / "gated"
     result = invoke("export", packed, "--target", "ttb", "--quant", "int4", "-o", out)
     assert result.exit_code == 10
-    assert result.stderr.splitlines()[-1] == ("kolm: error: K 0.500 is 50.0 points below the fp16 reference 1.000, "
-                                              "beyond --max-k-drop 5; --allow-drop exports anyway")
+    assert result.stderr.splitlines()[-1] == (
+        "kolm: error: K 0.500 is 50.0 points below the fp16 reference 1.000, "
+        "beyond --max-k-drop 5; --allow-drop exports anyway"
+    )
     assert not out.exists() and not list(tmp_path.glob(".kolm-*"))
 
 
@@ -111,5 +122,6 @@ def test_a_forecast_only_backend_is_refused_before_anything_is_read(registry, ar
     assert "backend testbe cannot export yet: kolm-testbe 0.2 forecasts only" in preview["notes"]
     result = invoke("export", artifact, "--target", "tb4", "--quant", "int4", "-o", tmp_path / "out")
     assert result.exit_code == 7 and result.stderr == (
-        "kolm: error: backend testbe cannot export: kolm-testbe 0.2 does not implement `export` (forecasts only)\n")
+        "kolm: error: backend testbe cannot export: kolm-testbe 0.2 does not implement `export` (forecasts only)\n"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pack.jsonl", "tiny-llama", "tiny.kolm"]

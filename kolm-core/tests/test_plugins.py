@@ -12,7 +12,7 @@ from kolm import hookimpl, plugins
 from kolm.api import Backend, ExportRequest, RunRequest
 from kolm.errors import BackendError, PluginError
 
-GOOD = '''
+GOOD = """
 from kolm import hookimpl
 from kolm.api import Backend, DeviceProfile, Sourced
 
@@ -26,11 +26,12 @@ def device_profiles():
     s = Sourced(value=4, source="https://example.org")
     return [DeviceProfile(name="Fake Board", kind="sbc", os="linux", arch="arm64", memory_gb=s,
                           memory_kind="ram", bandwidth_gbps=s, backends=["fakebe"])]
-'''
+"""
 
 
-def install_fake_distribution(root: Path, dist: str, module: str, source: str, files: dict[str, str] | None = None,
-                              version: str = "1.2.3") -> None:
+def install_fake_distribution(
+    root: Path, dist: str, module: str, source: str, files: dict[str, str] | None = None, version: str = "1.2.3"
+) -> None:
     """Lay out a module (a package when it ships data `files`) and its .dist-info with a `kolm`
     entry point, as pip would."""
     if files is None:
@@ -53,8 +54,9 @@ def install(tmp_path: Path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     installed: list[str] = []
 
-    def install_one(dist: str, module: str, source: str, files: dict[str, str] | None = None,
-                    version: str = "1.2.3") -> None:
+    def install_one(
+        dist: str, module: str, source: str, files: dict[str, str] | None = None, version: str = "1.2.3"
+    ) -> None:
         install_fake_distribution(tmp_path, dist, module, source, files, version)
         installed.append(dist)
         monkeypatch.setenv("KOLM_LOAD_PLUGINS", ",".join(installed))
@@ -96,14 +98,14 @@ def test_load_plugins_restricts_by_distribution(install, monkeypatch):
 def test_a_misspelled_hook_refuses_the_plugin_and_names_the_right_one(install):
     install("kolm-typo", "kolm_typo", GOOD.replace("def device_profiles", "def device_profile"))
     reg = plugins.registry()
-    assert rows(reg)["kolm_typo"].error == ("hook implementation `device_profile` matches no kolm hook; "
-                                            "did you mean `device_profiles`?")
+    assert rows(reg)["kolm_typo"].error == (
+        "hook implementation `device_profile` matches no kolm hook; did you mean `device_profiles`?"
+    )
     assert reg.backends() == {} and reg.devices().rows == []
 
 
 def test_a_hook_with_an_unknown_argument_is_refused_in_one_line(install):
-    install("kolm-args", "kolm_args", GOOD + "\n@hookimpl\ndef export(request, backend_name):\n"
-                                                                   "    return None\n")
+    install("kolm-args", "kolm_args", GOOD + "\n@hookimpl\ndef export(request, backend_name):\n    return None\n")
     error = rows(plugins.registry())["kolm_args"].error
     assert "backend_name" in error and "\n" not in error
 
@@ -112,23 +114,26 @@ def test_backend_hooks_without_a_backend_are_refused(install):
     source = "from kolm import hookimpl\n\n@hookimpl\ndef export(request):\n    return None\n"
     install("kolm-orphan", "kolm_orphan", source)
     assert rows(plugins.registry())["kolm_orphan"].error == (
-        "implements backend hooks (export) but declares no backend (the `backend` hook)")
+        "implements backend hooks (export) but declares no backend (the `backend` hook)"
+    )
 
 
 def test_a_backend_hook_answering_nothing_is_refused(install):
     source = "from kolm import hookimpl\n\n@hookimpl\ndef backend():\n    return None\n"
     install("kolm-mute", "kolm_mute", source)
     assert rows(plugins.registry())["kolm_mute"].error == (
-        "its `backend` hook returned nothing, not a kolm.api.Backend")
+        "its `backend` hook returned nothing, not a kolm.api.Backend"
+    )
 
 
 def test_a_backend_declared_twice_is_used_by_neither(install):
     install("kolm-fake", "kolm_fake", GOOD)
-    install("kolm-fake-fork", "kolm_fake_fork", GOOD.replace("Fake Board", "Fork Board"),
-                              version="9.0")
+    install("kolm-fake-fork", "kolm_fake_fork", GOOD.replace("Fake Board", "Fork Board"), version="9.0")
     reg = plugins.registry()
-    conflict = ("backend fakebe is declared by both kolm-fake 1.2.3 and kolm-fake-fork 9.0; uninstall one, or "
-                "choose with KOLM_LOAD_PLUGINS")
+    conflict = (
+        "backend fakebe is declared by both kolm-fake 1.2.3 and kolm-fake-fork 9.0; uninstall one, or "
+        "choose with KOLM_LOAD_PLUGINS"
+    )
     with pytest.raises(PluginError) as refused:
         reg.backend("fakebe")
     assert str(refused.value) == conflict
@@ -137,14 +142,19 @@ def test_a_backend_declared_twice_is_used_by_neither(install):
 
 
 def test_a_data_file_that_does_not_validate_names_file_and_field(install):
-    source = ("from kolm.plugin_data import PluginData\n_data = PluginData(__name__)\n"
-              "backend, device_profiles = _data.backend, _data.device_profiles\n")
+    source = (
+        "from kolm.plugin_data import PluginData\n_data = PluginData(__name__)\n"
+        "backend, device_profiles = _data.backend, _data.device_profiles\n"
+    )
     declared = {"name": "npu", "description": "d", "tiers": {"int4": "w4"}, "install": "-", "toolchain": []}
     bad_tier = {**declared, "tiers": {"int5": "w5"}}
-    install("kolm-bad", "kolm_bad", source,
-                              {"backend.json": json.dumps(bad_tier), "devices.json": '{"devices": []}'})
-    install("kolm-typo-key", "kolm_typo_key", source,
-                              {"backend.json": json.dumps(declared), "devices.json": '{"device": []}'})
+    install("kolm-bad", "kolm_bad", source, {"backend.json": json.dumps(bad_tier), "devices.json": '{"devices": []}'})
+    install(
+        "kolm-typo-key",
+        "kolm_typo_key",
+        source,
+        {"backend.json": json.dumps(declared), "devices.json": '{"device": []}'},
+    )
     reg = plugins.registry()
     error = rows(reg)["kolm_bad"].error
     assert error.startswith("kolm_bad/backend.json: tiers.int5.[key]: Input should be 'fp16', 'int8', 'int4'")
@@ -178,18 +188,36 @@ def export_request(tmp_path: Path) -> ExportRequest:
     from kolm.api import TierRecipe
     from kolm.manifest import EvalPackRef, Manifest
 
-    manifest = Manifest(base="m", arch="LlamaForCausalLM", params=1, quant="fp16", created_by="t", license="-",
-                        eval_pack=EvalPackRef(path="eval/pack.jsonl", sha256="0" * 64, items=1), payload=[])
-    return ExportRequest(manifest=manifest, model_dir=tmp_path, tier="int4", recipe=TierRecipe(spelling="Q"),
-                         device=None, out_dir=tmp_path, work_dir=tmp_path)
+    manifest = Manifest(
+        base="m",
+        arch="LlamaForCausalLM",
+        params=1,
+        quant="fp16",
+        created_by="t",
+        license="-",
+        eval_pack=EvalPackRef(path="eval/pack.jsonl", sha256="0" * 64, items=1),
+        payload=[],
+    )
+    return ExportRequest(
+        manifest=manifest,
+        model_dir=tmp_path,
+        tier="int4",
+        recipe=TierRecipe(spelling="Q"),
+        device=None,
+        out_dir=tmp_path,
+        work_dir=tmp_path,
+    )
 
 
 def test_only_the_owner_answers_and_nothing_is_not_an_answer(tmp_path: Path):
     reg = plugins.Registry()
     mine, other = Recorder("mine", {}), Recorder("other", {})
     assert reg.add(mine, "mine", "kolm-mine", "1.0") and reg.add(other, "other", "kolm-other", "2.0")
-    with pytest.raises(PluginError, match=r"^kolm-mine 1.0: hook `export` of backend mine returned nothing, "
-                                          r"not a ExportResult$"):
+    with pytest.raises(
+        PluginError,
+        match=r"^kolm-mine 1.0: hook `export` of backend mine returned nothing, "
+        r"not a ExportResult$",
+    ):
         reg.backend("mine").export(export_request(tmp_path))
     assert mine.calls == [("export", None)] and other.calls == []
     with pytest.raises(PluginError, match="hook `run` of backend mine returned a str, not a Session"):
@@ -209,8 +237,11 @@ def test_a_backend_builds_on_another_and_reaches_it_as_base():
 def test_a_backend_whose_base_is_missing_says_so():
     reg = plugins.Registry()
     assert reg.add(Recorder("on-top", {}, builds_on="gone"), "wasm", "kolm-on-top", "1.0")
-    with pytest.raises(BackendError, match="^backend on-top builds on gone, which is unusable: backend gone is not "
-                                           "installed; pip install kolm-gone$"):
+    with pytest.raises(
+        BackendError,
+        match="^backend on-top builds on gone, which is unusable: backend gone is not "
+        "installed; pip install kolm-gone$",
+    ):
         reg.backend("on-top")
 
 
@@ -225,8 +256,11 @@ def test_a_forecast_only_backend_refuses_to_export_before_any_work():
     assert reg.add(ForecastOnly(), "npu", "kolm-npu", "0.3")
     npu = reg.backend("npu")
     assert not npu.can_export
-    with pytest.raises(BackendError, match=r"^backend npu cannot export: kolm-npu 0.3 does not implement `export` "
-                                           r"\(forecasts only\)$"):
+    with pytest.raises(
+        BackendError,
+        match=r"^backend npu cannot export: kolm-npu 0.3 does not implement `export` "
+        r"\(forecasts only\)$",
+    ):
         npu.refuse_missing("export", "export")
 
 
@@ -237,8 +271,19 @@ def test_rows_for_a_known_device_add_backends(registry):
         @hookimpl
         def device_profiles(self):
             s = Sourced(value=99, source="https://example.org")
-            return [DeviceProfile(name="test board 4", aliases=["board"], kind="sbc", os="linux", arch="arm64",
-                                  memory_gb=s, memory_kind="ram", bandwidth_gbps=s, backends=["other", "testbe"])]
+            return [
+                DeviceProfile(
+                    name="test board 4",
+                    aliases=["board"],
+                    kind="sbc",
+                    os="linux",
+                    arch="arm64",
+                    memory_gb=s,
+                    memory_kind="ram",
+                    bandwidth_gbps=s,
+                    backends=["other", "testbe"],
+                )
+            ]
 
     assert registry.add(Extra(), "extra", "kolm-extra", "0.1")
     row = registry.devices().find("board")

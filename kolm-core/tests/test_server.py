@@ -13,8 +13,8 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from kolm.server import Api, ApiServer
 from kolm.api import Session
+from kolm.server import Api, ApiServer
 
 
 class Echo(Session):
@@ -78,8 +78,9 @@ def test_chat_completion_uses_the_chat_template(api):
 
 def test_chat_streams_server_sent_events(api):
     base, _ = api
-    status, body = call(f"{base}/chat/completions",
-                        {"messages": [{"role": "user", "content": "abcd"}], "stream": True, "max_tokens": 4})
+    status, body = call(
+        f"{base}/chat/completions", {"messages": [{"role": "user", "content": "abcd"}], "stream": True, "max_tokens": 4}
+    )
     events = [line.removeprefix("data: ") for line in body.decode().splitlines() if line.startswith("data: ")]
     assert status == 200 and events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
@@ -88,14 +89,21 @@ def test_chat_streams_server_sent_events(api):
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
 
 
-@pytest.mark.parametrize(("path", "body", "status", "message"), [
-    ("/completions", b"{not json", 400, "not JSON"),
-    ("/completions", {"prompt": 3}, 400, "'prompt' must be a string"),
-    ("/chat/completions", {"messages": []}, 400, "'messages' must be"),
-    ("/chat/completions", {"messages": [{"role": "system", "content": "Be brief"},
-                                        {"role": "user", "content": "Hi"}]}, 400, "one user message"),
-    ("/embeddings", {"input": "x"}, 404, "no route"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/completions", b"{not json", 400, "not JSON"),
+        ("/completions", {"prompt": 3}, 400, "'prompt' must be a string"),
+        ("/chat/completions", {"messages": []}, 400, "'messages' must be"),
+        (
+            "/chat/completions",
+            {"messages": [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}]},
+            400,
+            "one user message",
+        ),
+        ("/embeddings", {"input": "x"}, 404, "no route"),
+    ],
+)
 def test_bad_requests_get_a_json_error(api, path, body, status, message):
     base, _ = api
     got, reply = call(f"{base}{path}", body)

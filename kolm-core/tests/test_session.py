@@ -6,17 +6,20 @@ import math
 
 import numpy as np
 import pytest
-from kolm.errors import BackendError
 from kolm.api import Session
+from kolm.errors import BackendError
 from kolm.logprobs import continuation_start, log_softmax
 
 
-@pytest.mark.parametrize(("prefix", "full", "start"), [
-    ([1, 2, 3], [1, 2, 3, 4, 5], 3),  # the context's tokens, then the continuation's
-    ([1, 2, 3], [1, 2, 9, 5], 2),  # the tokenizer merged the context's last token into the continuation
-    ([1, 2], [1, 2], 1),  # at least one token is left to score
-    ([], [7, 8], 0),
-])
+@pytest.mark.parametrize(
+    ("prefix", "full", "start"),
+    [
+        ([1, 2, 3], [1, 2, 3, 4, 5], 3),  # the context's tokens, then the continuation's
+        ([1, 2, 3], [1, 2, 9, 5], 2),  # the tokenizer merged the context's last token into the continuation
+        ([1, 2], [1, 2], 1),  # at least one token is left to score
+        ([], [7, 8], 0),
+    ],
+)
 def test_continuation_start(prefix, full, start):
     assert continuation_start(prefix, full) == start
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import shutil
 import socket
 import sys
 from pathlib import Path
@@ -16,14 +15,21 @@ import pytest
 from click.testing import CliRunner
 from kolm.cli import cli
 
-NAMES = ["manifest is valid RS-1", "payload SHA-256 matches", "eval pack hash matches",
-         "quant tier matches the tensor types", "K recomputed matches the recorded K",
-         "K at or above the gate, drop within tolerance", "signature"]
+NAMES = [
+    "manifest is valid RS-1",
+    "payload SHA-256 matches",
+    "eval pack hash matches",
+    "quant tier matches the tensor types",
+    "K recomputed matches the recorded K",
+    "K at or above the gate, drop within tolerance",
+    "signature",
+]
 
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
     """Any attempt to open a network connection fails the test: signing must work air-gapped."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args}")
 
@@ -37,10 +43,12 @@ def write_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     private, public = folder / f"{name}.pem", folder / f"{name}.pub.pem"
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return private, public
 
 
@@ -91,7 +99,14 @@ def test_sign_then_verify_with_the_key_passes_all_seven(packed, int4_copy, keys)
     code, evidence = verify(int4_copy, packed, "--key", public)
     assert code == 0 and evidence["passed"] and failed(evidence) == []
     assert [c["name"] for c in evidence["checks"]] == NAMES and [c["number"] for c in evidence["checks"]] == [
-        1, 2, 3, 4, 5, 6, 7]
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+    ]
     assert evidence["checks"][6]["found"] == "valid; 3 files unchanged since signing" and evidence["notes"] == []
 
 
@@ -154,7 +169,8 @@ def test_a_signature_over_other_files_fails_even_with_the_right_key(int4_copy, k
     weights = int4_copy / "model.safetensors"
     hashing = model_signing.hashing.Config().set_ignored_paths(paths=["model.json", weights.name, "binder.json"])
     model_signing.signing.Config().set_hashing_config(hashing).use_elliptic_key_signer(private_key=private).sign(
-        int4_copy, int4_copy / "kolm.sig")
+        int4_copy, int4_copy / "kolm.sig"
+    )
     check = check_signature(int4_copy, public)
     assert not check.passed and check.found.startswith("valid, but it covers kolm-export.json, not")
 
@@ -169,31 +185,55 @@ def test_certificate_mode(int4_copy, tmp_path):
 
     def certificate(subject: str, key, issuer: str, issuer_key, ca: bool) -> x509.Certificate:
         now = datetime.datetime.now(datetime.UTC)
-        builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=1))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-                   .add_extension(x509.KeyUsage(digital_signature=not ca, content_commitment=False,
-                                                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                                key_cert_sign=ca, crl_sign=ca, encipher_only=False,
-                                                decipher_only=False), critical=True))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=not ca,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=ca,
+                    crl_sign=ca,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+        )
         return builder.sign(issuer_key, hashes.SHA256())
 
     pem = serialization.Encoding.PEM
     ca_key, other_ca_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    for name, cert in [("ca.pem", certificate("kolm test CA", ca_key, "kolm test CA", ca_key, True)),
-                       ("other-ca.pem", certificate("other CA", other_ca_key, "other CA", other_ca_key, True)),
-                       ("leaf.pem", certificate("release signer", leaf_key, "kolm test CA", ca_key, False))]:
+    for name, cert in [
+        ("ca.pem", certificate("kolm test CA", ca_key, "kolm test CA", ca_key, True)),
+        ("other-ca.pem", certificate("other CA", other_ca_key, "other CA", other_ca_key, True)),
+        ("leaf.pem", certificate("release signer", leaf_key, "kolm test CA", ca_key, False)),
+    ]:
         (tmp_path / name).write_bytes(cert.public_bytes(pem))
-    (tmp_path / "leaf.key").write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                               serialization.NoEncryption()))
+    (tmp_path / "leaf.key").write_bytes(
+        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     result = kolm("sign", int4_copy, "--key", tmp_path / "leaf.key", "--cert", tmp_path / "leaf.pem")
     assert result.exit_code == 2 and "--cert needs --chain" in result.stderr
-    result = kolm("sign", int4_copy, "--key", tmp_path / "leaf.key", "--cert", tmp_path / "leaf.pem",
-                  "--chain", tmp_path / "ca.pem")
+    result = kolm(
+        "sign",
+        int4_copy,
+        "--key",
+        tmp_path / "leaf.key",
+        "--cert",
+        tmp_path / "leaf.pem",
+        "--chain",
+        tmp_path / "ca.pem",
+    )
     assert result.exit_code == 0 and "certificate CN=release signer" in result.stdout, result.output
     assert check_signature(int4_copy, tmp_path / "ca.pem").passed
     check = check_signature(int4_copy, tmp_path / "other-ca.pem")
@@ -203,8 +243,10 @@ def test_certificate_mode(int4_copy, tmp_path):
 def test_missing_model_signing_is_one_line(int4_copy, keys, monkeypatch):
     for name in ("model_signing", "model_signing.hashing", "model_signing.signing", "model_signing.verifying"):
         monkeypatch.setitem(sys.modules, name, None)
-    for args in (["sign", int4_copy, "--key", keys["signer"][0]],
-                 ["verify", int4_copy, "--against", "unused.kolm", "--key", keys["signer"][1]]):
+    for args in (
+        ["sign", int4_copy, "--key", keys["signer"][0]],
+        ["verify", int4_copy, "--against", "unused.kolm", "--key", keys["signer"][1]],
+    ):
         result = kolm(*args)
         lines = result.stderr.strip().splitlines()
         assert result.exit_code == 8 and len(lines) == 1 and "Traceback" not in result.stderr
@@ -220,13 +262,19 @@ def test_sign_with_a_bad_key_file_is_one_line(int4_copy, tmp_path, content):
 
     key = tmp_path / "signer.pem"
     if content == "ed25519":
-        key.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        key.write_bytes(
+            ed25519.Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     elif content is not None:
         key.write_text(content)
     result = kolm("sign", int4_copy, "--key", key)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.stderr
-    assert lines[0] == f"kolm: error: {key}: no such file" if content is None else lines[0].startswith(
-        f"kolm: error: cannot sign with {key}: ")
+    assert (
+        lines[0] == f"kolm: error: {key}: no such file"
+        if content is None
+        else lines[0].startswith(f"kolm: error: cannot sign with {key}: ")
+    )
     assert not (int4_copy / "kolm.sig").exists()

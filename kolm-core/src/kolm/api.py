@@ -26,10 +26,34 @@ from kolm.modelspec import ModelSpec
 from kolm.quant import TIERS, Tier
 
 __all__ = [
-    "TIERS", "Backend", "BackendPlugin", "BenchRequest", "BenchResult", "DeviceKind", "DeviceProfile", "ExportRequest",
-    "ExportResult", "Fidelity", "Inventory", "Manifest", "ModelSpec", "PayloadFacts", "Rate", "RunRequest",
-    "Session", "SizeForecast", "Sourced", "Steps", "Tensor", "ThroughputForecast", "Tier", "TierRecipe", "Flags", "peak_rss_bytes",
-    "silent", "toolchain_versions",
+    "TIERS",
+    "Backend",
+    "BackendPlugin",
+    "BenchRequest",
+    "BenchResult",
+    "DeviceKind",
+    "DeviceProfile",
+    "ExportRequest",
+    "ExportResult",
+    "Fidelity",
+    "Inventory",
+    "Manifest",
+    "ModelSpec",
+    "PayloadFacts",
+    "Rate",
+    "RunRequest",
+    "Session",
+    "SizeForecast",
+    "Sourced",
+    "Steps",
+    "Tensor",
+    "ThroughputForecast",
+    "Tier",
+    "TierRecipe",
+    "Flags",
+    "peak_rss_bytes",
+    "silent",
+    "toolchain_versions",
 ]
 
 Flags = dict[str, str | int | float | bool]
@@ -221,8 +245,10 @@ class Session(ABC):
         import numpy as np
 
         if type(reference) is not type(self):
-            raise BackendError(f"{type(self).__name__} can only be compared with a reference of its own backend, "
-                               f"not {type(reference).__name__}")
+            raise BackendError(
+                f"{type(self).__name__} can only be compared with a reference of its own backend, "
+                f"not {type(reference).__name__}"
+            )
         agree, kl, positions = 0, 0.0, 0
         for text in texts:
             ours, theirs = self.position_logprobs(text), reference.position_logprobs(text)
@@ -245,8 +271,9 @@ class Session(ABC):
         (the browser bundle) override this to host the page, and the `.kolm` at `verify` with it."""
         if verify is not None:
             raise UsageError("--verify serves a .kolm beside a browser page; export with --target browser")
-        print(f"serving {model} on http://{host}:{port}/v1 (OpenAI-compatible; Ctrl-C stops)", file=sys.stderr,
-              flush=True)
+        print(
+            f"serving {model} on http://{host}:{port}/v1 (OpenAI-compatible; Ctrl-C stops)", file=sys.stderr, flush=True
+        )
         return self.serve_api(host, port, model)
 
     def serve_api(self, host: str, port: int, model: str) -> int:
@@ -256,7 +283,7 @@ class Session(ABC):
 
         return serve(self, model, host, port)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a session that holds nothing has nothing to release
         """Release the model."""
 
     def __enter__(self) -> Session:
@@ -334,8 +361,16 @@ class BackendPlugin:
 
     Plugins meet it as `base`, the backend theirs builds on."""
 
-    def __init__(self, declared: Backend, tiers: dict[Tier, TierRecipe], distribution: str, version: str,
-                 call: Callable[..., Any], implements: Callable[[str], bool], base: BackendPlugin | None) -> None:
+    def __init__(
+        self,
+        declared: Backend,
+        tiers: dict[Tier, TierRecipe],
+        distribution: str,
+        version: str,
+        call: Callable[..., Any],
+        implements: Callable[[str], bool],
+        base: BackendPlugin | None,
+    ) -> None:
         self.declared, self.tiers, self.base = declared, tiers, base
         self.distribution, self.version = distribution, version
         self._call, self._implements = call, implements
@@ -365,8 +400,10 @@ class BackendPlugin:
     def refuse_missing(self, hook: str, doing: str) -> None:
         """One line, before any work, when the owner does not implement `hook`."""
         if not self.implements(hook):
-            raise BackendError(f"backend {self.name} cannot {doing}: {self.distribution} {self.version} "
-                               f"does not implement `{hook}`" + ("" if self.can_export else " (forecasts only)"))
+            raise BackendError(
+                f"backend {self.name} cannot {doing}: {self.distribution} {self.version} "
+                f"does not implement `{hook}`" + ("" if self.can_export else " (forecasts only)")
+            )
 
     def _ask(self, hook: str, expected: type, required: bool = True, **kwargs: Any) -> Any:
         """The owner's answer to `hook`, checked: a required answer must be an `expected`; an
@@ -379,27 +416,34 @@ class BackendPlugin:
         if isinstance(answer, expected) or (answer is None and not required):
             return answer
         got = "nothing" if answer is None else f"a {type(answer).__name__}"
-        raise PluginError(f"{self.distribution} {self.version}: hook `{hook}` of backend {self.name} returned "
-                          f"{got}, not a {expected.__name__}")
+        raise PluginError(
+            f"{self.distribution} {self.version}: hook `{hook}` of backend {self.name} returned "
+            f"{got}, not a {expected.__name__}"
+        )
 
     def forecast_size(self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None) -> SizeForecast | None:
         """The owner's size forecast, or None when it has no size model (the caller labels a nominal one)."""
-        return self._ask("forecast_size", SizeForecast, required=False, spec=spec, tier=tier,
-                         recipe=self.recipe(tier), device=device)
+        return self._ask(
+            "forecast_size", SizeForecast, required=False, spec=spec, tier=tier, recipe=self.recipe(tier), device=device
+        )
 
-    def forecast_throughput(self, device: DeviceProfile, spec: ModelSpec | None, tier: Tier,
-                            size: SizeForecast) -> ThroughputForecast | None:
+    def forecast_throughput(
+        self, device: DeviceProfile, spec: ModelSpec | None, tier: Tier, size: SizeForecast
+    ) -> ThroughputForecast | None:
         """The owner's calibrated decode forecast, or None without a calibration for this device kind."""
-        return self._ask("forecast_throughput", ThroughputForecast, required=False, device=device, spec=spec,
-                         tier=tier, size=size)
+        return self._ask(
+            "forecast_throughput", ThroughputForecast, required=False, device=device, spec=spec, tier=tier, size=size
+        )
 
     def export(self, request: ExportRequest) -> ExportResult:
         return self._ask("export", ExportResult, request=request)
 
     def embed_manifest(self, out_dir: Path, payload: list[str], manifest_json: str) -> None:
         if self._ask("embed_manifest", bool, out_dir=out_dir, payload=payload, manifest_json=manifest_json) is not True:
-            raise PluginError(f"{self.distribution} {self.version}: hook `embed_manifest` of backend {self.name} "
-                              "did not embed the manifest")
+            raise PluginError(
+                f"{self.distribution} {self.version}: hook `embed_manifest` of backend {self.name} "
+                "did not embed the manifest"
+            )
 
     def run(self, request: RunRequest) -> Session:
         return self._ask("run", Session, request=request)

@@ -188,8 +188,10 @@ class Artifact:
             except (zipfile.BadZipFile, EOFError) as exc:
                 raise ArtifactError(f"{self.path}: member {entry.path} is unreadable ({exc})") from exc
             if digest.hexdigest() != entry.sha256:
-                raise ArtifactError(f"{self.path} does not match its manifest: SHA-256 of {entry.path}: "
-                                    f"expected {entry.sha256[:12]}…, found {digest.hexdigest()[:12]}…")
+                raise ArtifactError(
+                    f"{self.path} does not match its manifest: SHA-256 of {entry.path}: "
+                    f"expected {entry.sha256[:12]}…, found {digest.hexdigest()[:12]}…"
+                )
         return dest
 
 
@@ -220,9 +222,7 @@ def folder_inventory(folder: Path) -> Inventory:
     return Inventory(tensors=tensors)
 
 
-def write_artifact(
-    out: Path, manifest: Manifest, files: Iterable[tuple[str, Path]], eval_pack_text: str
-) -> None:
+def write_artifact(out: Path, manifest: Manifest, files: Iterable[tuple[str, Path]], eval_pack_text: str) -> None:
     """Write an RS-1 archive atomically: `files` are (member name, source path) of the payload."""
     with atomic_file(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
         _add(zf, MANIFEST, manifest.to_json().encode())

@@ -35,30 +35,71 @@ class BenchReport(KolmModel):
     log: Path
 
 
-def run_bench(registry: Registry, target: Path, device_name: str, tier: Tier, n_prompt: int, n_gen: int,
-              repetitions: int, threads: int | None, steps: Steps) -> BenchReport:
+def run_bench(
+    registry: Registry,
+    target: Path,
+    device_name: str,
+    tier: Tier,
+    n_prompt: int,
+    n_gen: int,
+    repetitions: int,
+    threads: int | None,
+    steps: Steps,
+) -> BenchReport:
     """Bench an export folder, or a .kolm exported on the fly (no K scoring) at `tier`."""
     device = registry.devices().find(device_name)
     with tempfile.TemporaryDirectory(prefix=".kolm-bench-") as work:
         if target.is_file() and target.suffix == ".kolm":
             planned = forecast(registry, resolve_model(str(target)), device, tier)
             folder = Path(work) / "export"
-            record = export_artifact(registry, target, device, tier, planned.backend, folder, planned.size_bytes,
-                                     planned.read_per_token_bytes, steps=steps, score=False)
+            record = export_artifact(
+                registry,
+                target,
+                device,
+                tier,
+                planned.backend,
+                folder,
+                planned.size_bytes,
+                planned.read_per_token_bytes,
+                steps=steps,
+                score=False,
+            )
         else:
             folder, record = load_record(target)
         owner = registry.backend(record.backend)
-        request = BenchRequest(path=folder, payload=[p.path for p in record.payload], n_prompt=n_prompt,
-                               n_gen=n_gen, repetitions=repetitions, threads=threads)
+        request = BenchRequest(
+            path=folder,
+            payload=[p.path for p in record.payload],
+            n_prompt=n_prompt,
+            n_gen=n_gen,
+            repetitions=repetitions,
+            threads=threads,
+        )
         with steps(f"benchmarking pp{n_prompt} and tg{n_gen}, {repetitions} runs each"):
             result = owner.bench(request)
     actual = sum(p.size for p in record.payload)
     read = record.size_check.read_per_token_bytes * actual // max(record.size_check.forecast_bytes, 1)
     size = SizeForecast(bytes=actual, read_per_token_bytes=read, method="the export's payload")
     speed = speed_of(owner, owner.name, device, None, record.tier, size)
-    entry = history.BenchEntry(device=device.name, model=record.manifest.base, tier=record.tier,
-                               backend=record.backend, payload_sha256=record.payload[0].sha256, result=result,
-                               measured_at=history.now(), kolm=__version__)
-    return BenchReport(device=device.name, model=record.manifest.base, tier=record.tier, backend=record.backend,
-                       result=result, forecast_low=speed.low, forecast_high=speed.high, forecast_basis=speed.basis,
-                       ratio=result.tg.mean / ((speed.low + speed.high) / 2), log=history.append("bench", entry))
+    entry = history.BenchEntry(
+        device=device.name,
+        model=record.manifest.base,
+        tier=record.tier,
+        backend=record.backend,
+        payload_sha256=record.payload[0].sha256,
+        result=result,
+        measured_at=history.now(),
+        kolm=__version__,
+    )
+    return BenchReport(
+        device=device.name,
+        model=record.manifest.base,
+        tier=record.tier,
+        backend=record.backend,
+        result=result,
+        forecast_low=speed.low,
+        forecast_high=speed.high,
+        forecast_basis=speed.basis,
+        ratio=result.tg.mean / ((speed.low + speed.high) / 2),
+        log=history.append("bench", entry),
+    )

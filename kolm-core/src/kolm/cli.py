@@ -153,8 +153,15 @@ def schema(name: str) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The .kolm to write.")
 @click.option("--license", "license_", default="unspecified", show_default=True, help="License of the weights.")
 @click.option("--min-k", default=0.85, show_default=True, help="Compile gate: refuse an fp16 K below this.")
-def pack(folder: Path | None, gguf: Path | None, eval_pack: Path | None, base: str | None, output: Path,
-         license_: str, min_k: float) -> None:
+def pack(
+    folder: Path | None,
+    gguf: Path | None,
+    eval_pack: Path | None,
+    base: str | None,
+    output: Path,
+    license_: str,
+    min_k: float,
+) -> None:
     """Pack a Hugging Face folder (safetensors only), or import a GGUF, into a .kolm.
 
     The fp16 K-score is measured on the eval pack when an installed backend can run here
@@ -175,10 +182,13 @@ def pack(folder: Path | None, gguf: Path | None, eval_pack: Path | None, base: s
     if gguf is not None:
         manifest, k = pack_import(loaded(), gguf, eval_pack, base, output, license_, progress_bar, min_k)
     else:
-        manifest, k = pack_folder(folder, eval_pack, base or folder.resolve().name, output, license_, progress_bar,
-                                  loaded(), min_k)
-    click.echo(f"wrote {output}: {manifest.base}, {manifest.params:,} params, {len(manifest.payload)} files, "
-               f"{manifest.eval_pack.items} eval items, K {k}")
+        manifest, k = pack_folder(
+            folder, eval_pack, base or folder.resolve().name, output, license_, progress_bar, loaded(), min_k
+        )
+    click.echo(
+        f"wrote {output}: {manifest.base}, {manifest.params:,} params, {len(manifest.payload)} files, "
+        f"{manifest.eval_pack.items} eval items, K {k}"
+    )
 
 
 @cli.command()
@@ -197,8 +207,11 @@ def inspect(artifact: Path, as_json: bool) -> None:
         manifest, inventory = art.manifest, art.inventory()
     summary = {
         "manifest": manifest.model_dump(mode="json", by_alias=True),
-        "tensors": {"count": len(inventory.tensors), "params": inventory.params,
-                    "dtype_bytes": inventory.dtype_bytes()},
+        "tensors": {
+            "count": len(inventory.tensors),
+            "params": inventory.params,
+            "dtype_bytes": inventory.dtype_bytes(),
+        },
     }
     if as_json:
         return emit_json(summary)
@@ -251,9 +264,19 @@ def pick(model: str, target: str | None, quant: str | None, as_json: bool) -> No
 @click.option("--check", is_flag=True, help="Re-export and compare with the existing output: same bytes?")
 @click.option("--max-k-drop", default=5.0, show_default=True, help="Fail if K drops more points than this vs fp16.")
 @click.option("--allow-drop", is_flag=True, help="Export even if K drops beyond --max-k-drop.")
-def export(model: str, target: str, quant: str, backend: str | None, memory_gb: float | None,
-           preview: bool, as_json: bool, output: Path | None, check: bool, max_k_drop: float,
-           allow_drop: bool) -> None:
+def export(
+    model: str,
+    target: str,
+    quant: str,
+    backend: str | None,
+    memory_gb: float | None,
+    preview: bool,
+    as_json: bool,
+    output: Path | None,
+    check: bool,
+    max_k_drop: float,
+    allow_drop: bool,
+) -> None:
     """Export MODEL for a device and tier; with --preview, print the forecast only.
 
     \b
@@ -298,9 +321,18 @@ def export(model: str, target: str, quant: str, backend: str | None, memory_gb: 
             for line in repro.differences + repro.lockfile_differences:
                 click.echo(f"  {line}")
         sys.exit(0 if repro.same else 1)
-    record = export_artifact(reg, Path(model), device, tier, result.backend, out, result.size_bytes,
-                             result.read_per_token_bytes, steps=progress_bar,
-                             max_drop_points=None if allow_drop else max_k_drop)
+    record = export_artifact(
+        reg,
+        Path(model),
+        device,
+        tier,
+        result.backend,
+        out,
+        result.size_bytes,
+        result.read_per_token_bytes,
+        steps=progress_bar,
+        max_drop_points=None if allow_drop else max_k_drop,
+    )
     if as_json:
         return emit_json(record.model_dump(mode="json", by_alias=True))
     console().print(export_report(out, record))
@@ -315,8 +347,16 @@ def export(model: str, target: str, quant: str, backend: str | None, memory_gb: 
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the server binds.")
 @click.option("--threads", type=int, help="CPU threads (default: all cores).")
 @click.option("--ctx", "n_ctx", default=2048, show_default=True, help="Context length in tokens.")
-def run(export_dir: Path, prompt: str | None, raw: bool, max_tokens: int, port: int | None, host: str,
-        threads: int | None, n_ctx: int) -> None:
+def run(
+    export_dir: Path,
+    prompt: str | None,
+    raw: bool,
+    max_tokens: int,
+    port: int | None,
+    host: str,
+    threads: int | None,
+    n_ctx: int,
+) -> None:
     """Generate from an export (greedy, streamed to stdout), or serve it with --port.
 
     \b
@@ -344,8 +384,12 @@ def run(export_dir: Path, prompt: str | None, raw: bool, max_tokens: int, port: 
 @click.argument("export_dir", type=click.Path(path_type=Path))
 @click.option("--port", default=8080, show_default=True, help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it).")
-@click.option("--verify", "verify", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A .kolm the browser page offers to verify in the tab (browser bundles only).")
+@click.option(
+    "--verify",
+    "verify",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A .kolm the browser page offers to verify in the tab (browser bundles only).",
+)
 @click.option("--threads", type=int, help="CPU threads (default: all cores).")
 @click.option("--ctx", "n_ctx", default=2048, show_default=True, help="Context length in tokens.")
 def serve(export_dir: Path, port: int, host: str, verify: Path | None, threads: int | None, n_ctx: int) -> None:
@@ -376,8 +420,16 @@ def serve(export_dir: Path, port: int, host: str, verify: Path | None, threads: 
 @click.option("--repetitions", "-r", default=3, show_default=True, help="Runs of each test.")
 @click.option("--threads", type=int, help="CPU threads (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def bench(target: Path, device: str, quant: str, n_prompt: int, n_gen: int, repetitions: int,
-          threads: int | None, as_json: bool) -> None:
+def bench(
+    target: Path,
+    device: str,
+    quant: str,
+    n_prompt: int,
+    n_gen: int,
+    repetitions: int,
+    threads: int | None,
+    as_json: bool,
+) -> None:
     """Measure an export on this machine (pp and tg tok/s, load time, peak RSS) beside the
     forecast for DEVICE; the result is logged and later forecasts for DEVICE use it.
 
@@ -390,8 +442,7 @@ def bench(target: Path, device: str, quant: str, n_prompt: int, n_gen: int, repe
     from kolm.quant import parse_tier
     from kolm.render import bench_report, progress_bar
 
-    report = run_bench(loaded(), target, device, parse_tier(quant), n_prompt, n_gen, repetitions, threads,
-                       progress_bar)
+    report = run_bench(loaded(), target, device, parse_tier(quant), n_prompt, n_gen, repetitions, threads, progress_bar)
     if as_json:
         return emit_json(report.model_dump(mode="json"))
     console().print(bench_report(report))
@@ -404,11 +455,22 @@ def bench(target: Path, device: str, quant: str, n_prompt: int, n_gen: int, repe
 @click.option("--min-k", default=0.85, show_default=True, help="The gate K must reach.")
 @click.option("--max-k-drop", default=5.0, show_default=True, help="Allowed drop vs fp16, in points.")
 @click.option("--json", "as_json", is_flag=True, help="Print the evidence as JSON.")
-@click.option("--key", "public_key", type=click.Path(path_type=Path),
-              help="Also check EXPORT_DIR/kolm.sig (kolm sign) with this EC public key, PEM; for a "
-                   "certificate-signed export, the CA certificate(s) it must chain to.")
-def verify(export_dir: Path, against: Path, k_tolerance: float, min_k: float, max_k_drop: float,
-           as_json: bool, public_key: Path | None) -> None:
+@click.option(
+    "--key",
+    "public_key",
+    type=click.Path(path_type=Path),
+    help="Also check EXPORT_DIR/kolm.sig (kolm sign) with this EC public key, PEM; for a "
+    "certificate-signed export, the CA certificate(s) it must chain to.",
+)
+def verify(
+    export_dir: Path,
+    against: Path,
+    k_tolerance: float,
+    min_k: float,
+    max_k_drop: float,
+    as_json: bool,
+    public_key: Path | None,
+) -> None:
     """Run the six checks on an export; exit 0 only if all pass.
 
     \b
@@ -424,8 +486,9 @@ def verify(export_dir: Path, against: Path, k_tolerance: float, min_k: float, ma
     from kolm.render import progress_bar, verify_table
     from kolm.verify import verify_export
 
-    result = verify_export(loaded(), export_dir, against, k_tolerance, min_k, max_k_drop, progress_bar,
-                           public_key=public_key)
+    result = verify_export(
+        loaded(), export_dir, against, k_tolerance, min_k, max_k_drop, progress_bar, public_key=public_key
+    )
     if as_json:
         emit_json(result.model_dump())
     else:
@@ -437,15 +500,27 @@ def verify(export_dir: Path, against: Path, k_tolerance: float, min_k: float, ma
 
 @cli.command()
 @click.argument("export_dir", type=click.Path(path_type=Path))
-@click.option("--key", "private_key", required=True, type=click.Path(path_type=Path),
-              help="EC private key, PEM, unencrypted (P-256, P-384 or P-521).")
-@click.option("--cert", "certificate", type=click.Path(path_type=Path),
-              help="Sign as this certificate (PEM) for --key instead of as a bare key.")
-@click.option("--chain", multiple=True, type=click.Path(path_type=Path),
-              help="With --cert: the CA or intermediate certificate(s) that issued it (PEM; repeatable).")
+@click.option(
+    "--key",
+    "private_key",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="EC private key, PEM, unencrypted (P-256, P-384 or P-521).",
+)
+@click.option(
+    "--cert",
+    "certificate",
+    type=click.Path(path_type=Path),
+    help="Sign as this certificate (PEM) for --key instead of as a bare key.",
+)
+@click.option(
+    "--chain",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="With --cert: the CA or intermediate certificate(s) that issued it (PEM; repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def sign(export_dir: Path, private_key: Path, certificate: Path | None, chain: tuple[Path, ...],
-         as_json: bool) -> None:
+def sign(export_dir: Path, private_key: Path, certificate: Path | None, chain: tuple[Path, ...], as_json: bool) -> None:
     """Sign an export, offline, with OpenSSF model-signing: writes EXPORT_DIR/kolm.sig.
 
     The signature covers exactly kolm-export.json and the payload files it lists (SHA-256 of

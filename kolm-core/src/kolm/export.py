@@ -58,17 +58,29 @@ def export_artifact(
         manifest = art.manifest
         items = art.eval_items() if score else []
         input_sha = hashlib.sha256(art.read(MANIFEST)).hexdigest()
-        with tempfile.TemporaryDirectory(prefix=".kolm-work-", dir=out_dir.parent) as work, \
-                atomic_dir(out_dir) as staging:
+        with (
+            tempfile.TemporaryDirectory(prefix=".kolm-work-", dir=out_dir.parent) as work,
+            atomic_dir(out_dir) as staging,
+        ):
             with steps("extracting weights, checking their SHA-256") as advance:
                 model_dir = art.extract_model(Path(work) / "model", advance)
-            request = ExportRequest(manifest=manifest, model_dir=model_dir, tier=tier, recipe=recipe, device=device,
-                                    out_dir=staging, work_dir=Path(work), steps=steps)
+            request = ExportRequest(
+                manifest=manifest,
+                model_dir=model_dir,
+                tier=tier,
+                recipe=recipe,
+                device=device,
+                out_dir=staging,
+                work_dir=Path(work),
+                steps=steps,
+            )
             result, k, binder = convert_and_measure(owner, request, items)
             if k and k.drop_points is not None and max_drop_points is not None and k.drop_points > max_drop_points:
-                raise GateError(f"K {k.score:.3f} is {k.drop_points:.1f} points below the fp16 reference "
-                                f"{k.fp16_reference:.3f}, beyond --max-k-drop {max_drop_points:g}; "
-                                "--allow-drop exports anyway")
+                raise GateError(
+                    f"K {k.score:.3f} is {k.drop_points:.1f} points below the fp16 reference "
+                    f"{k.fp16_reference:.3f}, beyond --max-k-drop {max_drop_points:g}; "
+                    "--allow-drop exports anyway"
+                )
             if binder:
                 (staging / BINDER).write_text(binder.model_dump_json(indent=2) + "\n", encoding="utf-8")
             embedded = manifest.model_copy(update={"quant": tier, "k_score": k.score if k else None})
@@ -79,19 +91,40 @@ def export_artifact(
             payload = [hashed[name] for name in result.payload]  # the backend's order: main file first
             actual = sum(p.size for p in payload)
             record = ExportRecord(
-                manifest=embedded, backend=backend, device=device.name, tier=tier, spelling=recipe.spelling,
-                payload=payload, k=k,
-                size_check=SizeCheck(forecast_bytes=forecast_bytes, actual_bytes=actual,
-                                     error_percent=round(100 * (forecast_bytes - actual) / actual, 4),
-                                     read_per_token_bytes=read_per_token_bytes),
-                lockfile=Lockfile(input=artifact.name, input_manifest_sha256=input_sha,
-                                  toolchain={"kolm-core": __version__, **result.toolchain},
-                                  flags=result.flags, seed=0),
+                manifest=embedded,
+                backend=backend,
+                device=device.name,
+                tier=tier,
+                spelling=recipe.spelling,
+                payload=payload,
+                k=k,
+                size_check=SizeCheck(
+                    forecast_bytes=forecast_bytes,
+                    actual_bytes=actual,
+                    error_percent=round(100 * (forecast_bytes - actual) / actual, 4),
+                    read_per_token_bytes=read_per_token_bytes,
+                ),
+                lockfile=Lockfile(
+                    input=artifact.name,
+                    input_manifest_sha256=input_sha,
+                    toolchain={"kolm-core": __version__, **result.toolchain},
+                    flags=result.flags,
+                    seed=0,
+                ),
             )
             (staging / RECORD).write_text(record.to_json() + "\n", encoding="utf-8")
     if record.k is not None:
-        history.append("k", history.KEntry(model=manifest.base, tier=tier, backend=backend, k=record.k,
-                                           export=str(out_dir.resolve()), measured_at=history.now()))
+        history.append(
+            "k",
+            history.KEntry(
+                model=manifest.base,
+                tier=tier,
+                backend=backend,
+                k=record.k,
+                export=str(out_dir.resolve()),
+                measured_at=history.now(),
+            ),
+        )
     return record
 
 
@@ -110,8 +143,19 @@ def convert_and_measure(
     reference = request.manifest.k_score_fp16_reference
     drop = None if reference is None else round(100 * (reference - measured.k), 4)
     binder = Binder.of(measured, fidelity, owner.name, session, result.toolchain, reference)
-    return result, KRecord(score=measured.k, points=measured.points, items=measured.n, fp16_reference=reference,
-                           drop_points=drop, runtime=binder.runtime, fidelity=fidelity), binder
+    return (
+        result,
+        KRecord(
+            score=measured.k,
+            points=measured.points,
+            items=measured.n,
+            fp16_reference=reference,
+            drop_points=drop,
+            runtime=binder.runtime,
+            fidelity=fidelity,
+        ),
+        binder,
+    )
 
 
 def measure_fidelity(owner: BackendPlugin, request: ExportRequest, session: Session, items: list[EvalItem]) -> Fidelity:
@@ -119,12 +163,22 @@ def measure_fidelity(owner: BackendPlugin, request: ExportRequest, session: Sess
     payload's token distributions with it over the eval prompts."""
     folder = request.work_dir / "fp16-reference"
     folder.mkdir()
-    reference = request.model_copy(update={"tier": "fp16", "recipe": owner.recipe("fp16"), "device": None,
-                                           "out_dir": folder, "work_dir": folder, "steps": silent})
+    reference = request.model_copy(
+        update={
+            "tier": "fp16",
+            "recipe": owner.recipe("fp16"),
+            "device": None,
+            "out_dir": folder,
+            "work_dir": folder,
+            "steps": silent,
+        }
+    )
     with request.steps("exporting the fp16 reference for fidelity"):
         made = owner.export(reference)
-    with owner.run(RunRequest(path=folder, payload=made.payload)) as ref_session, \
-            request.steps(f"comparing token distributions with fp16 on {len(items)} prompts"):
+    with (
+        owner.run(RunRequest(path=folder, payload=made.payload)) as ref_session,
+        request.steps(f"comparing token distributions with fp16 on {len(items)} prompts"),
+    ):
         return session.fidelity(ref_session, [item.prompt for item in items])
 
 
@@ -137,19 +191,37 @@ class Reproduction(KolmModel):
 
 
 def check_reproducible(
-    registry: Registry, artifact: Path, device: DeviceProfile, tier: Tier, backend: str, existing: Path,
+    registry: Registry,
+    artifact: Path,
+    device: DeviceProfile,
+    tier: Tier,
+    backend: str,
+    existing: Path,
     steps: Steps = silent,
 ) -> Reproduction:
     """Re-export into a temporary folder (same flags) and diff payload hashes and lockfiles."""
     _, before = load_record(existing)
     with tempfile.TemporaryDirectory(prefix=".kolm-check-", dir=existing.parent) as work:
-        again = export_artifact(registry, artifact, device, tier, backend, Path(work) / "again",
-                                before.size_check.forecast_bytes, before.size_check.read_per_token_bytes, steps,
-                                score=before.k is not None, max_drop_points=None)
+        again = export_artifact(
+            registry,
+            artifact,
+            device,
+            tier,
+            backend,
+            Path(work) / "again",
+            before.size_check.forecast_bytes,
+            before.size_check.read_per_token_bytes,
+            steps,
+            score=before.k is not None,
+            max_drop_points=None,
+        )
     old = {p.path: p.sha256 for p in before.payload}
     new = {p.path: p.sha256 for p in again.payload}
-    differences = [f"{name}: {old.get(name, 'missing')[:16]} != {new.get(name, 'missing')[:16]}"
-                   for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+    differences = [
+        f"{name}: {old.get(name, 'missing')[:16]} != {new.get(name, 'missing')[:16]}"
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name) != new.get(name)
+    ]
     lock_old, lock_new = before.lockfile.model_dump(), again.lockfile.model_dump()
     lock_diff = [f"{key}: {lock_old[key]} != {lock_new[key]}" for key in lock_old if lock_old[key] != lock_new[key]]
     return Reproduction(same=not differences, differences=differences, lockfile_differences=lock_diff)

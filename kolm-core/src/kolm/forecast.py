@@ -78,8 +78,14 @@ def fit_verdict(size_bytes: int, memory_bytes: int, memory_kind: str) -> Fit:
         f" = {need / 1e9:.2f} GB of {memory_bytes / 1e9:.1f} GB {memory_kind} ({ratio:.0%});"
         f" pass ≤ {PASS_FRACTION:.0%}, tight ≤ 100%"
     )
-    return Fit(verdict=verdict, need_bytes=need, memory_bytes=memory_bytes, weights_bytes=size_bytes,
-               overhead_bytes=RUNTIME_OVERHEAD_BYTES, arithmetic=arithmetic)
+    return Fit(
+        verdict=verdict,
+        need_bytes=need,
+        memory_bytes=memory_bytes,
+        weights_bytes=size_bytes,
+        overhead_bytes=RUNTIME_OVERHEAD_BYTES,
+        arithmetic=arithmetic,
+    )
 
 
 def recommend_backend(device: DeviceProfile, installed: set[str]) -> str:
@@ -97,19 +103,29 @@ def nominal_size(spec: ModelSpec, tier: Tier, why: str) -> SizeForecast:
     """Tier bits per weight plus one fp16 scale per 32-weight block, labelled (`why` says what is missing)."""
     bits = NOMINAL_BITS[tier]
     weights = int(spec.inventory.params * bits / 8)
-    return SizeForecast(bytes=weights, read_per_token_bytes=weights - int(spec.input_embedding_params * bits / 8),
-                        method=f"nominal {bits:g} bits per weight ({why})")
+    return SizeForecast(
+        bytes=weights,
+        read_per_token_bytes=weights - int(spec.input_embedding_params * bits / 8),
+        method=f"nominal {bits:g} bits per weight ({why})",
+    )
 
 
-def size_of(backend: BackendPlugin | None, name: str, spec: ModelSpec, tier: Tier,
-            device: DeviceProfile | None) -> SizeForecast:
+def size_of(
+    backend: BackendPlugin | None, name: str, spec: ModelSpec, tier: Tier, device: DeviceProfile | None
+) -> SizeForecast:
     """The backend's size forecast, or the nominal one when it has none (or is not installed)."""
     answer = backend.forecast_size(spec, tier, device) if backend else None
     return answer or nominal_size(spec, tier, f"no size model for backend {name}")
 
 
-def speed_of(backend: BackendPlugin | None, name: str, device: DeviceProfile, spec: ModelSpec | None, tier: Tier,
-             size: SizeForecast) -> ThroughputForecast:
+def speed_of(
+    backend: BackendPlugin | None,
+    name: str,
+    device: DeviceProfile,
+    spec: ModelSpec | None,
+    tier: Tier,
+    size: SizeForecast,
+) -> ThroughputForecast:
     """The backend's calibrated decode forecast, or the labelled bandwidth ceiling without one."""
     answer = backend.forecast_throughput(device, spec, tier, size) if backend else None
     return answer or ceiling(device, size.read_per_token_bytes, f"no calibration for {name} on {device.kind}")
@@ -145,13 +161,19 @@ def forecast(
     if measured:
         tg = measured.result.tg
         notes.append(f"forecast was {speed.low:.1f}–{speed.high:.1f} tok/s ({speed.basis})")
-        tok_s = TokS(low=tg.mean - tg.sd, high=tg.mean + tg.sd, method="measured",
-                     basis=f"kolm bench {measured.measured_at}: tg{measured.result.n_gen} {tg.mean:.1f} ± {tg.sd:.1f} "
-                           f"tok/s ({measured.result.runtime}, {measured.result.threads} threads)")
+        tok_s = TokS(
+            low=tg.mean - tg.sd,
+            high=tg.mean + tg.sd,
+            method="measured",
+            basis=f"kolm bench {measured.measured_at}: tg{measured.result.n_gen} {tg.mean:.1f} ± {tg.sd:.1f} "
+            f"tok/s ({measured.result.runtime}, {measured.result.threads} threads)",
+        )
         sources = [str(history.log_path("bench"))]
     memory_bytes = int(memory_gb * 1e9) if memory_gb else device.memory_bytes
     k_loss = max(0.0, TYPICAL_K_LOSS_POINTS[tier] - TYPICAL_K_LOSS_POINTS[spec.quant])
-    k_method = f"typical delta vs fp16 for {tier} until kolm export measures it (kolm's planning figure, not a measurement)"
+    k_method = (
+        f"typical delta vs fp16 for {tier} until kolm export measures it (kolm's planning figure, not a measurement)"
+    )
     measured_k = history.latest_k(spec.name, tier, name)
     command = export_command(spec, device, tier, name, recommended) if owner is None or owner.can_export else None
     if measured_k is not None and measured_k.k.drop_points is not None:
@@ -159,8 +181,10 @@ def forecast(
         if k_loss > DEFAULT_MAX_K_DROP and command:
             command += " --allow-drop"
             notes.append(f"the measured K drop exceeds the default --max-k-drop {DEFAULT_MAX_K_DROP:g}")
-        k_method = (f"measured by kolm export {measured_k.measured_at}: K {measured_k.k.score:.3f} vs fp16 "
-                    f"{measured_k.k.fp16_reference:.3f} on {measured_k.k.items} items")
+        k_method = (
+            f"measured by kolm export {measured_k.measured_at}: K {measured_k.k.score:.3f} vs fp16 "
+            f"{measured_k.k.fp16_reference:.3f} on {measured_k.k.items} items"
+        )
     if spec.origin == "artifact" and spec.quant != "fp16":
         notes.append(f"the artifact already holds {spec.quant} weights; loss is counted from there")
     return Forecast(

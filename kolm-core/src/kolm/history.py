@@ -77,8 +77,9 @@ def latest(name: str, kind: type[Entry], match: Callable[[Entry], bool]) -> Entr
 
 def latest_bench(device: str, model: str, tier: str, backend: str) -> BenchEntry | None:
     """The newest logged bench of this model, tier and backend on `device`, if any."""
-    return latest("bench", BenchEntry,
-                  lambda e: (e.device, e.model, e.tier, e.backend) == (device, model, tier, backend))
+    return latest(
+        "bench", BenchEntry, lambda e: (e.device, e.model, e.tier, e.backend) == (device, model, tier, backend)
+    )
 
 
 def latest_k(model: str, tier: str, backend: str) -> KEntry | None:

@@ -78,7 +78,9 @@ def llama_inventory(config: dict, dtype: str = "BF16") -> Inventory:
         layer = [Tensor(name=p + "input_layernorm.weight", shape=(hidden,), dtype=dtype)]
         if arch == "Phi3ForCausalLM":
             layer += [
-                Tensor(name=p + "self_attn.qkv_proj.weight", shape=((n_heads + 2 * n_kv) * head_dim, hidden), dtype=dtype),
+                Tensor(
+                    name=p + "self_attn.qkv_proj.weight", shape=((n_heads + 2 * n_kv) * head_dim, hidden), dtype=dtype
+                ),
                 Tensor(name=p + "self_attn.o_proj.weight", shape=(hidden, n_heads * head_dim), dtype=dtype),
                 Tensor(name=p + "mlp.gate_up_proj.weight", shape=(2 * ffn, hidden), dtype=dtype),
             ]

@@ -12,11 +12,11 @@ import re
 import unicodedata
 from collections.abc import Callable
 
+from kolm.api import Session
 from kolm.datamodel import KolmModel
 from kolm.errors import UsageError
 from kolm.evalpack import EvalItem
 from kolm.manifest import Fidelity
-from kolm.api import Session
 
 # Stripped from both ends of a normalised string. Signs, currency and percent are kept ("-5" != "5").
 _SURROUNDING = " \t\r\n.,;:!?\"'`*_()[]{}<>«»‘’‚‛“”„‟‹›「」『』"
@@ -54,10 +54,22 @@ class Binder(KolmModel):
     fp16_reference: float | None
 
     @classmethod
-    def of(cls, measured: KScore, fidelity: Fidelity | None, backend: str, session: Session,
-           toolchain: dict[str, str], fp16_reference: float | None) -> Binder:
-        return cls(k=measured, fidelity=fidelity, runtime=f"{backend} ({type(session).__name__})",
-                   toolchain=toolchain, fp16_reference=fp16_reference)
+    def of(
+        cls,
+        measured: KScore,
+        fidelity: Fidelity | None,
+        backend: str,
+        session: Session,
+        toolchain: dict[str, str],
+        fp16_reference: float | None,
+    ) -> Binder:
+        return cls(
+            k=measured,
+            fidelity=fidelity,
+            runtime=f"{backend} ({type(session).__name__})",
+            toolchain=toolchain,
+            fp16_reference=fp16_reference,
+        )
 
 
 def normalize(text: str) -> str:
@@ -80,8 +92,14 @@ def _score_choice(session: Session, item: EvalItem) -> ItemScore:
     choices = item.choices or []
     lls = [session.loglikelihood(item.prompt, choice) for choice in choices]
     best = max(range(len(choices)), key=lambda i: lls[i])  # ties go to the first listed choice
-    return ItemScore(id=item.id, kind=item.kind, prompt=item.prompt, output=choices[best],
-                     score=int(choices[best] == item.answer), loglikelihoods=lls)
+    return ItemScore(
+        id=item.id,
+        kind=item.kind,
+        prompt=item.prompt,
+        output=choices[best],
+        score=int(choices[best] == item.answer),
+        loglikelihoods=lls,
+    )
 
 
 def _score_generated(session: Session, item: EvalItem, max_tokens: int) -> ItemScore:

@@ -108,15 +108,28 @@ def resolve_model(ref: str) -> ModelSpec:
     path = Path(ref)
     if path.is_file() and path.name == "config.json":
         config = _read_config(path)
-        return ModelSpec(name=config.get("_name_or_path") or path.parent.name, ref=ref, origin="config",
-                         path=path, config=config, inventory=llama_inventory(config, _dtype_of(config)))
+        return ModelSpec(
+            name=config.get("_name_or_path") or path.parent.name,
+            ref=ref,
+            origin="config",
+            path=path,
+            config=config,
+            inventory=llama_inventory(config, _dtype_of(config)),
+        )
     if path.is_file():
         from kolm.artifact import Artifact
 
         with Artifact(path) as art:
             manifest = art.manifest
-            return ModelSpec(name=manifest.base, ref=ref, origin="artifact", path=path, config=art.config(),
-                             inventory=art.inventory(), quant=manifest.quant)
+            return ModelSpec(
+                name=manifest.base,
+                ref=ref,
+                origin="artifact",
+                path=path,
+                config=art.config(),
+                inventory=art.inventory(),
+                quant=manifest.quant,
+            )
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UnknownModelError(f"{path}: folder has no config.json; not a Hugging Face model folder")
@@ -126,13 +139,21 @@ def resolve_model(ref: str) -> ModelSpec:
         inventory = folder_inventory(path)
         if not inventory.tensors:
             inventory = llama_inventory(config, _dtype_of(config))
-        return ModelSpec(name=path.resolve().name, ref=ref, origin="folder", path=path, config=config,
-                         inventory=inventory)
+        return ModelSpec(
+            name=path.resolve().name, ref=ref, origin="folder", path=path, config=config, inventory=inventory
+        )
     base = find_base(ref)
     if base is None:
         known = ", ".join(b.name for b in reference_bases())
         raise UnknownModelError(
             f"{ref!r} is not a .kolm file, config.json, model folder or known base; known bases: {known}"
         )
-    return ModelSpec(name=base.name, ref=base.name, origin="base", path=None, config=base.config,
-                     inventory=llama_inventory(base.config, _dtype_of(base.config)), sources=[base.source])
+    return ModelSpec(
+        name=base.name,
+        ref=base.name,
+        origin="base",
+        path=None,
+        config=base.config,
+        inventory=llama_inventory(base.config, _dtype_of(base.config)),
+        sources=[base.source],
+    )

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kolm import __version__
-from kolm.artifact import EVAL_PACK, MODEL_DIR, PICKLE_SUFFIXES, folder_inventory, payload_entries, write_artifact
 from kolm.api import ExportRequest, Steps, silent
+from kolm.artifact import EVAL_PACK, MODEL_DIR, PICKLE_SUFFIXES, folder_inventory, payload_entries, write_artifact
 from kolm.errors import GateError, UnsupportedModelError, UsageError
 from kolm.evalpack import EvalItem, load_eval_pack
 from kolm.export import convert_and_measure
@@ -25,9 +25,18 @@ DEFAULT_EVAL_PACK = Path(__file__).parent / "evalpacks" / "default.jsonl"
 # The files of a Hugging Face folder that make up a model; anything else (READMEs, images,
 # optimizer states) is left out of the artifact.
 MODEL_FILES = (
-    "config.json", "generation_config.json", "model.safetensors.index.json", "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt",
-    "added_tokens.json", "chat_template.jinja", "chat_template.json",
+    "config.json",
+    "generation_config.json",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
 )
 
 
@@ -50,8 +59,14 @@ def model_files(folder: Path) -> list[Path]:
 
 
 def pack_folder(
-    folder: Path, eval_pack: Path, base: str, out: Path, license: str, steps: Steps = silent,
-    registry: Registry | None = None, min_k: float = DEFAULT_MIN_K,
+    folder: Path,
+    eval_pack: Path,
+    base: str,
+    out: Path,
+    license: str,
+    steps: Steps = silent,
+    registry: Registry | None = None,
+    min_k: float = DEFAULT_MIN_K,
 ) -> tuple[Manifest, str]:
     """Write `out` (.kolm) from `folder` and `eval_pack`; returns the manifest written and a line
     saying how K was measured, or why it was not.
@@ -104,20 +119,38 @@ def reference_k(
     can both export and run here (so the same set of plugins always picks the same backend);
     (None, "") when there is none."""
     for name, owner in sorted(registry.backends().items()):
-        if not ("fp16" in owner.tiers and all(owner.declared.toolchain_status().values())
-                and owner.can_export and owner.implements("run")):
+        if not (
+            "fp16" in owner.tiers
+            and all(owner.declared.toolchain_status().values())
+            and owner.can_export
+            and owner.implements("run")
+        ):
             continue
         with tempfile.TemporaryDirectory(prefix=".kolm-reference-") as work:
-            request = ExportRequest(manifest=manifest, model_dir=folder, tier="fp16", recipe=owner.recipe("fp16"),
-                                    device=None, out_dir=Path(work), work_dir=Path(work), steps=steps)
+            request = ExportRequest(
+                manifest=manifest,
+                model_dir=folder,
+                tier="fp16",
+                recipe=owner.recipe("fp16"),
+                device=None,
+                out_dir=Path(work),
+                work_dir=Path(work),
+                steps=steps,
+            )
             _, k, _ = convert_and_measure(owner, request, items)
         return (k.score if k else None), name
     return None, ""
 
 
 def pack_import(
-    registry: Registry, source: Path, eval_pack: Path, base: str | None, out: Path, license: str,
-    steps: Steps = silent, min_k: float = DEFAULT_MIN_K,
+    registry: Registry,
+    source: Path,
+    eval_pack: Path,
+    base: str | None,
+    out: Path,
+    license: str,
+    steps: Steps = silent,
+    min_k: float = DEFAULT_MIN_K,
 ) -> tuple[Manifest, str]:
     """`kolm pack --from-gguf`: a plugin turns `source` into a Hugging Face folder, then pack it."""
     if not source.is_file():

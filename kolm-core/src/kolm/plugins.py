@@ -76,8 +76,9 @@ class Registry:
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken plugin is reported, never fatal
-                self._refuse(Loaded(key=f"{dist}:{ep.name}", name=ep.name, distribution=dist, version=version),
-                             one_line(exc))
+                self._refuse(
+                    Loaded(key=f"{dist}:{ep.name}", name=ep.name, distribution=dist, version=version), one_line(exc)
+                )
                 continue
             self.add(plugin, ep.name, dist, version)
 
@@ -105,24 +106,31 @@ class Registry:
         for hook in hooks:
             if not getattr(self.pm.hook, hook).has_spec():
                 close = difflib.get_close_matches(hook, self._specs(), n=1)
-                raise PluginError(f"hook implementation `{hook}` matches no kolm hook"
-                                  + (f"; did you mean `{close[0]}`?" if close else ""))
+                raise PluginError(
+                    f"hook implementation `{hook}` matches no kolm hook"
+                    + (f"; did you mean `{close[0]}`?" if close else "")
+                )
         backend_hooks = sorted(set(hooks) & set(hookspecs.BACKEND_HOOKS))
         if "backend" not in hooks:
             if backend_hooks:
-                raise PluginError(f"implements backend hooks ({', '.join(backend_hooks)}) but declares no backend "
-                                  "(the `backend` hook)")
+                raise PluginError(
+                    f"implements backend hooks ({', '.join(backend_hooks)}) but declares no backend "
+                    "(the `backend` hook)"
+                )
             return
         declared = self.pm.subset_hook_caller("backend", self._others(plugin))()
         declared = declared[0] if declared else None
         if not isinstance(declared, Backend):
-            raise PluginError(f"its `backend` hook returned {type(declared).__name__ if declared else 'nothing'}, "
-                              "not a kolm.api.Backend")
+            raise PluginError(
+                f"its `backend` hook returned {type(declared).__name__ if declared else 'nothing'}, "
+                "not a kolm.api.Backend"
+            )
         self._declared.setdefault(declared.name, []).append((origin, declared))
 
     def _refuse(self, origin: Loaded, why: str) -> None:
-        self.refused.append(PluginInfo(name=origin.name, distribution=origin.distribution, version=origin.version,
-                                       hooks=[], error=why))
+        self.refused.append(
+            PluginInfo(name=origin.name, distribution=origin.distribution, version=origin.version, hooks=[], error=why)
+        )
 
     def _hooks(self, plugin: object) -> list[str]:
         return sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
@@ -144,8 +152,7 @@ class Registry:
 
     def _conflict(self, name: str) -> str:
         owners = " and ".join(f"{o.distribution} {o.version}" for o, _ in self._declared[name])
-        return (f"backend {name} is declared by both {owners}; uninstall one, or choose with "
-                "KOLM_LOAD_PLUGINS")
+        return f"backend {name} is declared by both {owners}; uninstall one, or choose with KOLM_LOAD_PLUGINS"
 
     def backends(self) -> dict[str, BackendPlugin]:
         """Every backend with exactly one owner whose `builds_on` (if any) is usable, by name."""
@@ -184,9 +191,15 @@ class Registry:
             tiers = base.tiers
         plugin = self.pm.get_plugin(origin.key)
         hooks = set(self._hooks(plugin))
-        return BackendPlugin(declared, tiers, origin.distribution, origin.version,
-                             call=lambda hook, **kw: self.pm.subset_hook_caller(hook, self._others(plugin))(**kw),
-                             implements=hooks.__contains__, base=base)
+        return BackendPlugin(
+            declared,
+            tiers,
+            origin.distribution,
+            origin.version,
+            call=lambda hook, **kw: self.pm.subset_hook_caller(hook, self._others(plugin))(**kw),
+            implements=hooks.__contains__,
+            base=base,
+        )
 
     # -- tables ----------------------------------------------------------------------------------
 
@@ -206,12 +219,18 @@ class Registry:
             declared = owned.get(origin.key)
             toolchain = declared.toolchain_status() if declared else {}
             error = self._conflict(declared.name) if declared and len(self._declared[declared.name]) > 1 else None
-            rows.append(PluginInfo(
-                name=origin.name, distribution=origin.distribution, version=origin.version,
-                hooks=self._hooks(self.pm.get_plugin(origin.key)), backend=declared.name if declared else None,
-                toolchain=toolchain, install=declared.install if declared and not all(toolchain.values()) else None,
-                error=error,
-            ))
+            rows.append(
+                PluginInfo(
+                    name=origin.name,
+                    distribution=origin.distribution,
+                    version=origin.version,
+                    hooks=self._hooks(self.pm.get_plugin(origin.key)),
+                    backend=declared.name if declared else None,
+                    toolchain=toolchain,
+                    install=declared.install if declared and not all(toolchain.values()) else None,
+                    error=error,
+                )
+            )
         return rows + self.refused
 
 

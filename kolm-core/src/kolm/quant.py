@@ -13,10 +13,22 @@ Tier = Literal["fp16", "int8", "int4", "int3"]
 TIERS: tuple[Tier, ...] = ("fp16", "int8", "int4", "int3")
 
 _ALIASES = {
-    "fp16": "fp16", "f16": "fp16", "float16": "fp16", "bf16": "fp16",
-    "int8": "int8", "q8": "int8", "q8_0": "int8", "8bit": "int8",
-    "int4": "int4", "q4": "int4", "q4_k_m": "int4", "4bit": "int4",
-    "int3": "int3", "q3": "int3", "q3_k_s": "int3", "3bit": "int3",
+    "fp16": "fp16",
+    "f16": "fp16",
+    "float16": "fp16",
+    "bf16": "fp16",
+    "int8": "int8",
+    "q8": "int8",
+    "q8_0": "int8",
+    "8bit": "int8",
+    "int4": "int4",
+    "q4": "int4",
+    "q4_k_m": "int4",
+    "4bit": "int4",
+    "int3": "int3",
+    "q3": "int3",
+    "q3_k_s": "int3",
+    "3bit": "int3",
 }
 
 # Typical K-score drop vs fp16, in points (K x 100), used until a measured K replaces it.

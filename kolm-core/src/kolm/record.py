@@ -33,7 +33,8 @@ def run_request(folder: Path, record: ExportRecord, n_ctx: int = 2048, threads: 
     return RunRequest(path=folder, payload=[p.path for p in record.payload], n_ctx=n_ctx, threads=threads)
 
 
-def open_session(registry: Registry, folder: Path, record: ExportRecord, n_ctx: int = 2048,
-                 threads: int | None = None) -> Session:
+def open_session(
+    registry: Registry, folder: Path, record: ExportRecord, n_ctx: int = 2048, threads: int | None = None
+) -> Session:
     """The backend's `Session` on an export folder (the model loads on first use)."""
     return registry.backend(record.backend).run(run_request(folder, record, n_ctx, threads))

@@ -58,9 +58,12 @@ def device_table(rows: list[DeviceProfile]) -> Table:
     for row in rows:
         options = f" (options {', '.join(f'{o:g}' for o in row.memory_options_gb)})" if row.memory_options_gb else ""
         table.add_row(
-            row.name, ", ".join(row.aliases), row.kind,
+            row.name,
+            ", ".join(row.aliases),
+            row.kind,
             f"{row.memory_gb.value:g} GB {row.memory_kind}{options}",
-            f"{row.bandwidth_gbps.value:g} GB/s", " > ".join(row.backends),
+            f"{row.bandwidth_gbps.value:g} GB/s",
+            " > ".join(row.backends),
         )
     return table
 
@@ -112,10 +115,13 @@ def pick_table(rows: list[Forecast]) -> Table:
             if f is None:
                 row.append(Text("not supported", style="dim"))
                 continue
-            row.append(Text.assemble(
-                f"{human_bytes(f.size_bytes)} ", (f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]),
-                f"\n{tok_s(f)}",
-            ))
+            row.append(
+                Text.assemble(
+                    f"{human_bytes(f.size_bytes)} ",
+                    (f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]),
+                    f"\n{tok_s(f)}",
+                )
+            )
         table.add_row(*row)
     table.caption = "each cell: size on disk, fit (need = size + 1 GB vs memory), decode tok/s range"
     return table
@@ -145,12 +151,17 @@ def inspect_report(path: Path, manifest: Manifest, inventory: Inventory) -> Grou
     table.add_column()
     k = "not measured" if manifest.k_score is None else f"{manifest.k_score:.3f}"
     for key, value in (
-        ("base", manifest.base), ("arch", manifest.arch), ("params", f"{manifest.params:,}"),
-        ("quant", manifest.quant), ("K-score", k), ("eval pack", f"{manifest.eval_pack.items} items"),
+        ("base", manifest.base),
+        ("arch", manifest.arch),
+        ("params", f"{manifest.params:,}"),
+        ("quant", manifest.quant),
+        ("K-score", k),
+        ("eval pack", f"{manifest.eval_pack.items} items"),
         ("tensors", f"{len(inventory.tensors)} ({inventory.params:,} params)"),
         ("dtype bytes", ", ".join(f"{d} {human_bytes(b)}" for d, b in inventory.dtype_bytes().items())),
         ("payload", "\n".join(f"{p.path}  {human_bytes(p.size)}  sha256 {p.sha256[:16]}…" for p in manifest.payload)),
-        ("created by", manifest.created_by), ("license", manifest.license),
+        ("created by", manifest.created_by),
+        ("license", manifest.license),
     ):
         table.add_row(key, value)
     return Group(Text(str(path), style="bold"), table)
@@ -166,8 +177,13 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
     ) as progress:
         task = progress.add_task(description, total=None)
 
@@ -186,24 +202,34 @@ def export_report(out: Path, record: ExportRecord) -> Group:
     main = record.payload[0]
     check = record.size_check
     table.add_row("payload", f"{out / main.path}  {human_bytes(main.size)}  sha256 {main.sha256}")
-    table.add_row("size vs forecast", f"forecast {check.forecast_bytes:,} B, actual {check.actual_bytes:,} B "
-                                      f"({check.error_percent:+.3f}%)")
+    table.add_row(
+        "size vs forecast",
+        f"forecast {check.forecast_bytes:,} B, actual {check.actual_bytes:,} B ({check.error_percent:+.3f}%)",
+    )
     if record.k is None:
         table.add_row("K-score", "not measured")
     else:
         k = record.k
-        reference = "" if k.fp16_reference is None else \
-            f"; fp16 reference {k.fp16_reference:.3f}, drop {k.drop_points:+.1f} points"
+        reference = (
+            ""
+            if k.fp16_reference is None
+            else f"; fp16 reference {k.fp16_reference:.3f}, drop {k.drop_points:+.1f} points"
+        )
         table.add_row("K-score", f"{k.score:.3f} on {k.items} eval items ({k.runtime}){reference}")
         if k.fidelity:
             f = k.fidelity
-            table.add_row("fidelity", f"top-1 agreement {f.top1_agreement:.1%}, mean KL {f.mean_kl:.4f} nats "
-                                      f"over {f.positions:,} positions, vs the fp16 export")
+            table.add_row(
+                "fidelity",
+                f"top-1 agreement {f.top1_agreement:.1%}, mean KL {f.mean_kl:.4f} nats "
+                f"over {f.positions:,} positions, vs the fp16 export",
+            )
     table.add_row("toolchain", ", ".join(f"{n} {v}" for n, v in record.lockfile.toolchain.items()))
     table.add_row("record", str(out / "kolm-export.json"))
     table.add_row("next", f'kolm run {out} --prompt "..."   ·   kolm bench {out} --device {shlex.quote(record.device)}')
-    return Group(Text(f"Exported {record.manifest.base} → {record.device}, {record.tier} ({record.spelling})",
-                      style="bold"), table)
+    return Group(
+        Text(f"Exported {record.manifest.base} → {record.device}, {record.tier} ({record.spelling})", style="bold"),
+        table,
+    )
 
 
 def bench_report(report: BenchReport) -> Group:
@@ -216,9 +242,13 @@ def bench_report(report: BenchReport) -> Group:
     lines = Table.grid(padding=(0, 2))
     lines.add_column(style="bold")
     lines.add_column()
-    lines.add_row("load", f"{r.load_s:.2f} s; peak RSS {human_bytes(r.peak_rss_bytes)}; {r.threads} threads; {r.runtime}")
-    lines.add_row(f"forecast for {report.device}",
-                  f"{rate(report.forecast_low)}–{rate(report.forecast_high)} tok/s ({report.forecast_basis})")
+    lines.add_row(
+        "load", f"{r.load_s:.2f} s; peak RSS {human_bytes(r.peak_rss_bytes)}; {r.threads} threads; {r.runtime}"
+    )
+    lines.add_row(
+        f"forecast for {report.device}",
+        f"{rate(report.forecast_low)}–{rate(report.forecast_high)} tok/s ({report.forecast_basis})",
+    )
     lines.add_row("measured / forecast", f"{report.ratio:.2f}× (tg mean vs forecast midpoint)")
     lines.add_row("logged to", f"{report.log} — later forecasts for {report.device} use this measurement")
     return Group(table, lines)
@@ -229,12 +259,20 @@ def verify_table(result: Verification) -> Group:
     for column in ("#", "check", "result", "expected", "found"):
         table.add_column(column)
     for c in result.checks:
-        table.add_row(str(c.number), c.name, Text("PASS" if c.passed else "FAIL", style="green" if c.passed else "red"),
-                      c.expected, c.found)
+        table.add_row(
+            str(c.number),
+            c.name,
+            Text("PASS" if c.passed else "FAIL", style="green" if c.passed else "red"),
+            c.expected,
+            c.found,
+        )
     passed = sum(c.passed for c in result.checks)
     table.caption = f"{passed} of {len(result.checks)} checks passed"
-    return Group(table, binder_report(result.binder) if result.binder else Text(""),
-                 *(Text(f"note: {note}") for note in result.notes))
+    return Group(
+        table,
+        binder_report(result.binder) if result.binder else Text(""),
+        *(Text(f"note: {note}") for note in result.notes),
+    )
 
 
 def binder_report(binder: Binder) -> Table:
@@ -246,8 +284,11 @@ def binder_report(binder: Binder) -> Table:
     lines.add_row("binder", f"K {k.k:.3f} on {k.n} items ({binder.runtime}); fp16 reference {binder.fp16_reference}")
     if binder.fidelity:
         f = binder.fidelity
-        lines.add_row("fidelity", f"top-1 agreement {f.top1_agreement:.1%}, mean KL {f.mean_kl:.4f} nats "
-                                  f"over {f.positions:,} positions vs a fresh fp16 export")
+        lines.add_row(
+            "fidelity",
+            f"top-1 agreement {f.top1_agreement:.1%}, mean KL {f.mean_kl:.4f} nats "
+            f"over {f.positions:,} positions vs a fresh fp16 export",
+        )
     wrong = [item for item in k.items if not item.score]
     for item in wrong[:8]:
         lines.add_row(f"✗ {item.id}", repr(item.output.strip()[:60]))

@@ -33,6 +33,7 @@ class Servable(Protocol):
 
     def __exit__(self, *exc: object) -> None: ...
 
+
 DEFAULT_MAX_TOKENS = 256
 
 
@@ -55,8 +56,11 @@ def completion_pieces(session: Servable, path: str, body: dict) -> Iterator[str]
             raise ApiError(HTTPStatus.BAD_REQUEST, "'prompt' must be a string")
         return session.generate(prompt, max_tokens=max_tokens, stream=True, chat=False)
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)
+    ):
         raise ApiError(HTTPStatus.BAD_REQUEST, "'messages' must be a non-empty list of {role, content} objects")
     return session.chat(messages, max_tokens=max_tokens)
 
@@ -73,18 +77,33 @@ class Api:
     def chunk(self, path: str, ident: str, text: str, finish: str | None) -> dict:
         if path == "/v1/completions":
             choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
-            return {"id": ident, "object": "text_completion", "created": int(time.time()), "model": self.model,
-                    "choices": [choice]}
+            return {
+                "id": ident,
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": self.model,
+                "choices": [choice],
+            }
         delta = {"role": "assistant", "content": text} if text else {}
-        return {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()), "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
 
     def whole(self, path: str, ident: str, text: str) -> dict:
         if path == "/v1/completions":
             return self.chunk(path, ident, text, "stop")
         message = {"role": "assistant", "content": text}
-        return {"id": ident, "object": "chat.completion", "created": int(time.time()), "model": self.model,
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+        return {
+            "id": ident,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        }
 
 
 class Handler(BaseHTTPRequestHandler):

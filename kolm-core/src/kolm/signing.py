@@ -24,9 +24,9 @@ from types import ModuleType
 
 from kolm.artifact import sha256_file
 from kolm.atomic import atomic_file
+from kolm.checks import Check
 from kolm.datamodel import KolmModel
 from kolm.errors import ArtifactError, ToolchainMissingError, UsageError
-from kolm.checks import Check
 from kolm.manifest import ExportRecord
 from kolm.record import RECORD, load_record
 
@@ -53,8 +53,7 @@ def covered_files(record: ExportRecord) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def sign_export(export: Path, private_key: Path, certificate: Path | None = None,
-                chain: Sequence[Path] = ()) -> Signed:
+def sign_export(export: Path, private_key: Path, certificate: Path | None = None, chain: Sequence[Path] = ()) -> Signed:
     """Sign an export folder with an EC private key (PEM), or with a signing certificate for that key
     plus the certificate(s) that issued it; the signature replaces `EXPORT_DIR/kolm.sig` atomically."""
     folder, record = load_record(export)
@@ -68,18 +67,23 @@ def sign_export(export: Path, private_key: Path, certificate: Path | None = None
     for p in record.payload:
         file = folder / p.path
         if not file.is_file() or sha256_file(file) != p.sha256:
-            raise ArtifactError(f"{file}: {'missing' if not file.is_file() else 'SHA-256 differs from ' + RECORD}; "
-                                "refusing to sign an export that no longer matches its record")
+            raise ArtifactError(
+                f"{file}: {'missing' if not file.is_file() else 'SHA-256 differs from ' + RECORD}; "
+                "refusing to sign an export that no longer matches its record"
+            )
     config = ms.signing.Config()
     try:
         if certificate is None:
             config.use_elliptic_key_signer(private_key=private_key)
         else:
-            config.use_certificate_signer(private_key=private_key, signing_certificate=certificate,
-                                          certificate_chain=list(chain))
+            config.use_certificate_signer(
+                private_key=private_key, signing_certificate=certificate, certificate_chain=list(chain)
+            )
     except (ValueError, TypeError, AttributeError) as exc:  # bad PEM, encrypted, not EC, cert/key mismatch
-        raise UsageError(f"cannot sign with {private_key}{'' if certificate is None else ' and ' + str(certificate)}: "
-                         f"{_one_line(exc)} (need an unencrypted P-256/P-384/P-521 private key in PEM)") from exc
+        raise UsageError(
+            f"cannot sign with {private_key}{'' if certificate is None else ' and ' + str(certificate)}: "
+            f"{_one_line(exc)} (need an unencrypted P-256/P-384/P-521 private key in PEM)"
+        ) from exc
     with tempfile.TemporaryDirectory(prefix="kolm-sign-") as tmp:  # outside the folder: nothing new to ignore
         unsigned = Path(tmp) / SIGNATURE
         try:
@@ -107,8 +111,9 @@ def check_signature(export: Path, trust: Path) -> Check:
         else:
             config.use_elliptic_key_verifier(public_key=trust)
     except (ValueError, TypeError, AttributeError) as exc:
-        raise UsageError(f"{trust}: not an EC public key (P-256/P-384/P-521) or CA certificate in PEM "
-                         f"({_one_line(exc)})") from exc
+        raise UsageError(
+            f"{trust}: not an EC public key (P-256/P-384/P-521) or CA certificate in PEM ({_one_line(exc)})"
+        ) from exc
     covered = covered_files(record)
     who = f"a certificate chaining to {trust.name}" if is_ca else f"{trust.name} (key {_key_id(trust)})"
     expected = f"{SIGNATURE} by {who}, over {', '.join(covered)}"
@@ -138,17 +143,22 @@ def _model_signing() -> ModuleType:
         import model_signing.signing
         import model_signing.verifying
     except ImportError as exc:
-        raise ToolchainMissingError(f"signing needs model-signing, which does not import here "
-                                    f"(no module {exc.name or exc}); {INSTALL}") from exc
+        raise ToolchainMissingError(
+            f"signing needs model-signing, which does not import here (no module {exc.name or exc}); {INSTALL}"
+        ) from exc
     return model_signing
 
 
 def _hashing(ms: ModuleType, folder: Path, covered: list[str]):
     """model-signing's file-by-file SHA-256, told to ignore every file in the folder but `covered`."""
-    others = sorted(rel for p in folder.rglob("*") if p.is_file() and (rel := p.relative_to(folder).as_posix())
-                    not in covered)
-    return (ms.hashing.Config().use_file_serialization(hashing_algorithm="sha256")
-            .set_ignored_paths(paths=others, ignore_git_paths=False))
+    others = sorted(
+        rel for p in folder.rglob("*") if p.is_file() and (rel := p.relative_to(folder).as_posix()) not in covered
+    )
+    return (
+        ms.hashing.Config()
+        .use_file_serialization(hashing_algorithm="sha256")
+        .set_ignored_paths(paths=others, ignore_git_paths=False)
+    )
 
 
 def _why(exc: Exception, folder: Path, signature: Path, covered: list[str], trust: Path) -> str:
@@ -171,13 +181,18 @@ def _changes(folder: Path, signature: Path, covered: list[str]) -> str | None:
     if signed is None:
         return None
     changed = [n for n in covered if n in signed and (folder / n).is_file() and sha256_file(folder / n) != signed[n]]
-    parts = [f"changed since signing: {', '.join(changed)}" if changed else "",
-             f"missing: {', '.join(n for n in covered if not (folder / n).is_file())}"
-             if any(not (folder / n).is_file() for n in covered) else "",
-             f"not covered by the signature: {', '.join(n for n in covered if n not in signed)}"
-             if any(n not in signed for n in covered) else "",
-             f"signed but no longer in {RECORD}: {', '.join(n for n in signed if n not in covered)}"
-             if any(n not in covered for n in signed) else ""]
+    parts = [
+        f"changed since signing: {', '.join(changed)}" if changed else "",
+        f"missing: {', '.join(n for n in covered if not (folder / n).is_file())}"
+        if any(not (folder / n).is_file() for n in covered)
+        else "",
+        f"not covered by the signature: {', '.join(n for n in covered if n not in signed)}"
+        if any(n not in signed for n in covered)
+        else "",
+        f"signed but no longer in {RECORD}: {', '.join(n for n in signed if n not in covered)}"
+        if any(n not in covered for n in signed)
+        else "",
+    ]
     return "; ".join(p for p in parts if p) or None
 
 

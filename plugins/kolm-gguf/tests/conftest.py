@@ -40,7 +40,6 @@ TIERS = ("fp16", "int8", "int4", "int3")
 SMOL_BASE = "SmolLM2-135M-Instruct"
 
 
-
 @dataclass
 class Packed:
     path: Path  # the .kolm

@@ -64,8 +64,10 @@ def test_pack_file_no_plugin_imports(small_eval_pack, tmp_path):
     other.write_bytes(b"\x80\x04 not a format kolm imports")
     result = kolm("pack", "--from-gguf", other, "--eval", small_eval_pack, "-o", tmp_path / "m.kolm")
     assert result.exit_code == 2
-    assert one_line_error(result.stderr) == \
-        "kolm: error: no installed plugin imports weights.bin; GGUF files need kolm-gguf"
+    assert (
+        one_line_error(result.stderr)
+        == "kolm: error: no installed plugin imports weights.bin; GGUF files need kolm-gguf"
+    )
 
 
 @pytest.mark.slow
@@ -75,7 +77,8 @@ def test_pack_refuses_k_below_the_gate_and_writes_nothing(random_llama, small_ev
     assert result.exit_code == 10
     last = result.stderr.splitlines()[-1]
     assert last.startswith("kolm: error: fp16 K is ") and last.endswith(
-        "below the compile gate 1.01 (--min-k); nothing written")
+        "below the compile gate 1.01 (--min-k); nothing written"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -93,14 +96,27 @@ def gpt2_folder(root: Path) -> Path:
 
     folder = root / "tiny-gpt2"
     folder.mkdir()
-    config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 64, "n_layer": 1, "n_head": 4,
-              "vocab_size": 256, "n_positions": 128, "torch_dtype": "float16"}
+    config = {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "n_embd": 64,
+        "n_layer": 1,
+        "n_head": 4,
+        "vocab_size": 256,
+        "n_positions": 128,
+        "torch_dtype": "float16",
+    }
     (folder / "config.json").write_text(json.dumps(config))
     rng = np.random.default_rng(0)
-    save_file({"transformer.wte.weight": rng.standard_normal((256, 64)).astype(np.float16),
-               "transformer.wpe.weight": rng.standard_normal((128, 64)).astype(np.float16),
-               "transformer.h.0.attn.c_attn.weight": rng.standard_normal((64, 192)).astype(np.float16),
-               "transformer.h.0.ln_1.weight": np.ones(64, np.float16)}, str(folder / "model.safetensors"))
+    save_file(
+        {
+            "transformer.wte.weight": rng.standard_normal((256, 64)).astype(np.float16),
+            "transformer.wpe.weight": rng.standard_normal((128, 64)).astype(np.float16),
+            "transformer.h.0.attn.c_attn.weight": rng.standard_normal((64, 192)).astype(np.float16),
+            "transformer.h.0.ln_1.weight": np.ones(64, np.float16),
+        },
+        str(folder / "model.safetensors"),
+    )
     return folder
 
 
@@ -142,17 +158,26 @@ def tiny_llama_kolm(small_eval_pack, tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny") / "no-tokenizer"
     folder.mkdir()
-    config = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
-              "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
-              "tie_word_embeddings": True, "torch_dtype": "float16"}
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 256,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float16",
+    }
     (folder / "config.json").write_text(json.dumps(config))
     rng = np.random.default_rng(0)
-    save_file({t.name: rng.standard_normal(t.shape).astype(np.float16) for t in llama_inventory(config, "F16").tensors},
-              str(folder / "model.safetensors"))
+    save_file(
+        {t.name: rng.standard_normal(t.shape).astype(np.float16) for t in llama_inventory(config, "F16").tensors},
+        str(folder / "model.safetensors"),
+    )
     art = folder.parent / "no-tokenizer.kolm"
     pack_folder(folder, small_eval_pack, "no-tokenizer", art, "mit")  # no registry: K not measured
     return art
-
 
 
 def test_export_non_llama_artifact_names_the_arch(small_eval_pack, tmp_path):
@@ -267,8 +292,9 @@ def test_run_on_a_folder_that_is_not_an_export(tmp_path):
 def test_serve_verify_needs_a_browser_bundle(smol_export, smol_pack):
     result = kolm("serve", smol_export("int4").folder, "--verify", smol_pack.path, "--port", free_port())
     assert result.exit_code == 2
-    assert one_line_error(result.stderr) == ("kolm: error: --verify serves a .kolm beside a browser page; "
-                                             "export with --target browser")
+    assert one_line_error(result.stderr) == (
+        "kolm: error: --verify serves a .kolm beside a browser page; export with --target browser"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -285,14 +311,15 @@ def server(smol_export, tmp_path_factory):
 @pytest.mark.slow
 def test_serve_lists_the_model(server):
     assert [m["id"] for m in server.models["data"]] == ["SmolLM2-135M-Instruct"]
-    assert (f"serving SmolLM2-135M-Instruct on http://127.0.0.1:{server.port}/v1"
-            in server.stderr.read_text())
+    assert f"serving SmolLM2-135M-Instruct on http://127.0.0.1:{server.port}/v1" in server.stderr.read_text()
 
 
 @pytest.mark.slow
 def test_serve_chat_completion(server):
-    reply = http_json(f"{server.base}/chat/completions",
-                     {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0})
+    reply = http_json(
+        f"{server.base}/chat/completions",
+        {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0},
+    )
     choice = reply["choices"][0]
     assert choice["message"]["role"] == "assistant" and choice["message"]["content"].strip()
     assert 1 <= reply["usage"]["completion_tokens"] <= 8
@@ -300,10 +327,16 @@ def test_serve_chat_completion(server):
 
 @pytest.mark.slow
 def test_serve_streams_completions(server):
-    body = {"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0, "repeat_penalty": 1.0,
-            "stream": True}
-    request = urllib.request.Request(f"{server.base}/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    body = {
+        "prompt": "The capital of France is",
+        "max_tokens": 8,
+        "temperature": 0,
+        "repeat_penalty": 1.0,
+        "stream": True,
+    }
+    request = urllib.request.Request(
+        f"{server.base}/completions", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     chunks = []
     with urllib.request.urlopen(request, timeout=60) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -313,7 +346,7 @@ def test_serve_streams_completions(server):
                 continue
             if line == "data: [DONE]":
                 break
-            chunks.append(json.loads(line[len("data: "):]))
+            chunks.append(json.loads(line[len("data: ") :]))
         else:
             pytest.fail("the stream ended without data: [DONE]")
     text = "".join(c["choices"][0]["text"] for c in chunks)
@@ -358,8 +391,9 @@ def test_bench_measures_logs_and_replaces_the_forecast(smol_pack, smol_export, t
     assert json.loads(kolm(*preview).stdout)["tok_s"]["method"] == "forecast"
 
     export = smol_export("int4")
-    result = kolm("bench", export.folder, "--device", "raspberry-pi-5", "--n-prompt", "64", "--n-gen", "16", "-r", "2",
-                  "--json")
+    result = kolm(
+        "bench", export.folder, "--device", "raspberry-pi-5", "--n-prompt", "64", "--n-gen", "16", "-r", "2", "--json"
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     measured = report["result"]

@@ -47,6 +47,7 @@ MANIFEST = {"kolm.manifest": '{"name": "smol", "tier": "q4"}'}
 
 def _llama(path: Path, **kw):
     import llama_cpp
+
     return llama_cpp.Llama(model_path=str(path), n_ctx=256, verbose=False, seed=0, **kw)
 
 
@@ -204,8 +205,8 @@ def test_round_trip_is_lossless_requantized(smol_gguf, smol: dict[str, Path]) ->
     """F16 round trip re-quantized by llama.cpp to Q4_1 reproduces the original tensors byte for byte,
     and greedy decoding is identical; tokenization of the F16 file equals the original's."""
     import gguf
-
     import llama_cpp
+
     q4 = smol["base"] / "rt.q4_1.gguf"
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_1
@@ -241,6 +242,7 @@ def test_hf_layout_matches_numpy_reference(smol: dict[str, Path]) -> None:
 @pytest.mark.slow
 def test_tokenizer_json_matches_llama_cpp(smol_gguf, smol: dict[str, Path]) -> None:
     import tokenizers
+
     hf_tok = tokenizers.Tokenizer.from_file(str(smol["hf"] / "tokenizer.json"))
     orig = _llama(smol_gguf)
     for text in TEXTS:

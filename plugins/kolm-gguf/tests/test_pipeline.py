@@ -97,10 +97,15 @@ def test_pack_is_deterministic(smol_pack, small_eval_pack, tmp_path):
 def test_export_writes_the_named_gguf_and_its_record(smol_export, tier):
     export = smol_export(tier)
     assert sorted(p.name for p in export.folder.iterdir()) == sorted(
-        [f"SmolLM2-135M-Instruct.{SPELLING[tier]}.gguf", "binder.json", "kolm-export.json"])
+        [f"SmolLM2-135M-Instruct.{SPELLING[tier]}.gguf", "binder.json", "kolm-export.json"]
+    )
     record = export.record
-    assert (record.backend, record.device, record.tier, record.spelling) == ("gguf", "Raspberry Pi 5", tier,
-                                                                             SPELLING[tier])
+    assert (record.backend, record.device, record.tier, record.spelling) == (
+        "gguf",
+        "Raspberry Pi 5",
+        tier,
+        SPELLING[tier],
+    )
     assert export.printed == json.loads((export.folder / "kolm-export.json").read_text())
 
 
@@ -174,8 +179,9 @@ def test_fidelity_orders_the_tiers(smol_export):
 
 def test_preview_after_export_shows_the_measured_k_loss(smol_pack, smol_export):
     exported = smol_export("int8")
-    data = json.loads(kolm("export", smol_pack.path, "--target", "raspberry-pi-5", "--quant", "int8", "--preview",
-                          "--json").stdout)
+    data = json.loads(
+        kolm("export", smol_pack.path, "--target", "raspberry-pi-5", "--quant", "int8", "--preview", "--json").stdout
+    )
     assert data["k_loss_method"].startswith("measured by kolm export ")
     assert data["k_loss_points"] == exported.record.k.drop_points
 
@@ -191,6 +197,7 @@ def test_int4_file_mixes_types_as_llama_cpp_does(smol_export):
 @pytest.mark.parametrize("tier", TIERS)
 def test_export_loads_in_stock_llama_cpp_and_generates(smol_export, tier):
     import llama_cpp
+
     llm = llama_cpp.Llama(model_path=str(smol_export(tier).main), n_ctx=128, n_threads=2, seed=0, verbose=False)
     try:
         out = llm("The capital of France is", max_tokens=4, temperature=0.0, repeat_penalty=1.0)
@@ -218,8 +225,16 @@ def test_same_artifact_exports_to_the_same_bytes(smol_pack, smol_export, tmp_pat
     reg = registry()
     device = reg.devices().find("raspberry-pi-5")
     check = first.record.size_check
-    record = export_artifact(reg, smol_pack.path, device, "int4", "gguf", tmp_path / "again",
-                             check.forecast_bytes, check.read_per_token_bytes)
+    record = export_artifact(
+        reg,
+        smol_pack.path,
+        device,
+        "int4",
+        "gguf",
+        tmp_path / "again",
+        check.forecast_bytes,
+        check.read_per_token_bytes,
+    )
     assert record.payload == first.record.payload
     assert sha256(tmp_path / "again" / first.main.name) == sha256(first.main)
     assert record.lockfile == first.record.lockfile and record.k == first.record.k

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from kolm_gguf import quant_plan as qp
-from kolm_gguf.plugin import ftypes
 from kolm_gguf.gguf_file import read_header
+from kolm_gguf.plugin import ftypes
 
 
 def read_gguf(path):
@@ -22,17 +22,24 @@ def read_gguf(path):
     header = read_header(path)
     return [(e.key, e.value, e.vtype) for e in header.entries], header.tensors
 
+
 def smollm2_inventory() -> list[tuple[str, tuple[int, ...]]]:
     """SmolLM2-135M (hidden 576, 30 layers, 9/3 heads, ffn 1536, tied), GGUF order."""
     h, ff, kv, vocab = 576, 1536, 192, 49152
     out = [("token_embd.weight", (h, vocab)), ("output_norm.weight", (h,))]
     for i in range(30):
         b = f"blk.{i}."
-        out += [(b + "attn_norm.weight", (h,)), (b + "ffn_norm.weight", (h,)),
-                (b + "attn_q.weight", (h, h)), (b + "attn_k.weight", (h, kv)),
-                (b + "attn_v.weight", (h, kv)), (b + "attn_output.weight", (h, h)),
-                (b + "ffn_gate.weight", (h, ff)), (b + "ffn_up.weight", (h, ff)),
-                (b + "ffn_down.weight", (ff, h))]
+        out += [
+            (b + "attn_norm.weight", (h,)),
+            (b + "ffn_norm.weight", (h,)),
+            (b + "attn_q.weight", (h, h)),
+            (b + "attn_k.weight", (h, kv)),
+            (b + "attn_v.weight", (h, kv)),
+            (b + "attn_output.weight", (h, h)),
+            (b + "ffn_gate.weight", (h, ff)),
+            (b + "ffn_up.weight", (h, ff)),
+            (b + "ffn_down.weight", (ff, h)),
+        ]
     return out
 
 
@@ -54,13 +61,33 @@ def test_rules_for_divisible_shapes():
     h, ff = 256, 512
     inv = [("token_embd.weight", (h, 1000)), ("output.weight", (h, 1000)), ("output_norm.weight", (h,))]
     for i in range(8):
-        inv += [(f"blk.{i}.attn_v.weight", (h, 128)), (f"blk.{i}.ffn_down.weight", (ff, h)),
-                (f"blk.{i}.attn_q.weight", (h, h)), (f"blk.{i}.ffn_gate_inp.weight", (h, 4))]
+        inv += [
+            (f"blk.{i}.attn_v.weight", (h, 128)),
+            (f"blk.{i}.ffn_down.weight", (ff, h)),
+            (f"blk.{i}.attn_q.weight", (h, h)),
+            (f"blk.{i}.ffn_gate_inp.weight", (h, 4)),
+        ]
     t = qp.plan_types(inv, "Q4_K_M")
     assert [t[f"blk.{i}.attn_v.weight"] for i in range(8)] == [
-        "Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q6_K"]
+        "Q6_K",
+        "Q4_K",
+        "Q4_K",
+        "Q6_K",
+        "Q4_K",
+        "Q4_K",
+        "Q6_K",
+        "Q6_K",
+    ]
     assert [t[f"blk.{i}.ffn_down.weight"] for i in range(8)] == [
-        "Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q6_K"]
+        "Q6_K",
+        "Q4_K",
+        "Q4_K",
+        "Q6_K",
+        "Q4_K",
+        "Q4_K",
+        "Q6_K",
+        "Q6_K",
+    ]
     assert t["output.weight"] == "Q6_K" and t["token_embd.weight"] == "Q4_K"
     assert t["blk.0.ffn_gate_inp.weight"] == "F32"  # routers are never quantized
     t3 = qp.plan_types(inv, "Q3_K_S")
@@ -69,28 +96,40 @@ def test_rules_for_divisible_shapes():
 
 
 def test_fallbacks_and_70b_rule():
-    inv = [("blk.0.ffn_down.weight", (1000, 64)), ("blk.0.attn_q.weight", (96, 64)),
-           ("token_embd.weight", (96, 10))]
+    inv = [("blk.0.ffn_down.weight", (1000, 64)), ("blk.0.attn_q.weight", (96, 64)), ("token_embd.weight", (96, 10))]
     assert qp.plan_types(inv, "Q8_0")["blk.0.ffn_down.weight"] == "F16"  # 1000 % 32 != 0
     assert qp.plan_types(inv, "Q4_K_M")["blk.0.attn_q.weight"] == "Q5_0"  # 96 % 256 != 0
     assert qp.plan_types(inv, "Q3_K_S")["token_embd.weight"] == "Q8_0"  # tied: output rule
     # Llama-70B shape (80 layers, GQA): attn_v Q3_K -> Q5_K in Q3_K_S
     big = []
     for i in range(80):
-        big += [(f"blk.{i}.attn_q.weight", (8192, 8192)), (f"blk.{i}.attn_k.weight", (8192, 1024)),
-                (f"blk.{i}.attn_v.weight", (8192, 1024))]
+        big += [
+            (f"blk.{i}.attn_q.weight", (8192, 8192)),
+            (f"blk.{i}.attn_k.weight", (8192, 1024)),
+            (f"blk.{i}.attn_v.weight", (8192, 1024)),
+        ]
     assert qp.plan_types(big, "Q3_K_S")["blk.5.attn_v.weight"] == "Q5_K"
     assert qp.plan_types(big[:-3], "Q3_K_S")["blk.5.attn_v.weight"] == "Q3_K"  # 79 layers
 
 
 def test_metadata_bytes_and_layout():
-    meta = [("general.architecture", "llama"), ("llama.block_count", 2, "UINT32"),
-            ("tokenizer.ggml.tokens", ["a", "bc"]), ("tokenizer.ggml.scores", [0.0, 1.5]),
-            ("split.count", 2, "UINT16")]
+    meta = [
+        ("general.architecture", "llama"),
+        ("llama.block_count", 2, "UINT32"),
+        ("tokenizer.ggml.tokens", ["a", "bc"]),
+        ("tokenizer.ggml.scores", [0.0, 1.5]),
+        ("split.count", 2, "UINT16"),
+    ]
     nbytes, n_kv = qp.kv_section_bytes(meta)
     assert n_kv == 6  # split.count dropped; file_type and quantization_version added
-    assert nbytes == ((8 + 20 + 4 + 8 + 5) + (8 + 17 + 4 + 4) + (8 + 21 + 4 + 4 + 8 + 9 + 10)
-                      + (8 + 21 + 4 + 4 + 8 + 8) + (8 + 28 + 4 + 4) + (8 + 17 + 4 + 4))
+    assert nbytes == (
+        (8 + 20 + 4 + 8 + 5)
+        + (8 + 17 + 4 + 4)
+        + (8 + 21 + 4 + 4 + 8 + 9 + 10)
+        + (8 + 21 + 4 + 4 + 8 + 8)
+        + (8 + 28 + 4 + 4)
+        + (8 + 17 + 4 + 4)
+    )
     inv = [("a.weight", (32, 3)), ("b", (5,))]
     expected_meta = 24 + nbytes + (8 + 8 + 4 + 16 + 4 + 8) + (8 + 1 + 4 + 8 + 4 + 8)
     size = qp.gguf_file_size(inv, "F16", meta)
@@ -103,11 +142,26 @@ def test_hf_names_agree_with_gguf_py():
 
     n_blocks = 2
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_blocks)
-    hf = ["model.embed_tokens.weight", "lm_head.weight", "model.norm.weight",
-          *(f"model.layers.1.{m}.weight" for m in ("input_layernorm", "self_attn.q_proj", "self_attn.k_proj",
-                                                    "self_attn.v_proj", "self_attn.o_proj", "post_attention_layernorm",
-                                                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")),
-          "model.layers.0.self_attn.q_proj.bias"]
+    hf = [
+        "model.embed_tokens.weight",
+        "lm_head.weight",
+        "model.norm.weight",
+        *(
+            f"model.layers.1.{m}.weight"
+            for m in (
+                "input_layernorm",
+                "self_attn.q_proj",
+                "self_attn.k_proj",
+                "self_attn.v_proj",
+                "self_attn.o_proj",
+                "post_attention_layernorm",
+                "mlp.gate_proj",
+                "mlp.up_proj",
+                "mlp.down_proj",
+            )
+        ),
+        "model.layers.0.self_attn.q_proj.bias",
+    ]
     for name in hf:
         assert gguf_name(name) == name_map.get_name(name, try_suffixes=(".weight", ".bias")), name
     assert gguf_name("model.layers.0.mlp.gate_up_proj.weight") == "blk.0.ffn_up.weight"  # phi3 fused
@@ -127,6 +181,7 @@ def test_block_sizes_match_gguf_py():
 
 def _quantize(src: Path, dst: Path, ftype: str) -> None:
     import llama_cpp
+
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype}")
     params.allow_requantize = True
@@ -137,11 +192,11 @@ def _quantize(src: Path, dst: Path, ftype: str) -> None:
 def _reader_types(path: Path) -> dict[str, str]:
     """Per-tensor types as gguf.GGUFReader reports them (slow on files with a big vocabulary)."""
     import gguf
+
     return {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
 
 
-def _check_all_tiers(src: Path, tmp: Path, arch: str,
-                     reader_tiers: tuple[str, ...] = ()) -> dict[str, tuple[int, int]]:
+def _check_all_tiers(src: Path, tmp: Path, arch: str, reader_tiers: tuple[str, ...] = ()) -> dict[str, tuple[int, int]]:
     """Quantize ``src`` to every tier; assert types and size. Returns {tier: (predicted, actual)}.
 
     The inventory passed to the predictor is names and shapes only, as kolm has them.
@@ -169,15 +224,30 @@ def _tokenizer_meta(smol: Path | None) -> list[tuple[str, object, str]]:
         return [e for e in read_gguf(str(smol))[0] if e[0].startswith("tokenizer.")]
     # the quantizer never loads the vocabulary; a small gpt2-style one is enough
     toks = [f"t{i}" for i in range(1000)]
-    return [("tokenizer.ggml.model", "gpt2", "STRING"), ("tokenizer.ggml.tokens", toks, "STRING"),
-            ("tokenizer.ggml.token_type", [1] * len(toks), "INT32")]
+    return [
+        ("tokenizer.ggml.model", "gpt2", "STRING"),
+        ("tokenizer.ggml.tokens", toks, "STRING"),
+        ("tokenizer.ggml.token_type", [1] * len(toks), "INT32"),
+    ]
 
 
-def _write_random_llama(path: Path, *, arch: str, hidden: int, n_layer: int, n_head: int,
-                        n_kv: int, ff: int, tied: bool, file_type_keys: bool, seed: int,
-                        smollm2_tokenizer: Path | None) -> None:
+def _write_random_llama(
+    path: Path,
+    *,
+    arch: str,
+    hidden: int,
+    n_layer: int,
+    n_head: int,
+    n_kv: int,
+    ff: int,
+    tied: bool,
+    file_type_keys: bool,
+    seed: int,
+    smollm2_tokenizer: Path | None,
+) -> None:
     import gguf
     import numpy as np
+
     rng = np.random.default_rng(seed)
     tok = _tokenizer_meta(smollm2_tokenizer)
     vocab = len(next(v for k, v, _ in tok if k == "tokenizer.ggml.tokens"))
@@ -236,20 +306,51 @@ def _write_random_llama(path: Path, *, arch: str, hidden: int, n_layer: int, n_h
 
 RANDOM_MODELS = {
     # tied output, GQA 4/2, everything divisible by 256, no file_type keys in the source
-    "tied_gqa": dict(arch="llama", hidden=256, n_layer=4, n_head=4, n_kv=2, ff=768, tied=True,
-                     file_type_keys=False, seed=1, smollm2_tokenizer=True),
+    "tied_gqa": dict(
+        arch="llama",
+        hidden=256,
+        n_layer=4,
+        n_head=4,
+        n_kv=2,
+        ff=768,
+        tied=True,
+        file_type_keys=False,
+        seed=1,
+        smollm2_tokenizer=True,
+    ),
     # untied output, GQA 8/2, ffn 1376 = 43*32: ffn_down falls back from K-quants
-    "untied_ff1376": dict(arch="llama", hidden=512, n_layer=3, n_head=8, n_kv=2, ff=1376,
-                          tied=False, file_type_keys=True, seed=2, smollm2_tokenizer=False),
+    "untied_ff1376": dict(
+        arch="llama",
+        hidden=512,
+        n_layer=3,
+        n_head=8,
+        n_kv=2,
+        ff=1376,
+        tied=False,
+        file_type_keys=True,
+        seed=2,
+        smollm2_tokenizer=False,
+    ),
     # qwen2 with q/k/v biases, MHA, 8 layers, ffn 1000 (not a multiple of 32: ffn_down -> F16)
-    "qwen2_ff1000": dict(arch="qwen2", hidden=256, n_layer=8, n_head=4, n_kv=4, ff=1000,
-                         tied=False, file_type_keys=True, seed=3, smollm2_tokenizer=False),
+    "qwen2_ff1000": dict(
+        arch="qwen2",
+        hidden=256,
+        n_layer=8,
+        n_head=4,
+        n_kv=4,
+        ff=1000,
+        tied=False,
+        file_type_keys=True,
+        seed=3,
+        smollm2_tokenizer=False,
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(RANDOM_MODELS))
 def test_random_llama_models_quantize_as_predicted(case, tmp_path, request):
     import llama_cpp  # noqa: F401 - the toolchain this test needs
+
     cfg = RANDOM_MODELS[case]
     src = tmp_path / f"{case}.F16.gguf"
     tokenizer = request.getfixturevalue("smol_gguf") if cfg["smollm2_tokenizer"] else None
@@ -276,12 +377,14 @@ def test_metadata_as_byte_count(tmp_path):
     """The int form of ``metadata``: the KV-section length of a source holding file_type keys."""
     import gguf
     import llama_cpp  # noqa: F401 - the toolchain this test needs
+
     cfg = RANDOM_MODELS["qwen2_ff1000"]
     src, dst = tmp_path / "src.gguf", tmp_path / "dst.gguf"
     _write_random_llama(src, **{**cfg, "smollm2_tokenizer": None})
     fields = gguf.GGUFReader(str(src)).fields
-    kv_end = max(f.offset + sum(p.nbytes for p in f.parts)
-                 for name, f in fields.items() if not name.startswith("GGUF."))
+    kv_end = max(
+        f.offset + sum(p.nbytes for p in f.parts) for name, f in fields.items() if not name.startswith("GGUF.")
+    )
     kv_bytes = kv_end - 24  # magic, version, n_tensors, n_kv
     meta, tensors = read_gguf(str(src))
     assert qp.kv_section_bytes(meta)[0] == kv_bytes

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.slow  # needs the session's packed SmolLM2 and its expo
 
 
 def verify(export: Path, artifact: Path, *extra: str):
-    result = CliRunner().invoke(cli, ["verify", str(export), "--against", str(artifact), "--json",
-                                      "--min-k", "0", "--max-k-drop", "100", *extra])
+    result = CliRunner().invoke(
+        cli,
+        ["verify", str(export), "--against", str(artifact), "--json", "--min-k", "0", "--max-k-drop", "100", *extra],
+    )
     return result.exit_code, json.loads(result.stdout) if result.stdout.startswith("{") else result
 
 
@@ -53,9 +55,13 @@ def test_a_good_export_passes_all_six(smol_pack, int4_copy):
     code, evidence = verify(int4_copy, smol_pack.path)
     assert code == 0 and evidence["passed"] and failed(evidence) == []
     assert [c["name"] for c in evidence["checks"]] == [
-        "manifest is valid RS-1", "payload SHA-256 matches", "eval pack hash matches",
-        "quant tier matches the tensor types", "K recomputed matches the recorded K",
-        "K at or above the gate, drop within tolerance"]
+        "manifest is valid RS-1",
+        "payload SHA-256 matches",
+        "eval pack hash matches",
+        "quant tier matches the tensor types",
+        "K recomputed matches the recorded K",
+        "K at or above the gate, drop within tolerance",
+    ]
     assert len(evidence["binder"]["k"]["items"]) == 3
     recorded = json.loads((int4_copy / "kolm-export.json").read_text())["k"]["fidelity"]
     assert evidence["binder"]["fidelity"] == recorded  # regenerated from a fresh fp16 export, same numbers

@@ -31,8 +31,9 @@ def test_export_writes_an_mlx_folder_within_one_percent_of_the_forecast(smol_exp
     record, folder = exported.record, exported.folder
     on_disk = sorted(p.name for p in folder.iterdir() if p.name not in ("kolm-export.json", "binder.json"))
     assert [p.path for p in record.payload] == ["model.safetensors", *[n for n in on_disk if n != "model.safetensors"]]
-    preview = json.loads(invoke("export", smol_pack, "--target", "m3-pro", "--quant", tier, "--preview",
-                                "--json").stdout)
+    preview = json.loads(
+        invoke("export", smol_pack, "--target", "m3-pro", "--quant", tier, "--preview", "--json").stdout
+    )
     actual = payload_bytes(folder, record)
     assert abs(preview["size_bytes"] - actual) / actual < 0.01, (preview["size_bytes"], actual)
     assert record.size_check.actual_bytes == actual and abs(record.size_check.error_percent) < 1
@@ -46,8 +47,8 @@ def test_export_writes_an_mlx_folder_within_one_percent_of_the_forecast(smol_exp
 @pytest.mark.slow
 @pytest.mark.parametrize("tier", TIERS)
 def test_k_is_stamped_and_the_manifest_read_back_from_the_safetensors_header(smol_export, tier):
-    from kolm.plugins import registry
     from kolm.api import RunRequest
+    from kolm.plugins import registry
     from kolm_mlx.safetensors_file import read_header
 
     exported = smol_export(tier)
@@ -57,8 +58,11 @@ def test_k_is_stamped_and_the_manifest_read_back_from_the_safetensors_header(smo
     metadata, _ = read_header(exported.folder / "model.safetensors")
     assert metadata["format"] == "mlx"  # mlx-lm's own key is kept
     assert json.loads(metadata["kolm.manifest"]) == record.manifest.model_dump(mode="json", by_alias=True)
-    facts = registry().backend("mlx").read_payload(RunRequest(path=exported.folder,
-                                                             payload=[p.path for p in record.payload]))
+    facts = (
+        registry()
+        .backend("mlx")
+        .read_payload(RunRequest(path=exported.folder, payload=[p.path for p in record.payload]))
+    )
     assert facts.tier == tier
 
 
@@ -100,8 +104,8 @@ def test_verify_fails_a_tampered_weight_file(smol_export, smol_pack, tmp_path):
 
 @pytest.mark.slow
 def test_the_tier_comes_from_the_tensors_not_from_what_config_json_claims(smol_export, tmp_path):
-    from kolm.plugins import registry
     from kolm.api import RunRequest
+    from kolm.plugins import registry
 
     folder = tmp_path / "relabelled"
     shutil.copytree(smol_export("int4").folder, folder)
@@ -115,8 +119,9 @@ def test_the_tier_comes_from_the_tensors_not_from_what_config_json_claims(smol_e
 
 @pytest.mark.slow
 def test_export_check_reproduces_the_same_bytes(smol_export, smol_pack):
-    result = invoke("export", smol_pack, "--target", "m3-pro", "--quant", "int4", "-o", smol_export("int4").folder,
-                    "--check")
+    result = invoke(
+        "export", smol_pack, "--target", "m3-pro", "--quant", "int4", "-o", smol_export("int4").folder, "--check"
+    )
     assert result.exit_code == 0, result.output
     assert "the same bytes" in result.stdout
 
@@ -137,8 +142,19 @@ def test_run_raw_continues_the_prompt(smol_export):
 
 @pytest.mark.slow
 def test_bench_measures_pp_tg_load_and_memory(smol_export):
-    result = invoke("bench", smol_export("int4").folder, "--device", "m3-pro", "--n-prompt", "32", "--n-gen", "8",
-                    "-r", "2", "--json")
+    result = invoke(
+        "bench",
+        smol_export("int4").folder,
+        "--device",
+        "m3-pro",
+        "--n-prompt",
+        "32",
+        "--n-gen",
+        "8",
+        "-r",
+        "2",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     measured = report["result"]
@@ -155,18 +171,25 @@ def test_serve_answers_models_and_chat_completions(smol_export, tmp_path):
     slower than kolm's own session (see kolm_mlx.runtime)."""
     with api_server(smol_export("fp16").folder, tmp_path, SERVER_START_S) as server:
         assert server.models["object"] == "list"
-        reply = http_json(f"{server.base}/chat/completions", {
-            "messages": [{"role": "user", "content": "What is the capital of France?"}],
-            "max_tokens": 12, "temperature": 0})
+        reply = http_json(
+            f"{server.base}/chat/completions",
+            {
+                "messages": [{"role": "user", "content": "What is the capital of France?"}],
+                "max_tokens": 12,
+                "temperature": 0,
+            },
+        )
         assert "Paris" in reply["choices"][0]["message"]["content"]
     assert (Path(os.environ["HF_HOME"]) / "hub").is_dir()
 
 
 def test_forecasting_never_imports_mlx(smol_pack):
-    code = ("import sys, json; from click.testing import CliRunner; from kolm.cli import cli; "
-            f"r = CliRunner().invoke(cli, ['export', {str(smol_pack)!r}, '--target', 'm3-max', '--quant', 'int4', "
-            "'--preview', '--json']); assert r.exit_code == 0, r.output; "
-            "print(json.loads(r.stdout)['size_method']); assert not [m for m in sys.modules if m.startswith('mlx')]")
+    code = (
+        "import sys, json; from click.testing import CliRunner; from kolm.cli import cli; "
+        f"r = CliRunner().invoke(cli, ['export', {str(smol_pack)!r}, '--target', 'm3-max', '--quant', 'int4', "
+        "'--preview', '--json']); assert r.exit_code == 0, r.output; "
+        "print(json.loads(r.stdout)['size_method']); assert not [m for m in sys.modules if m.startswith('mlx')]"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("mlx-lm per-tensor rule (211 tensors at 4-bit g64")

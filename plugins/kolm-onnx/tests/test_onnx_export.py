@@ -16,8 +16,8 @@ KIND = {"fp16": "MatMul float32", "int8": "MatMulNBits bits=8 block=32", "int4":
 
 
 def read_payload(folder, record):
-    from kolm.plugins import registry
     from kolm.api import RunRequest
+    from kolm.plugins import registry
 
     return registry().backend("onnx").read_payload(RunRequest(path=folder, payload=[p.path for p in record.payload]))
 
@@ -99,15 +99,27 @@ def test_run_port_serves_the_openai_api(smol_export, tmp_path):
     """`kolm run EXPORT --port P`: kolm's own server (kolm.server) around the ONNX session."""
     with api_server(smol_export("fp16").folder, tmp_path) as server:
         assert [m["id"] for m in server.models["data"]] == ["SmolLM2-135M-Instruct"]
-        chat = http_json(server.base + "/chat/completions",
-                         {"messages": [{"role": "user", "content": "What is the capital of France?"}],
-                          "max_tokens": 12})
+        chat = http_json(
+            server.base + "/chat/completions",
+            {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 12},
+        )
         assert "Paris" in chat["choices"][0]["message"]["content"]
 
 
 def test_bench_measures_this_machine(kolm, smol_export):
-    result = kolm("bench", smol_export("int4").folder, "--device", "pixel-8", "--n-prompt", "32", "--n-gen", "16",
-                    "-r", "2", "--json")
+    result = kolm(
+        "bench",
+        smol_export("int4").folder,
+        "--device",
+        "pixel-8",
+        "--n-prompt",
+        "32",
+        "--n-gen",
+        "16",
+        "-r",
+        "2",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     measured = json.loads(result.stdout)["result"]
     assert measured["runtime"].startswith("onnxruntime-genai")

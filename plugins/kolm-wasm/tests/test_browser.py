@@ -45,8 +45,7 @@ def test_verify_in_the_tab_agrees_with_kolm_verify(bundle, smol_pack, chromium):
     assert page.get_attribute("#checks", "data-passed") == str(native["passed"]).lower()
 
 
-def test_verify_in_the_tab_passes_on_a_good_bundle_and_fails_on_a_tampered_part(bundle, smol_pack, chromium,
-                                                                                  tmp_path):
+def test_verify_in_the_tab_passes_on_a_good_bundle_and_fails_on_a_tampered_part(bundle, smol_pack, chromium, tmp_path):
     good = bundle("int4", part_bytes=SMALL_PART)
     with kolm_serve(good, verify=smol_pack) as served:
         tab = verify_in_tab(open_page(chromium, served.url + "?min_k=0"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from kolm.record import load_record
 from kolm_testing import invoke
 from wasm_harness import SMALL_PART
@@ -63,7 +62,8 @@ def test_without_the_gguf_backend_the_error_names_the_install(smol_pack, tmp_pat
         registry.cache_clear()
     assert result.exit_code == 7 and result.stderr == (
         "kolm: error: backend wasm builds on gguf, which is unusable: backend gguf is not installed; "
-        "pip install kolm-gguf\n")
+        "pip install kolm-gguf\n"
+    )
     assert not (tmp_path / "x").exists()
 
 

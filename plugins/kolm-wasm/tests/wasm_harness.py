@@ -47,8 +47,10 @@ def open_page(browser, url: str, context=None):
     """A page on `url` (in `context`, else a fresh one) once the model has loaded."""
     page = (context or browser.new_context()).new_page()
     page.goto(url)
-    page.wait_for_function("window.kolm && (window.kolm.wllama || document.getElementById('status')"
-                           ".textContent.startsWith('error'))", timeout=120_000)
+    page.wait_for_function(
+        "window.kolm && (window.kolm.wllama || document.getElementById('status').textContent.startsWith('error'))",
+        timeout=120_000,
+    )
     status = page.text_content("#status")
     assert status.startswith("ready"), status
     return page

@@ -13,7 +13,11 @@ backend, device_profiles, forecast_throughput = _data.backend, _data.device_prof
 def forecast_size(spec: ModelSpec, recipe: TierRecipe) -> SizeForecast:
     """Example rule, not checked against an RKLLM file: weights at `bits`, one fp32 scale per row."""
     bits = recipe.options["bits"]
-    weights = sum(t.numel * bits // 8 + 4 * t.shape[0] if len(t.shape) == 2 else 2 * t.numel
-                  for t in spec.inventory.tensors)
-    return SizeForecast(bytes=weights, read_per_token_bytes=weights,
-                        method=f"{recipe.spelling}: {bits}-bit weights, fp32 row scales (example rule)")
+    weights = sum(
+        t.numel * bits // 8 + 4 * t.shape[0] if len(t.shape) == 2 else 2 * t.numel for t in spec.inventory.tensors
+    )
+    return SizeForecast(
+        bytes=weights,
+        read_per_token_bytes=weights,
+        method=f"{recipe.spelling}: {bits}-bit weights, fp32 row scales (example rule)",
+    )

@@ -17,9 +17,15 @@ def bench_gguf(request: BenchRequest, model: Path) -> BenchResult:
     llama_cpp = import_llama_cpp()
     threads = request.threads or os.cpu_count() or 1
     start = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=str(model), n_ctx=request.n_prompt + request.n_gen + 16,
-                          n_batch=max(request.n_prompt, 32), n_threads=threads, n_threads_batch=threads,
-                          seed=0, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=str(model),
+        n_ctx=request.n_prompt + request.n_gen + 16,
+        n_batch=max(request.n_prompt, 32),
+        n_threads=threads,
+        n_threads_batch=threads,
+        seed=0,
+        verbose=False,
+    )
     load_s = time.perf_counter() - start
     try:
         rng = random.Random(0)
@@ -34,13 +40,18 @@ def bench_gguf(request: BenchRequest, model: Path) -> BenchResult:
             llm.reset()
             llm.eval([llm.token_bos()])
             start = time.perf_counter()
-            for token in tokens[request.n_prompt:]:
+            for token in tokens[request.n_prompt :]:
                 llm.eval([token])
             tg.append(request.n_gen / (time.perf_counter() - start))
     finally:
         llm.close()
     return BenchResult(
-        runtime=f"llama-cpp-python {llama_cpp.__version__}", pp=Rate.of(pp), tg=Rate.of(tg),
-        load_s=load_s, peak_rss_bytes=peak_rss_bytes(),
-        n_prompt=request.n_prompt, n_gen=request.n_gen, threads=threads,
+        runtime=f"llama-cpp-python {llama_cpp.__version__}",
+        pp=Rate.of(pp),
+        tg=Rate.of(tg),
+        load_s=load_s,
+        peak_rss_bytes=peak_rss_bytes(),
+        n_prompt=request.n_prompt,
+        n_gen=request.n_gen,
+        threads=threads,
     )

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kolm.errors import BackendError
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
+from kolm.errors import BackendError
 
 from kolm_gguf.runtime import import_llama_cpp
 
@@ -69,6 +69,9 @@ def export_gguf(request: ExportRequest) -> ExportResult:
     return ExportResult(
         payload=[target.name],
         toolchain=toolchain_versions("kolm-gguf", "llama-cpp-python", "gguf"),
-        flags={"converter": "kolm_gguf.convert.hf_to_gguf (F16, norms F32)", "ftype": request.spelling,
-               "quantizer": "llama_model_quantize defaults" if request.spelling != "F16" else "none"},
+        flags={
+            "converter": "kolm_gguf.convert.hf_to_gguf (F16, norms F32)",
+            "ftype": request.spelling,
+            "quantizer": "llama_model_quantize defaults" if request.spelling != "F16" else "none",
+        },
     )

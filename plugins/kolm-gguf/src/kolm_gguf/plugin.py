@@ -74,8 +74,12 @@ def embed_manifest(out_dir: Path, payload: list[str], manifest_json: str) -> boo
 def run(request: RunRequest) -> Session:
     from kolm_gguf.runtime import GgufSession
 
-    return GgufSession(request.path / request.payload[0], n_ctx=request.n_ctx,
-                       threads=request.threads or os.cpu_count(), seed=request.seed)
+    return GgufSession(
+        request.path / request.payload[0],
+        n_ctx=request.n_ctx,
+        threads=request.threads or os.cpu_count(),
+        seed=request.seed,
+    )
 
 
 @hookimpl
@@ -84,9 +88,11 @@ def read_payload(request: RunRequest) -> PayloadFacts:
     from kolm_gguf.size import tier_of, type_mix
 
     header = read_header(request.path / request.payload[0])
-    return PayloadFacts(manifest_json=header.get(MANIFEST_KEY),
-                        tier=tier_of(header.tensors, ftypes(), header.get("general.architecture", "llama")),
-                        types=type_mix(kind for _, _, kind in header.tensors)[1])
+    return PayloadFacts(
+        manifest_json=header.get(MANIFEST_KEY),
+        tier=tier_of(header.tensors, ftypes(), header.get("general.architecture", "llama")),
+        types=type_mix(kind for _, _, kind in header.tensors)[1],
+    )
 
 
 @hookimpl

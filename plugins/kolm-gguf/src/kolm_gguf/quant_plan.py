@@ -47,12 +47,38 @@ Meta = tuple[str, Any] | tuple[str, Any, Any]
 # (weights per block, bytes per block) of each ggml type: gguf-py's GGML_QUANT_SIZES, copied so a
 # forecast never imports gguf (and numpy); a test checks the copy against gguf.constants.
 QUANT_SIZES = {
-    "F32": (1, 4), "F16": (1, 2), "BF16": (1, 2), "F64": (1, 8), "I8": (1, 1), "I16": (1, 2), "I32": (1, 4),
-    "I64": (1, 8), "Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22), "Q5_1": (32, 24), "Q8_0": (32, 34),
-    "Q8_1": (32, 40), "Q2_K": (256, 84), "Q3_K": (256, 110), "Q4_K": (256, 144), "Q5_K": (256, 176),
-    "Q6_K": (256, 210), "Q8_K": (256, 292), "IQ2_XXS": (256, 66), "IQ2_XS": (256, 74), "IQ3_XXS": (256, 98),
-    "IQ1_S": (256, 50), "IQ4_NL": (32, 18), "IQ3_S": (256, 110), "IQ2_S": (256, 82), "IQ4_XS": (256, 136),
-    "IQ1_M": (256, 56), "TQ1_0": (256, 54), "TQ2_0": (256, 66), "MXFP4": (32, 17),
+    "F32": (1, 4),
+    "F16": (1, 2),
+    "BF16": (1, 2),
+    "F64": (1, 8),
+    "I8": (1, 1),
+    "I16": (1, 2),
+    "I32": (1, 4),
+    "I64": (1, 8),
+    "Q4_0": (32, 18),
+    "Q4_1": (32, 20),
+    "Q5_0": (32, 22),
+    "Q5_1": (32, 24),
+    "Q8_0": (32, 34),
+    "Q8_1": (32, 40),
+    "Q2_K": (256, 84),
+    "Q3_K": (256, 110),
+    "Q4_K": (256, 144),
+    "Q5_K": (256, 176),
+    "Q6_K": (256, 210),
+    "Q8_K": (256, 292),
+    "IQ2_XXS": (256, 66),
+    "IQ2_XS": (256, 74),
+    "IQ3_XXS": (256, 98),
+    "IQ1_S": (256, 50),
+    "IQ4_NL": (32, 18),
+    "IQ3_S": (256, 110),
+    "IQ2_S": (256, 82),
+    "IQ4_XS": (256, 136),
+    "IQ1_M": (256, 56),
+    "TQ1_0": (256, 54),
+    "TQ2_0": (256, 66),
+    "MXFP4": (32, 17),
 }
 
 
@@ -81,14 +107,40 @@ def tensor_nbytes(shape: Sequence[int], type_name: str) -> int:
 # type selection (llama-quant.cpp)
 
 _NOT_QUANTIZED = (
-    "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel",
-    "per_layer_model_proj", "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight",
-    "indexer.q_proj.weight", "time_mix_first.weight", "time_mix_w0.weight", "time_mix_w1.weight",
-    "time_mix_w2.weight", "time_mix_v0.weight", "time_mix_v1.weight", "time_mix_v2.weight",
-    "time_mix_a0.weight", "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight",
-    "time_mix_g2.weight", "time_mix_decay_w1.weight", "time_mix_decay_w2.weight",
-    "time_mix_lerp_fused.weight", "attn_rel_b.weight", ".position_embd", "sam.pos_embd",
-    "sam.neck.", "sam.net_", ".rel_pos", ".patch_embd", ".patch_merger", "a.rvq.codebook",
+    "_norm.weight",
+    "ffn_gate_inp.weight",
+    "ffn_gate_tid2eid.weight",
+    "altup",
+    "laurel",
+    "per_layer_model_proj",
+    "ssm_conv1d",
+    "shortconv.conv.weight",
+    "indexer.k_proj.weight",
+    "indexer.q_proj.weight",
+    "time_mix_first.weight",
+    "time_mix_w0.weight",
+    "time_mix_w1.weight",
+    "time_mix_w2.weight",
+    "time_mix_v0.weight",
+    "time_mix_v1.weight",
+    "time_mix_v2.weight",
+    "time_mix_a0.weight",
+    "time_mix_a1.weight",
+    "time_mix_a2.weight",
+    "time_mix_g1.weight",
+    "time_mix_g2.weight",
+    "time_mix_decay_w1.weight",
+    "time_mix_decay_w2.weight",
+    "time_mix_lerp_fused.weight",
+    "attn_rel_b.weight",
+    ".position_embd",
+    "sam.pos_embd",
+    "sam.neck.",
+    "sam.net_",
+    ".rel_pos",
+    ".patch_embd",
+    ".patch_merger",
+    "a.rvq.codebook",
     "mm.a.code_embd",
 )
 
@@ -96,10 +148,22 @@ _NOT_QUANTIZED = (
 _70B_LAYERS = {"llama": 80, "qwen2": 80, "deci": 80, "olmo": 80, "jais2": 68}
 
 _FALLBACK = {
-    "IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL",
-    "IQ2_S": "IQ4_NL", "IQ3_XXS": "IQ4_NL", "IQ3_S": "IQ4_NL", "IQ4_XS": "IQ4_NL",
-    "Q2_0": "Q4_0", "Q2_K": "Q4_0", "Q3_K": "Q4_0", "TQ1_0": "Q4_0", "TQ2_0": "Q4_0",
-    "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
+    "IQ1_S": "IQ4_NL",
+    "IQ1_M": "IQ4_NL",
+    "IQ2_XXS": "IQ4_NL",
+    "IQ2_XS": "IQ4_NL",
+    "IQ2_S": "IQ4_NL",
+    "IQ3_XXS": "IQ4_NL",
+    "IQ3_S": "IQ4_NL",
+    "IQ4_XS": "IQ4_NL",
+    "Q2_0": "Q4_0",
+    "Q2_K": "Q4_0",
+    "Q3_K": "Q4_0",
+    "TQ1_0": "Q4_0",
+    "TQ2_0": "Q4_0",
+    "Q4_K": "Q5_0",
+    "Q5_K": "Q5_1",
+    "Q6_K": "Q8_0",
 }
 
 _BLK = re.compile(r"blk\.(\d+)")
@@ -128,10 +192,17 @@ def _category(name: str) -> str:
         return "token_embd"
     # attn_qkv and attn_kv_b are their own categories in llama.cpp, but category_is_attn_v()
     # is tested before any of their own branches, so they behave exactly like attn_v
-    for key, cat in (("attn_qkv.weight", "attn_v"), ("attn_kv_b.weight", "attn_v"),
-                     ("attn_v.weight", "attn_v"), ("attn_k.weight", "attn_k"),
-                     ("attn_q.weight", "attn_q"), ("attn_output.weight", "attn_output"),
-                     ("ffn_up", "ffn_up"), ("ffn_gate", "ffn_gate"), ("ffn_down", "ffn_down")):
+    for key, cat in (
+        ("attn_qkv.weight", "attn_v"),
+        ("attn_kv_b.weight", "attn_v"),
+        ("attn_v.weight", "attn_v"),
+        ("attn_k.weight", "attn_k"),
+        ("attn_q.weight", "attn_q"),
+        ("attn_output.weight", "attn_output"),
+        ("ffn_up", "ffn_up"),
+        ("ffn_gate", "ffn_gate"),
+        ("ffn_down", "ffn_down"),
+    ):
         if key in name:
             return cat
     return "other"
@@ -198,8 +269,7 @@ def plan_types(tensors: Iterable[Spec], ftype: str, arch: str = "llama") -> dict
     tied = "output.weight" not in shapes
     q, k = shapes.get("blk.0.attn_q.weight"), shapes.get("blk.0.attn_k.weight")
     gqa = bool(q and k and len(q) > 1 and len(k) > 1 and q[1] != k[1])
-    is_70b = (n_expert != 8 and n_layer == _70B_LAYERS.get(arch, -1)
-              and (arch != "llama" or gqa))
+    is_70b = n_expert != 8 and n_layer == _70B_LAYERS.get(arch, -1) and (arch != "llama" or gqa)
     n_attention_wv = sum(_category(n) == "attn_v" for n in shapes)
     i_wv = i_down = 0
 
@@ -245,8 +315,7 @@ def plan_types(tensors: Iterable[Spec], ftype: str, arch: str = "llama") -> dict
             i_layer, n = layer_info(i_down, name)
             if ft == "Q4_K_M":
                 if arch == "falcon":
-                    new = ("Q6_K" if i_layer < n // 16 else
-                           "Q5_K" if _use_more_bits(i_layer, n) else "Q4_K")
+                    new = "Q6_K" if i_layer < n // 16 else "Q5_K" if _use_more_bits(i_layer, n) else "Q4_K"
                 elif _use_more_bits(i_layer, n):
                     new = "Q6_K"
             i_down += 1
@@ -261,8 +330,19 @@ def plan_types(tensors: Iterable[Spec], ftype: str, arch: str = "llama") -> dict
 # ---------------------------------------------------------------------------------------------
 # GGUF layout (ggml/src/gguf.cpp: gguf_write_out)
 
-_SCALAR_BYTES = {"UINT8": 1, "INT8": 1, "BOOL": 1, "UINT16": 2, "INT16": 2, "UINT32": 4,
-                 "INT32": 4, "FLOAT32": 4, "UINT64": 8, "INT64": 8, "FLOAT64": 8}
+_SCALAR_BYTES = {
+    "UINT8": 1,
+    "INT8": 1,
+    "BOOL": 1,
+    "UINT16": 2,
+    "INT16": 2,
+    "UINT32": 4,
+    "INT32": 4,
+    "FLOAT32": 4,
+    "UINT64": 8,
+    "INT64": 8,
+    "FLOAT64": 8,
+}
 _SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
 
 
@@ -278,8 +358,7 @@ def _infer_vtype(value: Any) -> str:
     dtype = getattr(value, "dtype", None)  # numpy scalar
     if dtype is not None and getattr(value, "ndim", 0) == 0:
         return {1: "UINT8", 2: "UINT16", 4: "UINT32", 8: "UINT64"}[dtype.itemsize]
-    raise TypeError(f"cannot infer a GGUF value type for {type(value).__name__}; "
-                    "pass (key, value, type_name)")
+    raise TypeError(f"cannot infer a GGUF value type for {type(value).__name__}; pass (key, value, type_name)")
 
 
 def _str_bytes(value: Any) -> int:
@@ -293,7 +372,8 @@ def _kv_bytes(entry: Meta) -> int:
     vtype = vtype.upper() if isinstance(vtype, str) else vtype
     n = 8 + len(key.encode()) + 4  # key string + value type
     is_array = not isinstance(value, (str, bytes, bytearray)) and (
-        isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0)
+        isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0
+    )
     if not is_array:
         vtype = vtype or _infer_vtype(value)
         return n + (_str_bytes(value) if vtype == "STRING" else _SCALAR_BYTES[vtype])
@@ -331,8 +411,7 @@ def kv_section_bytes(metadata: Iterable[Meta]) -> tuple[int, int]:
     return sum(_kv_bytes(e) for e in entries.values()), len(entries)
 
 
-def gguf_file_size(tensors: Iterable[Spec], ftype: str, metadata: Iterable[Meta] | int,
-                   arch: str = "llama") -> int:
+def gguf_file_size(tensors: Iterable[Spec], ftype: str, metadata: Iterable[Meta] | int, arch: str = "llama") -> int:
     """Exact size in bytes of the GGUF llama_model_quantize writes for ``ftype``.
 
     ``metadata`` is the source file's KV list (see ``kv_section_bytes``) or, as an int, the byte

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from kolm.errors import BackendError, ToolchainMissingError
 from kolm.api import Session
+from kolm.errors import BackendError, ToolchainMissingError
 from kolm.logprobs import continuation_start, log_softmax
 
 FIDELITY_CTX = 512  # tokens; eval prompts are short, and the logits of every position are kept
@@ -45,8 +45,13 @@ class GgufSession(Session):
     def llm(self):
         llama_cpp = import_llama_cpp()
         try:
-            return llama_cpp.Llama(model_path=str(self.path), n_ctx=self.context_length(), n_threads=self.threads,
-                                   seed=self.seed, verbose=False)
+            return llama_cpp.Llama(
+                model_path=str(self.path),
+                n_ctx=self.context_length(),
+                n_threads=self.threads,
+                seed=self.seed,
+                verbose=False,
+            )
         except ValueError as exc:
             raise BackendError(f"llama.cpp cannot load {self.path}: {exc}") from exc
 
@@ -54,8 +59,14 @@ class GgufSession(Session):
     def scorer(self):
         """A second context that keeps the logits of every position (fidelity needs whole rows)."""
         llama_cpp = import_llama_cpp()
-        return llama_cpp.Llama(model_path=str(self.path), n_ctx=min(FIDELITY_CTX, self.context_length()),
-                               n_threads=self.threads, seed=self.seed, logits_all=True, verbose=False)
+        return llama_cpp.Llama(
+            model_path=str(self.path),
+            n_ctx=min(FIDELITY_CTX, self.context_length()),
+            n_threads=self.threads,
+            seed=self.seed,
+            logits_all=True,
+            verbose=False,
+        )
 
     def position_logprobs(self, text: str):
         """log-softmax of the next-token logits at every position of `text` (positions x vocab)."""
@@ -108,9 +119,24 @@ class GgufSession(Session):
         try:
             import llama_cpp.server  # noqa: F401
         except ImportError as exc:
-            raise ToolchainMissingError("the server needs llama-cpp-python[server]; pip install 'llama-cpp-python[server]'") from exc
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.path), "--model_alias", model,
-                   "--host", host, "--port", str(port), "--n_ctx", str(self.context_length())]
+            raise ToolchainMissingError(
+                "the server needs llama-cpp-python[server]; pip install 'llama-cpp-python[server]'"
+            ) from exc
+        command = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.path),
+            "--model_alias",
+            model,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(self.context_length()),
+        ]
         if self.threads:
             command += ["--n_threads", str(self.threads)]
         sys.stdout.flush()

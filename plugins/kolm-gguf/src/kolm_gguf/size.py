@@ -7,8 +7,8 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 
-from kolm.errors import UnsupportedModelError
 from kolm.api import ModelSpec, SizeForecast
+from kolm.errors import UnsupportedModelError
 
 from kolm_gguf import quant_plan
 from kolm_gguf.names import gguf_name
@@ -21,8 +21,12 @@ FIXED_METADATA_BYTES = 2_048
 # per merge; Llama 3's 6.6 and 10.9.
 MEAN_TOKEN_BYTES, MEAN_MERGE_BYTES = 6.5, 10.5
 
-GGUF_ARCH = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
-             "Phi3ForCausalLM": "phi3"}
+GGUF_ARCH = {
+    "LlamaForCausalLM": "llama",
+    "MistralForCausalLM": "llama",
+    "Qwen2ForCausalLM": "qwen2",
+    "Phi3ForCausalLM": "phi3",
+}
 
 
 def gguf_tensors(spec: ModelSpec) -> list[tuple[str, tuple[int, ...], str]]:

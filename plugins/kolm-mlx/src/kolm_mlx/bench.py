@@ -41,7 +41,7 @@ def bench_mlx(request: BenchRequest) -> BenchResult:
         forward([start_token], cache)
         start = time.perf_counter()
         pending = None
-        for token in tokens[request.n_prompt:]:  # as mlx_lm.generate_step: queue step n+1, then wait for n
+        for token in tokens[request.n_prompt :]:  # as mlx_lm.generate_step: queue step n+1, then wait for n
             logits = model(mx.array([[token]]), cache=cache)
             mx.async_eval(logits)
             if pending is not None:
@@ -51,7 +51,11 @@ def bench_mlx(request: BenchRequest) -> BenchResult:
         tg.append(request.n_gen / (time.perf_counter() - start))
     return BenchResult(
         runtime=f"mlx-lm {mlx_lm.__version__} (mlx {mx.__version__}, {mx.default_device()})",
-        pp=Rate.of(pp), tg=Rate.of(tg), load_s=load_s,
+        pp=Rate.of(pp),
+        tg=Rate.of(tg),
+        load_s=load_s,
         peak_rss_bytes=peak_rss_bytes(),
-        n_prompt=request.n_prompt, n_gen=request.n_gen, threads=request.threads or os.cpu_count() or 1,
+        n_prompt=request.n_prompt,
+        n_gen=request.n_gen,
+        threads=request.threads or os.cpu_count() or 1,
     )

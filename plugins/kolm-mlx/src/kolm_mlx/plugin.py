@@ -75,8 +75,11 @@ def read_payload(request: RunRequest) -> PayloadFacts:
     quant = config.get("quantization")
     said = f"config.json quantization {quant}" if quant else "config.json: not quantized"
     recipes = {tier: recipe.options for tier, recipe in _data.declared.tiers.items()}
-    return PayloadFacts(manifest_json=metadata.get(MANIFEST_KEY), tier=tier_of(tensors, config, recipes),
-                        types=f"{type_mix(tensors)}; {said}")
+    return PayloadFacts(
+        manifest_json=metadata.get(MANIFEST_KEY),
+        tier=tier_of(tensors, config, recipes),
+        types=f"{type_mix(tensors)}; {said}",
+    )
 
 
 @hookimpl

@@ -37,9 +37,11 @@ def stored_tensors(spec: ModelSpec, options: Flags) -> list[Stored]:
         rows, cols = (t.shape[0], t.shape[-1]) if len(t.shape) == 2 else (0, 0)
         if bits and t.name.endswith(".weight") and len(t.shape) == 2 and cols % group == 0:
             prefix = t.name.removesuffix(".weight")
-            out += [(t.name, "U32", (rows, cols * bits // 32)),
-                    (prefix + ".scales", "F16", (rows, cols // group)),
-                    (prefix + ".biases", "F16", (rows, cols // group))]
+            out += [
+                (t.name, "U32", (rows, cols * bits // 32)),
+                (prefix + ".scales", "F16", (rows, cols // group)),
+                (prefix + ".biases", "F16", (rows, cols // group)),
+            ]
         else:
             out.append((t.name, "F16", t.shape))
     return out

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from kolm.errors import BackendError, ToolchainMissingError
 from kolm.api import Session
+from kolm.errors import BackendError, ToolchainMissingError
 from kolm.logprobs import continuation_start, log_softmax
 
 FIDELITY_CTX = 512  # tokens; eval prompts are short
@@ -86,18 +86,20 @@ class MlxSession(Session):
 
         model, tokenizer = self.loaded
         if chat:
-            text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                 add_generation_prompt=True)
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
             prompt = tokenizer.encode(text, add_special_tokens=False)
         tokens, shown = [], ""
-        for response in stream_generate(model, tokenizer, prompt, max_tokens=max_tokens,
-                                        sampler=make_sampler(temp=0.0)):
+        for response in stream_generate(
+            model, tokenizer, prompt, max_tokens=max_tokens, sampler=make_sampler(temp=0.0)
+        ):
             if response.token in tokenizer.eos_token_ids:
                 break
             tokens.append(response.token)
             text = tokenizer.decode(tokens, skip_special_tokens=True)
             if not text.endswith("\ufffd"):
-                yield text[len(shown):]
+                yield text[len(shown) :]
                 shown = text
 
     def loglikelihood(self, context: str, continuation: str) -> float:
@@ -107,7 +109,7 @@ class MlxSession(Session):
             tokenizer = self.loaded[1]
             full = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id, *full]
             shared = 1
-        rows = self.logprobs(full[:-1])[shared - 1:]
+        rows = self.logprobs(full[:-1])[shared - 1 :]
         return float(sum(rows[i, token] for i, token in enumerate(full[shared:])))
 
     def serve_api(self, host: str, port: int, model: str) -> int:
@@ -117,8 +119,17 @@ class MlxSession(Session):
         from huggingface_hub.constants import HF_HUB_CACHE
 
         Path(HF_HUB_CACHE).mkdir(parents=True, exist_ok=True)  # /v1/models scans it and fails without it
-        command = [sys.executable, "-m", "mlx_lm.server", "--model", str(self.path), "--host", host,
-                   "--port", str(port)]
+        command = [
+            sys.executable,
+            "-m",
+            "mlx_lm.server",
+            "--model",
+            str(self.path),
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, command)  # the server takes this process over: signals reach it directly

@@ -34,8 +34,11 @@ def header_bytes(tensors: list[Stored], metadata: dict[str, str]) -> int:
     """8-byte length plus mlx's compact, key-sorted JSON header (padded to 8 once rewritten)."""
     entries, offset = {}, 0
     for name, dtype, shape in tensors:
-        entries[name] = {"data_offsets": [offset, offset + nbytes((name, dtype, shape))], "dtype": dtype,
-                         "shape": list(shape)}
+        entries[name] = {
+            "data_offsets": [offset, offset + nbytes((name, dtype, shape))],
+            "dtype": dtype,
+            "shape": list(shape),
+        }
         offset += nbytes((name, dtype, shape))
     header = json.dumps({"__metadata__": metadata, **dict(sorted(entries.items()))}, separators=(",", ":"))
     padded = len(header.encode()) + (-len(header.encode()) % 8 if len(metadata) > 1 else 0)
@@ -81,20 +84,35 @@ def mlx_size(spec: ModelSpec, tier: str, recipe: TierRecipe) -> SizeForecast:
     tensors = stored_tensors(spec, recipe.options)
     quant = quantization(recipe.options)
     parts = shards(tensors)
-    names = ["model.safetensors"] if len(parts) == 1 else [
-        f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors" for i in range(len(parts))]
+    names = (
+        ["model.safetensors"]
+        if len(parts) == 1
+        else [f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors" for i in range(len(parts))]
+    )
     manifest = {"format": "mlx", "kolm.manifest": manifest_text(spec, tier)}
     data = sum(nbytes(t) for t in tensors)
     headers = sum(header_bytes(part, manifest if i == 0 else {"format": "mlx"}) for i, part in enumerate(parts))
-    params = sum(t.numel for t in spec.inventory.tensors
-                 if not (t.name == "lm_head.weight" and spec.tied_embeddings) and "rotary_emb" not in t.name)
-    index = {"metadata": {"total_size": data, "total_parameters": params},
-             "weight_map": {name: names[i] for i, part in enumerate(parts) for name, _, _ in part}}
+    params = sum(
+        t.numel
+        for t in spec.inventory.tensors
+        if not (t.name == "lm_head.weight" and spec.tied_embeddings) and "rotary_emb" not in t.name
+    )
+    index = {
+        "metadata": {"total_size": data, "total_parameters": params},
+        "weight_map": {name: names[i] for i, part in enumerate(parts) for name, _, _ in part},
+    }
     index["weight_map"] = dict(sorted(index["weight_map"].items()))
     tokenizer, template, exact = tokenizer_bytes(spec)
     generation = spec.read_model_file("generation_config.json")
-    files = (len(json.dumps(index, indent=4).encode()) + config_bytes(spec, quant) + tokenizer + template
-             + TOKENIZER_CONFIG_BYTES + README_BYTES + (len(generation) if generation else 0))
+    files = (
+        len(json.dumps(index, indent=4).encode())
+        + config_bytes(spec, quant)
+        + tokenizer
+        + template
+        + TOKENIZER_CONFIG_BYTES
+        + README_BYTES
+        + (len(generation) if generation else 0)
+    )
     embedding = 0 if spec.tied_embeddings else sum(nbytes(t) for t in tensors if t[0].startswith("model.embed_tokens."))
     quantized = sum(1 for t in tensors if t[1] == "U32")
     how = f"{quantized} tensors at {recipe.spelling}, the rest float16" if quant else "float16"

@@ -39,14 +39,19 @@ def bench_onnx(request: BenchRequest) -> BenchResult:
         params = og.GeneratorParams(model)
         params.set_search_options(max_length=request.n_gen + 1, min_length=request.n_gen + 1, do_sample=False)
         generator = og.Generator(model, params)
-        generator.append_tokens(tokens[request.n_prompt:][:1])
+        generator.append_tokens(tokens[request.n_prompt :][:1])
         start = time.perf_counter()
         while not generator.is_done():
             generator.generate_next_token()
         tg.append(request.n_gen / (time.perf_counter() - start))
     session.close()
     return BenchResult(
-        runtime=f"onnxruntime-genai {version('onnxruntime-genai')}", pp=Rate.of(pp),
-        tg=Rate.of(tg), load_s=load_s, peak_rss_bytes=peak_rss_bytes(),
-        n_prompt=request.n_prompt, n_gen=request.n_gen, threads=threads,
+        runtime=f"onnxruntime-genai {version('onnxruntime-genai')}",
+        pp=Rate.of(pp),
+        tg=Rate.of(tg),
+        load_s=load_s,
+        peak_rss_bytes=peak_rss_bytes(),
+        n_prompt=request.n_prompt,
+        n_gen=request.n_gen,
+        threads=threads,
     )

@@ -28,13 +28,27 @@ def require_toolchain(*modules: str) -> None:
 
 def build(request: ExportRequest) -> list[str]:
     """Run the model builder into `request.out_dir`; returns its exact command line."""
-    command = [sys.executable, "-m", BUILDER, "-i", str(request.model_dir), "-o", str(request.out_dir),
-               "-p", request.spelling, "-e", "cpu", "-c", str(request.work_dir / "builder-cache")]
+    command = [
+        sys.executable,
+        "-m",
+        BUILDER,
+        "-i",
+        str(request.model_dir),
+        "-o",
+        str(request.out_dir),
+        "-p",
+        request.spelling,
+        "-e",
+        "cpu",
+        "-c",
+        str(request.work_dir / "builder-cache"),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
-        raise BackendError(f"onnxruntime-genai's builder failed at {request.spelling}: "
-                           f"{lines[-1] if lines else 'no message'}")
+        raise BackendError(
+            f"onnxruntime-genai's builder failed at {request.spelling}: {lines[-1] if lines else 'no message'}"
+        )
     return command
 
 
@@ -61,7 +75,8 @@ def export_onnx(request: ExportRequest) -> ExportResult:
     files = sorted(p.name for p in request.out_dir.iterdir() if p.is_file() and p.name != MAIN)
     flags: dict[str, str | int | bool] = {
         "builder": " ".join(["python", "-m", BUILDER, "-i", "MODEL", "-o", "OUT", *command[7:11]]),
-        "precision": request.spelling, "execution_provider": "cpu",
+        "precision": request.spelling,
+        "execution_provider": "cpu",
         "ort_format": "model.ort, graph optimizations disabled" if phone else "none",
         "tokenizer": "artifact's files, unchanged",
     }
@@ -69,7 +84,6 @@ def export_onnx(request: ExportRequest) -> ExportResult:
         flags.update(request.recipe.options, symmetric=True, scales="float32")
     return ExportResult(
         payload=[MAIN, *files],
-        toolchain=toolchain_versions("kolm-onnx", "onnxruntime-genai", "onnxruntime", "onnx", "transformers",
-                                     "torch"),
+        toolchain=toolchain_versions("kolm-onnx", "onnxruntime-genai", "onnxruntime", "onnx", "transformers", "torch"),
         flags=flags,
     )

@@ -61,7 +61,9 @@ def matmul_kinds(path: Path) -> Counter:
 
 def matmul_kind(options: dict) -> str:
     """The weight MatMul kind (as `matmul_kinds` names it) a tier recipe's options make."""
-    return f"MatMulNBits bits={options['bits']} block={options['block_size']}" if "bits" in options else "MatMul float32"
+    return (
+        f"MatMulNBits bits={options['bits']} block={options['block_size']}" if "bits" in options else "MatMul float32"
+    )
 
 
 def tier_of(kinds: Counter, recipes: dict[str, dict]) -> str | None:

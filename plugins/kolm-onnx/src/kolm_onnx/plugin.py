@@ -72,8 +72,11 @@ def read_payload(request: RunRequest) -> PayloadFacts:
     main = request.path / request.payload[0]
     kinds = matmul_kinds(main)
     recipes = {tier: recipe.options for tier, recipe in _data.declared.tiers.items()}
-    return PayloadFacts(manifest_json=metadata(main).get(MANIFEST_KEY), tier=tier_of(kinds, recipes),
-                        types=", ".join(f"{n} {kind}" for kind, n in kinds.most_common()))
+    return PayloadFacts(
+        manifest_json=metadata(main).get(MANIFEST_KEY),
+        tier=tier_of(kinds, recipes),
+        types=", ".join(f"{n} {kind}" for kind, n in kinds.most_common()),
+    )
 
 
 @hookimpl

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from kolm.errors import BackendError
 from kolm.api import Session
+from kolm.errors import BackendError
 from kolm.logprobs import continuation_start, log_softmax
 
 from kolm_onnx.export import require_toolchain

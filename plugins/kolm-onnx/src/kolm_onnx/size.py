@@ -18,8 +18,16 @@ from __future__ import annotations
 
 from kolm.api import DeviceProfile, Flags, ModelSpec, SizeForecast
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                   "chat_template.jinja", "added_tokens.json", "vocab.json", "merges.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "chat_template.jinja",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+)
 GENAI_CONFIG_BYTES = 1_500  # genai_config.json: 1,455 B for SmolLM2-135M
 # Graph structure (nodes, names, attributes) besides initializers, per decoder layer: measured
 # 1.0 KB (float) and 2.8 KB (MatMulNBits) on SmolLM2-135M; the ORT format adds ~0.15% of the weights.
@@ -79,11 +87,14 @@ def onnx_size(spec: ModelSpec, options: Flags, with_ort: bool) -> SizeForecast:
     model = weights + graph
     ort = int(model * (1 + ORT_OVERHEAD)) if with_ort else 0
     total = model + ort + tokenizer_bytes(spec) + GENAI_CONFIG_BYTES
-    kind = (f"MatMulNBits {options['bits']}-bit block {options['block_size']}, fp32 scales" if "bits" in options
-            else "float32 MatMul")
+    kind = (
+        f"MatMulNBits {options['bits']}-bit block {options['block_size']}, fp32 scales"
+        if "bits" in options
+        else "float32 MatMul"
+    )
     return SizeForecast(
         bytes=total,
         read_per_token_bytes=weights - gathered,
         method=f"onnxruntime-genai builder rule ({kind}; tokenizer files counted"
-               + ("; + model.ort for ONNX Runtime Mobile)" if with_ort else ")"),
+        + ("; + model.ort for ONNX Runtime Mobile)" if with_ort else ")"),
     )

@@ -62,8 +62,9 @@ def split_gguf(path: Path, limit: int) -> list[Path]:
         sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), field.types[0], sub_type=sub)
     for tensor in reader.tensors:
-        writer.add_tensor_info(tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes,
-                               tensor.tensor_type)
+        writer.add_tensor_info(
+            tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
+        )
     names = writer.format_shard_names(staging)
     if names == [staging]:
         raise BackendError(f"cannot split {path.name}: one tensor is larger than a part ({max_tensor_bytes} B)")

@@ -31,7 +31,9 @@ backend, device_profiles, forecast_throughput = _data.backend, _data.device_prof
 
 
 @hookimpl
-def forecast_size(spec: ModelSpec, tier: Tier, device: DeviceProfile | None, base: BackendPlugin) -> SizeForecast | None:
+def forecast_size(
+    spec: ModelSpec, tier: Tier, device: DeviceProfile | None, base: BackendPlugin
+) -> SizeForecast | None:
     return base.forecast_size(spec, tier, device)
 
 

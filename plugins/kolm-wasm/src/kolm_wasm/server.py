@@ -21,9 +21,15 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 class BundleHandler(SimpleHTTPRequestHandler):
     """Serves one bundle folder (and, with `artifact`, a .kolm at ARTIFACT_URL)."""
 
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm",
-                      ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json",
-                      ".gguf": "application/octet-stream", ".kolm": "application/zip"}
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".json": "application/json",
+        ".gguf": "application/octet-stream",
+        ".kolm": "application/zip",
+    }
 
     def __init__(self, *args, artifact: Path | None = None, **kwargs) -> None:
         self.artifact = artifact
@@ -108,12 +114,13 @@ def serve_bundle(folder: Path, host: str, port: int, artifact: Path | None = Non
     with ThreadingHTTPServer((host, port), handler) as httpd:
         bound = httpd.server_address[1]
         shown = f"[{host}]" if ":" in host else host
-        print(f"serving {folder} on http://{shown}:{bound}/ (Ctrl-C stops)"
-              + (f"; verify panel checks {artifact.name}" if artifact else ""), flush=True)
+        print(
+            f"serving {folder} on http://{shown}:{bound}/ (Ctrl-C stops)"
+            + (f"; verify panel checks {artifact.name}" if artifact else ""),
+            flush=True,
+        )
         try:
             httpd.serve_forever()
         except KeyboardInterrupt:
             pass
     return 0
-
-

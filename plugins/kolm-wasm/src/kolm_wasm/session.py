@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from kolm.errors import UsageError
 from kolm.api import Session
+from kolm.errors import UsageError
 
 
 class WasmSession(Session):
