@@ -12,7 +12,6 @@ declare is kept by neither: using it is an error that names both.
 
 from __future__ import annotations
 
-import difflib
 import os
 from functools import cache
 from importlib.metadata import entry_points
@@ -105,6 +104,8 @@ class Registry:
         hooks = self._hooks(plugin)
         for hook in hooks:
             if not getattr(self.pm.hook, hook).has_spec():
+                import difflib
+
                 close = difflib.get_close_matches(hook, self._specs(), n=1)
                 raise PluginError(
                     f"hook implementation `{hook}` matches no kolm hook"
