@@ -74,5 +74,5 @@ def test_export_of_a_forecast_only_backend_says_so(kolm, tiny_artifact):
     assert result.returncode == 7
     assert (
         result.stderr
-        == "kolm: error: backend coreml cannot export yet: kolm-coreml 0.1.0 ships device rows and forecasts only\n"
+        == "kolm: error: backend coreml cannot export: kolm-coreml 0.1.0 does not implement `export` (forecasts only)\n"
     )
