@@ -85,6 +85,18 @@ def test_entry_point_plugins_load_and_broken_ones_are_reported(install):
     assert reg.devices().find("fake-board").backends == ["fakebe"]
 
 
+def test_every_command_warns_about_a_refused_plugin_and_goes_on(install):
+    from kolm_testing import invoke
+
+    install("kolm-fake", "kolm_fake", GOOD)
+    install("kolm-broken", "kolm_broken", "raise RuntimeError('boom at import')\n")
+    result = invoke("devices", "--json")
+    assert result.exit_code == 0 and [row["name"] for row in json.loads(result.stdout)] == ["Fake Board"]
+    assert (
+        result.stderr == "kolm: warning: plugin kolm_broken (kolm-broken 1.2.3) skipped: RuntimeError: boom at import\n"
+    )
+
+
 def test_load_plugins_restricts_by_distribution(install, monkeypatch):
     install("kolm-fake", "kolm_fake", GOOD)
     install("kolm-broken", "kolm_broken", "raise RuntimeError('boom at import')\n")

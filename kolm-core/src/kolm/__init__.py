@@ -1,6 +1,6 @@
 """kolm: take a small language model from a packaged artifact to a verified edge deployment.
 
-Plugin authors need only `hookimpl` from here and the models named in `kolm.hookspecs`.
+Plugin authors need `hookimpl` from here, the hooks in `kolm.hookspecs` and the types in `kolm.api`.
 """
 
 import pluggy

@@ -77,11 +77,10 @@ class TierRecipe(KolmModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    spelling: str
-    """The toolchain's own name for the tier (`Q4_K_M`, `4-bit g64`, `int4`); shown to users."""
-    options: Flags = {}
-    """The toolchain options that make the tier (bits, group size ...); the export passes them on
-    and the lockfile records them."""
+    spelling: str = Field(description="The toolchain's own name for the tier (`Q4_K_M`, `4-bit g64`); shown to users.")
+    options: Flags = Field(
+        {}, description="The toolchain options that make the tier (bits, group size ...), passed on by the export."
+    )
 
 
 class Backend(KolmModel):
@@ -92,18 +91,14 @@ class Backend(KolmModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
-    """The name device rows and `--backend` use (`gguf`)."""
-    description: str
-    """One line: what the payload is and which toolchain makes it."""
-    tiers: dict[Tier, TierRecipe] = {}
-    """Every tier the backend can make; tiers missing here are refused in one line."""
-    builds_on: str | None = None
-    """The backend whose tier table and payload this one reuses, instead of `tiers`."""
-    toolchain: list[str] = []
-    """Import names `kolm plugins` checks with importlib (never imports)."""
-    install: str
-    """The command that installs the toolchain, shown when a module is missing."""
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="The name device rows and `--backend` use.")
+    description: str = Field(description="One line: what the payload is and which toolchain makes it.")
+    tiers: dict[Tier, TierRecipe] = Field(
+        {}, description="Every tier the backend makes (a bare string is a spelling); others are refused."
+    )
+    builds_on: str | None = Field(None, description="The backend whose tier table and payload this one reuses.")
+    toolchain: list[str] = Field([], description="Import names `kolm plugins` checks with importlib (never imports).")
+    install: str = Field(description="The command that installs the toolchain, shown when a module is missing.")
 
     @field_validator("tiers", mode="before")
     @classmethod

@@ -22,9 +22,9 @@ class Sourced(KolmModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    value: float
-    source: str = Field(pattern=r"^https?://\S+$")
-    note: str = ""
+    value: float = Field(description="The number, in the unit its field names (GB, GB/s).")
+    source: str = Field(pattern=r"^https?://\S+$", description="The public URL it was read from.")
+    note: str = Field("", description="How it was read or derived there; say 'theoretical' or 'estimated' if so.")
 
 
 class DeviceProfile(KolmModel):
@@ -36,17 +36,17 @@ class DeviceProfile(KolmModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    aliases: list[str] = Field(default_factory=list)
-    kind: DeviceKind
-    os: str
-    arch: str
-    memory_gb: Sourced
+    name: str = Field(description="The device's name as a user knows it (`Raspberry Pi 5`).")
+    aliases: list[str] = Field(default_factory=list, description="Other names `--target` accepts.")
+    kind: DeviceKind = Field(description="The class of device; throughput calibrations are per kind.")
+    os: str = Field(description="Operating system (`linux`, `android`, `ios`, `macos`, `windows`, `browser`).")
+    arch: str = Field(description="CPU architecture (`arm64`, `x86_64`, `riscv64`, `wasm32`).")
+    memory_gb: Sourced = Field(description="The memory a model lives in, GB: VRAM for discrete GPUs, else RAM.")
     memory_kind: Literal["ram", "vram", "unified"]
-    memory_options_gb: list[float] = Field(default_factory=list)
-    bandwidth_gbps: Sourced
-    backends: list[str]
-    notes: str = ""
+    memory_options_gb: list[float] = Field(default_factory=list, description="Other sizes the device is sold with.")
+    bandwidth_gbps: Sourced = Field(description="Memory bandwidth in GB/s, what decode speed is bound by.")
+    backends: list[str] = Field(description="Backend names that run here, most preferred first.")
+    notes: str = Field("", description="Limits a user should know (per-file caps, OS memory limits).")
 
     @property
     def memory_bytes(self) -> int:
@@ -96,5 +96,10 @@ class DeviceTable(KolmModel):
         for row in self.rows:
             if key in {normalize_name(n) for n in row.names()}:
                 return row
+        if not self.rows:
+            raise UnknownDeviceError(
+                f"unknown device {name!r}: no installed plugin brings device rows "
+                "(pip install kolm-gguf; kolm plugins lists what loaded)"
+            )
         known = ", ".join(r.name for r in self.rows)
         raise UnknownDeviceError(f"unknown device {name!r}; known devices: {known}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from functools import cached_property
 from importlib.resources import files
 
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from kolm import hookimpl
 from kolm.api import Backend, SizeForecast, ThroughputForecast
@@ -33,7 +33,7 @@ class DeviceRows(KolmModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    devices: list[DeviceProfile]
+    devices: list[DeviceProfile] = Field(description="The rows; a row for a known name only adds backends and aliases.")
 
 
 SCHEMAS: dict[str, type[KolmModel]] = {"backend": Backend, "devices": DeviceRows, "throughput": Calibration}

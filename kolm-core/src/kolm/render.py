@@ -68,20 +68,35 @@ def device_table(rows: list[DeviceProfile]) -> Table:
     return table
 
 
+# What each hook lets kolm do with a plugin, in the words `kolm plugins` shows (--json lists the hooks).
+CAPABILITIES = {
+    "device_profiles": "devices",
+    "import_weights": "import",
+    "forecast_size": "forecast",
+    "forecast_throughput": "forecast",
+    "export": "export",
+    "run": "run",
+    "read_payload": "verify",
+    "bench": "bench",
+}
+
+
 def plugin_table(rows: list[PluginInfo]) -> Table:
-    table = Table(title="Plugins")
-    for column in ("plugin", "distribution", "version", "backend", "hooks", "toolchain"):
-        table.add_column(column)
+    table = Table(title="Plugins (kolm plugins --json: entry points and every hook)")
+    for column in ("distribution", "backend", "can", "toolchain"):
+        table.add_column(column, overflow="fold")
+    order = list(dict.fromkeys(CAPABILITIES.values()))
     for row in rows:
+        distribution = f"{row.distribution} {row.version}"
         if row.error and not row.hooks:
-            table.add_row(row.name, row.distribution, row.version, "", Text(f"skipped: {row.error}", style="red"), "")
+            table.add_row(distribution, "", Text(f"skipped: {row.error}", style="red"), "")
             continue
-        toolchain = ", ".join(f"{m} {'✓' if ok else '✗'}" for m, ok in row.toolchain.items())
-        toolchain += f"\n{row.install}" if row.install else ""
-        hooks = Text(", ".join(row.hooks))
+        toolchain = Text(", ".join(f"{m} {'✓' if ok else '✗'}" for m, ok in row.toolchain.items()))
+        toolchain.append(f"\n{row.install}" if row.install else "")  # Text: `pip install 'x[extra]'` is not markup
+        can = Text(", ".join(sorted({CAPABILITIES[h] for h in row.hooks if h in CAPABILITIES}, key=order.index)))
         if row.error:
-            hooks.append(f"\n{row.error}", style="red")
-        table.add_row(row.name, row.distribution, row.version, row.backend or "", hooks, toolchain)
+            can.append(f"\n{row.error}", style="red")
+        table.add_row(distribution, row.backend or "", can, toolchain)
     return table
 
 

@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field
 from kolm.api import ThroughputForecast
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceKind, DeviceProfile, Sourced
+from kolm.quant import Tier
 
 
 class Efficiency(KolmModel):
@@ -23,11 +24,11 @@ class Efficiency(KolmModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kinds: list[DeviceKind]
-    low: float = Field(gt=0, le=1)
-    high: float = Field(gt=0, le=1)
-    source: str
-    note: str
+    kinds: list[DeviceKind] = Field(description="The device kinds this band applies to.")
+    low: float = Field(gt=0, le=1, description="Lowest fraction of peak bandwidth measured.")
+    high: float = Field(gt=0, le=1, description="Highest fraction of peak bandwidth measured.")
+    source: str = Field(pattern=r"^https?://\S+$", description="The public benchmark it is derived from.")
+    note: str = Field(description="The derivation: published tok/s x bytes per token / bandwidth, per run used.")
 
 
 class Calibration(KolmModel):
@@ -35,8 +36,12 @@ class Calibration(KolmModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    efficiency: list[Efficiency]
-    tier_factor: dict[str, Sourced] = Field(default_factory=dict)
+    efficiency: list[Efficiency] = Field(
+        description="Efficiency bands; the first whose kinds hold the device's is used."
+    )
+    tier_factor: dict[Tier, Sourced] = Field(
+        default_factory=dict, description="Per-tier kernel cost relative to int4 (1.0 when absent), with its source."
+    )
 
     def efficiency_for(self, device: DeviceProfile) -> Efficiency | None:
         return next((e for e in self.efficiency if device.kind in e.kinds), None)
