@@ -6,28 +6,9 @@ from __future__ import annotations
 
 import json
 import zipfile
-from pathlib import Path
 
 import pytest
-from kolm_testing import invoke
-
-CHECKS = [
-    "manifest is valid RS-1",
-    "payload SHA-256 matches",
-    "eval pack hash matches",
-    "quant tier matches the tensor types",
-    "K recomputed matches the recorded K",
-    "K at or above the gate, drop within tolerance",
-]
-
-
-def verify(export: Path, artifact: Path, *extra: str) -> tuple[int, dict]:
-    result = invoke("verify", export, "--against", artifact, "--json", "--min-k", "0", "--max-k-drop", "100", *extra)
-    return result.exit_code, json.loads(result.stdout)
-
-
-def failed(evidence: dict) -> list[int]:
-    return [c["number"] for c in evidence["checks"] if not c["passed"]]
+from kolm_testing import VERIFY_CHECKS, failed, invoke, verify
 
 
 def test_export_writes_payload_record_and_binder(exported):
@@ -58,7 +39,7 @@ def test_the_k_drop_gate_writes_nothing(table, packed, tmp_path):
 
 def test_a_good_export_passes_the_six_checks(exported, packed):
     code, evidence = verify(exported("int4"), packed)
-    assert code == 0 and [c["name"] for c in evidence["checks"]] == CHECKS and failed(evidence) == []
+    assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
     assert evidence["binder"]["k"]["k"] == 0.5 and evidence["binder"]["fidelity"]["top1_agreement"] < 1
 
 

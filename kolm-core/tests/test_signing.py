@@ -14,16 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from kolm.cli import cli
+from kolm_testing import VERIFY_CHECKS, failed, verify
 
-NAMES = [
-    "manifest is valid RS-1",
-    "payload SHA-256 matches",
-    "eval pack hash matches",
-    "quant tier matches the tensor types",
-    "K recomputed matches the recorded K",
-    "K at or above the gate, drop within tolerance",
-    "signature",
-]
+NAMES = [*VERIFY_CHECKS, "signature"]
 
 
 @pytest.fixture(autouse=True)
@@ -72,15 +65,6 @@ def sign(export: Path, private: Path):
     result = kolm("sign", export, "--key", private)
     assert result.exit_code == 0, result.output
     return result
-
-
-def verify(export: Path, artifact: Path, *extra):
-    result = kolm("verify", export, "--against", artifact, "--json", "--min-k", "0", "--max-k-drop", "100", *extra)
-    return result.exit_code, json.loads(result.stdout) if result.stdout.startswith("{") else result
-
-
-def failed(evidence: dict) -> list[int]:
-    return [c["number"] for c in evidence["checks"] if not c["passed"]]
 
 
 def signed_names(export: Path) -> list[str]:

@@ -99,6 +99,30 @@ def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+VERIFY_CHECKS = [
+    "manifest is valid RS-1",
+    "payload SHA-256 matches",
+    "eval pack hash matches",
+    "quant tier matches the tensor types",
+    "K recomputed matches the recorded K",
+    "K at or above the gate, drop within tolerance",
+]
+"""The six checks of `kolm verify`, in order (a seventh, "signature", with --key)."""
+
+
+def verify(export: Path, artifact: Path, *options) -> tuple[int, dict]:
+    """`kolm verify EXPORT --against ARTIFACT --json --min-k 0 --max-k-drop 100 OPTIONS`: the exit code
+    and the evidence (the gates opened, so a test sees the check it is about; options may close them)."""
+    result = invoke("verify", export, "--against", artifact, "--json", "--min-k", "0", "--max-k-drop", "100", *options)
+    assert result.stdout.startswith("{"), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def failed(evidence: dict) -> list[int]:
+    """The numbers of the checks that failed."""
+    return [c["number"] for c in evidence["checks"] if not c["passed"]]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -12,20 +12,9 @@ import pytest
 from click.testing import CliRunner
 from kolm.cli import cli
 from kolm_gguf.gguf_file import MANIFEST_KEY, read_header, set_string
+from kolm_testing import VERIFY_CHECKS, failed, verify
 
 pytestmark = pytest.mark.slow  # needs the session's packed SmolLM2 and its exports
-
-
-def verify(export: Path, artifact: Path, *extra: str):
-    result = CliRunner().invoke(
-        cli,
-        ["verify", str(export), "--against", str(artifact), "--json", "--min-k", "0", "--max-k-drop", "100", *extra],
-    )
-    return result.exit_code, json.loads(result.stdout) if result.stdout.startswith("{") else result
-
-
-def failed(evidence: dict) -> list[int]:
-    return [c["number"] for c in evidence["checks"] if not c["passed"]]
 
 
 @pytest.fixture
@@ -54,14 +43,7 @@ def relabel(export: Path, **changes) -> None:
 def test_a_good_export_passes_all_six(smol_pack, int4_copy):
     code, evidence = verify(int4_copy, smol_pack.path)
     assert code == 0 and evidence["passed"] and failed(evidence) == []
-    assert [c["name"] for c in evidence["checks"]] == [
-        "manifest is valid RS-1",
-        "payload SHA-256 matches",
-        "eval pack hash matches",
-        "quant tier matches the tensor types",
-        "K recomputed matches the recorded K",
-        "K at or above the gate, drop within tolerance",
-    ]
+    assert [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS
     assert len(evidence["binder"]["k"]["items"]) == 3
     recorded = json.loads((int4_copy / "kolm-export.json").read_text())["k"]["fidelity"]
     assert evidence["binder"]["fidelity"] == recorded  # regenerated from a fresh fp16 export, same numbers
