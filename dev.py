@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
-PLUGINS = ["kolm-gguf", "kolm-mlx", "kolm-coreml", "kolm-onnx", "kolm-wasm"]
+# [convert]: llama.cpp's HF -> GGUF converter's toolchain (torch CPU, transformers, sentencepiece)
+PLUGINS = ["kolm-gguf[convert]", "kolm-mlx", "kolm-coreml", "kolm-onnx", "kolm-wasm"]
 
 
 def sh(*args: str | Path, echo: bool = False) -> None:

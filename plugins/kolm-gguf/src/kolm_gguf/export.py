@@ -1,4 +1,5 @@
-"""GGUF export: Hugging Face weights -> F16 GGUF (kolm_gguf.convert) -> llama.cpp's own quantizer."""
+"""GGUF export: Hugging Face weights -> F16 GGUF (llama.cpp's own converter, `kolm_gguf.upstream`)
+-> llama.cpp's own quantizer (`llama_model_quantize` of the pinned llama-cpp-python)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,11 @@ def quantize(source: Path, target: Path, spelling: str) -> None:
 
 
 def export_gguf(request: ExportRequest) -> ExportResult:
-    from kolm_gguf.convert import hf_to_gguf
+    from kolm_gguf import upstream
 
     f16 = request.work_dir / "model.F16.gguf"
-    with request.steps("converting to GGUF F16") as advance:
-        hf_to_gguf(request.model_dir, f16, progress=advance)
+    with request.steps(f"converting to GGUF F16 with llama.cpp's converter ({upstream.commit()[:10]})"):
+        upstream.convert(request.model_dir, f16, request.manifest.base)
     target = request.out_dir / payload_name(request)
     if request.spelling == "F16":
         os.replace(f16, target)
@@ -68,9 +69,12 @@ def export_gguf(request: ExportRequest) -> ExportResult:
             quantize(f16, target, request.spelling)
     return ExportResult(
         payload=[target.name],
-        toolchain=toolchain_versions("kolm-gguf", "llama-cpp-python", "gguf"),
+        toolchain={
+            **toolchain_versions("kolm-gguf", "llama-cpp-python", "torch", "transformers", "sentencepiece"),
+            "llama.cpp": upstream.commit(),
+        },
         flags={
-            "converter": "kolm_gguf.convert.hf_to_gguf (F16, norms F32)",
+            "converter": "convert_hf_to_gguf.py --outtype f16 (vendored from llama-cpp-python's sdist)",
             "ftype": request.spelling,
             "quantizer": "llama_model_quantize defaults" if request.spelling != "F16" else "none",
         },

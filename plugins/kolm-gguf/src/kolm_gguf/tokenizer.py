@@ -1,8 +1,6 @@
-"""Byte-level BPE tokenizers (GPT-2 style) between GGUF metadata and Hugging Face files.
-
-GGUF -> HF writes tokenizer.json (tokenizers-library format), tokenizer_config.json,
-special_tokens_map.json. HF -> GGUF adds the tokenizer.* keys to a GGUFWriter. No transformers.
-"""
+"""Byte-level BPE tokenizers (GPT-2 style) from GGUF metadata to Hugging Face files, for
+`kolm pack --from-gguf`: tokenizer.json (tokenizers-library format), tokenizer_config.json,
+special_tokens_map.json. No transformers."""
 
 from __future__ import annotations
 
@@ -60,47 +58,6 @@ def _pre_tokenizer_for(pre: str) -> dict[str, Any]:
         }
         return {"type": "Sequence", "pretokenizers": [split, _byte_level(False)]}
     raise UnsupportedModelError(f"GGUF pre-tokenizer {pre!r} is not supported; supported: {', '.join(SUPPORTED_PRE)}")
-
-
-def _is_byte_level(p: dict[str, Any], use_regex: bool) -> bool:
-    return (
-        p.get("type") == "ByteLevel"
-        and not p.get("add_prefix_space", False)
-        and bool(p.get("use_regex", True)) == use_regex
-    )
-
-
-def detect_pre(tokenizer_json: dict[str, Any]) -> str:
-    """The llama.cpp pre-tokenizer name for a tokenizer.json; UnsupportedModelError if none fits."""
-    model = tokenizer_json.get("model") or {}
-    if model.get("type") != "BPE" or model.get("byte_fallback") or tokenizer_json.get("normalizer"):
-        raise UnsupportedModelError(
-            "only byte-level (GPT-2 style) BPE tokenizers are supported; this tokenizer.json has "
-            f"model {model.get('type')!r}, byte_fallback={bool(model.get('byte_fallback'))}, "
-            f"normalizer {(tokenizer_json.get('normalizer') or {}).get('type')!r} "
-            "(SentencePiece-style Llama 2 tokenizers are not supported)"
-        )
-    pt = tokenizer_json.get("pre_tokenizer") or {}
-    seq = pt.get("pretokenizers", []) if pt.get("type") == "Sequence" else [pt]
-    if len(seq) == 1 and _is_byte_level(seq[0], True):
-        return "gpt2"
-    if len(seq) == 2 and _is_byte_level(seq[1], True):
-        d = seq[0]
-        if d.get("type") == "Digits" and d.get("individual_digits"):
-            return "smollm"
-    if len(seq) == 2 and _is_byte_level(seq[1], False):
-        s = seq[0]
-        if (
-            s.get("type") == "Split"
-            and (s.get("pattern") or {}).get("Regex") == _LLAMA3_REGEX
-            and s.get("behavior") == "Isolated"
-            and not s.get("invert")
-        ):
-            return "llama-bpe"
-    raise UnsupportedModelError(
-        f"tokenizer.json pre_tokenizer {json.dumps(pt)[:200]} is not a supported byte-level BPE "
-        "pre-tokenizer; supported: GPT-2 ByteLevel, SmolLM (Digits + ByteLevel), Llama 3 (Split + ByteLevel)"
-    )
 
 
 def _field(reader: gguf.GGUFReader, key: str, default: Any = None) -> Any:
@@ -230,64 +187,3 @@ def _template(tokens: list[str], ids: dict[str, int], add_bos: bool, add_eos: bo
 def dump_json(path: Path, obj: Any) -> None:
     """Write obj as indented UTF-8 JSON."""
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def _looks_special(token: str) -> bool:
-    """llama.cpp's heuristic for added tokens that should be CONTROL even if not marked special."""
-    return token in ("<pad>", "<mask>", "<2mass>", "[@BOS@]") or (
-        (token.startswith("<|") and token.endswith("|>"))
-        or (token.startswith("<｜") and token.endswith("｜>"))
-        or (token.startswith("<unused") and token.endswith(">"))
-    )
-
-
-def load_tokenizer_json(hf_dir: Path) -> dict[str, Any]:
-    path = hf_dir / "tokenizer.json"
-    if not path.is_file():
-        raise UnsupportedModelError(
-            f"{hf_dir} has no tokenizer.json; only fast (tokenizers-library) byte-level BPE tokenizers convert"
-        )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ArtifactError(f"{path} is not valid JSON ({e})") from e
-
-
-def add_gguf_tokenizer(writer: gguf.GGUFWriter, hf_dir: Path, vocab_size: int) -> None:
-    """Add tokenizer.ggml.* keys (model, pre, tokens, types, merges, special ids, template)."""
-    tj = load_tokenizer_json(hf_dir)
-    pre = detect_pre(tj)
-    id_to_tok: dict[int, str] = {int(i): t for t, i in tj["model"].get("vocab", {}).items()}
-    added = {int(a["id"]): a for a in tj.get("added_tokens", [])}
-    for i, a in added.items():
-        id_to_tok[i] = a["content"]
-    if id_to_tok and max(id_to_tok) >= vocab_size:
-        raise UnsupportedModelError(
-            f"tokenizer has token id {max(id_to_tok)} but config.json vocab_size is {vocab_size}"
-        )
-    tokens: list[str] = []
-    types: list[int] = []
-    for i in range(vocab_size):
-        tok = id_to_tok.get(i)
-        if tok is None:
-            tokens.append(f"[PAD{i}]")
-            types.append(_UNUSED)
-        elif i in added:
-            tokens.append(tok)
-            types.append(_CONTROL if added[i].get("special") or _looks_special(tok) else _USER_DEFINED)
-        else:
-            tokens.append(tok)
-            types.append(_NORMAL)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(pre)
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    special = gguf.SpecialVocab(hf_dir, load_merges=True, n_vocab=vocab_size)
-    if not special.merges:
-        raise UnsupportedModelError(f"{hf_dir / 'tokenizer.json'} has no BPE merges")
-    special.add_to_gguf(writer, quiet=True)
-    cfg_path = hf_dir / "tokenizer_config.json"
-    if cfg_path.is_file():
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if isinstance(cfg.get("add_prefix_space"), bool):
-            writer.add_add_space_prefix(cfg["add_prefix_space"])

@@ -1,0 +1,92 @@
+"""llama.cpp's own Hugging Face -> GGUF converter, vendored unmodified in `vendor/llama.cpp/` from the
+llama-cpp-python sdist kolm-gguf pins (so conversion and the quantizer come from one llama.cpp
+commit; `scripts/refresh_llama_cpp.py` refreshes it). It runs in a subprocess of this interpreter:
+its own gguf-py (newer than PyPI's) shadows any installed `gguf` there, torch is imported only
+there, and a crash or a memory spike never takes kolm down with it.
+
+Its toolchain is the `convert` extra: torch (CPU wheel), transformers, sentencepiece, numpy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+from kolm.errors import BackendError, KolmError, ToolchainMissingError, UnsupportedModelError
+
+VENDORED = Path(__file__).parent / "vendor" / "llama.cpp"
+CONVERTER = VENDORED / "convert_hf_to_gguf.py"
+NEEDS = ("torch", "transformers", "sentencepiece", "numpy")
+INSTALL = (
+    "pip install 'kolm-gguf[convert]' (torch's CPU wheel: add --extra-index-url https://download.pytorch.org/whl/cpu)"
+)
+# The converter's last exception says whose problem it is: the model's (unsupported architecture or
+# tokenizer, a config it cannot read) or the toolchain's (a missing module, memory, the disk).
+MODEL_ERRORS = (
+    "NotImplementedError",
+    "KeyError",
+    "ValueError",
+    "AssertionError",
+    "TypeError",
+    "IndexError",
+    "AttributeError",
+)
+TOOLCHAIN_MISSING = ("ModuleNotFoundError", "ImportError")
+EXCEPTION = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception))(?::\s*(.*))?$")
+
+
+@cache
+def commit() -> str:
+    """The llama.cpp commit the vendored converter comes from."""
+    return json.loads((VENDORED / "VENDORED.json").read_text(encoding="utf-8"))["llama.cpp_commit"]
+
+
+def require_toolchain() -> None:
+    """One line naming the install when a module the converter imports is missing."""
+    missing = [module for module in NEEDS if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ToolchainMissingError(f"llama.cpp's converter needs {', '.join(missing)}: {INSTALL}")
+
+
+def convert(model_dir: Path, out_path: Path, model: str) -> list[str]:
+    """Convert the Hugging Face folder `model_dir` to an F16 GGUF at `out_path` (written under a
+    temporary name, renamed when complete). Returns the command line, for the lockfile."""
+    require_toolchain()
+    partial = out_path.with_name(f".{out_path.name}.part")
+    command = [sys.executable, str(CONVERTER), str(model_dir), "--outtype", "f16", "--outfile", str(partial)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise failure(proc.stderr + proc.stdout, model, proc.returncode)
+        os.replace(partial, out_path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return command
+
+
+def failure(output: str, model: str, code: int) -> KolmError:
+    """The converter's own reason, in one line, as the error whose exit code says whose problem it is."""
+    if code < 0:
+        return BackendError(f"llama.cpp's converter was killed (signal {-code}) converting {model}")
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    raised = next((m for line in reversed(lines) if (m := EXCEPTION.match(line))), None)
+    if raised is None:
+        refused = next((line.split(":", 2)[-1] for line in reversed(lines) if line.startswith("ERROR:")), None)
+        if refused:  # the converter's own refusal, logged before it exits (e.g. "Model X is not supported")
+            return UnsupportedModelError(f"llama.cpp's converter cannot convert {model}: {refused}")
+        return BackendError(f"llama.cpp's converter failed on {model}: {lines[-1] if lines else f'exit code {code}'}")
+    kind, message = raised.group(1), (raised.group(2) or "").strip().rstrip(":")
+    reason = f"{kind}: {message}" if message else kind
+    if kind in TOOLCHAIN_MISSING:
+        return ToolchainMissingError(f"llama.cpp's converter cannot run: {reason}; {INSTALL}")
+    if kind in MODEL_ERRORS:
+        return UnsupportedModelError(f"llama.cpp's converter cannot convert {model}: {reason}")
+    return BackendError(f"llama.cpp's converter failed on {model}: {reason}")
