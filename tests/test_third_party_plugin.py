@@ -65,9 +65,9 @@ def test_a_forecast_only_backend_forecasts_with_its_own_rules(kolm, npu_env):
     )
     assert result.returncode == 0 and result.stderr == "", result.stderr
     forecast = json.loads(result.stdout)
-    assert forecast["backend"] == "rkllm" and forecast["backend_installed"] and not forecast["backend_exports"]
-    assert forecast["command"] is None
-    assert "backend rkllm cannot export yet: kolm-example-npu 0.1.0 forecasts only" in forecast["notes"]
+    assert forecast["backend"] == "rkllm" and forecast["backend_installed"]
+    assert forecast["command"] is None and forecast["refusal"] == "kolm-example-npu 0.1.0 forecasts only"
+    assert "rkllm cannot export Qwen2.5-0.5B-Instruct: kolm-example-npu 0.1.0 forecasts only" in forecast["notes"]
     assert forecast["size_method"] == "w8a8: 8-bit weights, fp32 row scales (example rule)"
     assert forecast["tok_s"]["method"] == "forecast" and forecast["tok_s"]["basis"].startswith("0.42–0.59 × 34.1 GB/s")
     assert any("VenomekPL/RockchipLlama" in source for source in forecast["forecast_sources"])

@@ -153,6 +153,9 @@ class TableBackend:
 
     TIERS = {"fp16": "F16", "int8": "I8", "int4": "I4"}
 
+    def __init__(self) -> None:
+        self.refusal: str | None = None  # what `cannot_export` answers (a test sets it)
+
     @hookimpl
     def backend(self) -> Backend:
         return Backend(
@@ -182,6 +185,10 @@ class TableBackend:
     def forecast_size(self, spec, recipe: TierRecipe) -> SizeForecast:
         size = spec.inventory.nbytes
         return SizeForecast(bytes=size, read_per_token_bytes=size, method=f"the weights as stored ({recipe.spelling})")
+
+    @hookimpl
+    def cannot_export(self, spec) -> str | None:
+        return self.refusal and self.refusal.format(arch=spec.arch)
 
     @hookimpl
     def export(self, request: ExportRequest) -> ExportResult:
@@ -234,9 +241,14 @@ def registry():
 
 
 @pytest.fixture
-def table(registry):
+def table_backend() -> TableBackend:
+    return TableBackend()
+
+
+@pytest.fixture
+def table(registry, table_backend):
     """The registry with `TableBackend` added."""
-    assert registry.add(TableBackend(), "table", "kolm-test-table", "0.1")
+    assert registry.add(table_backend, "table", "kolm-test-table", "0.1")
     return registry
 
 

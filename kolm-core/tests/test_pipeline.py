@@ -99,10 +99,31 @@ def test_a_forecast_only_backend_is_refused_before_anything_is_read(registry, ar
 
     assert registry.add(ForecastOnly(), "testbe", "kolm-testbe", "0.2")
     preview = json.loads(invoke("export", artifact, "--target", "tb4", "--quant", "int4", "--preview", "--json").stdout)
-    assert preview["command"] is None and preview["backend_exports"] is False
-    assert "backend testbe cannot export yet: kolm-testbe 0.2 forecasts only" in preview["notes"]
+    assert preview["command"] is None and preview["refusal"] == "kolm-testbe 0.2 forecasts only"
+    assert "testbe cannot export tiny-llama: kolm-testbe 0.2 forecasts only" in preview["notes"]
     result = invoke("export", artifact, "--target", "tb4", "--quant", "int4", "-o", tmp_path / "out")
     assert result.exit_code == 7 and result.stderr == (
         "kolm: error: backend testbe cannot export: kolm-testbe 0.2 does not implement `export` (forecasts only)\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pack.jsonl", "tiny-llama", "tiny.kolm"]
+
+
+def test_a_backend_that_cannot_convert_the_model_says_so_before_anything_is_read(table_backend, packed, tmp_path):
+    table_backend.refusal = "no {arch} here"
+    preview = json.loads(invoke("export", packed, "--target", "ttb", "--quant", "int8", "--preview", "--json").stdout)
+    assert preview["command"] is None and preview["refusal"] == "no LlamaForCausalLM here"
+    assert "table cannot export tiny-llama: no LlamaForCausalLM here" in preview["notes"]
+    result = invoke("export", packed, "--target", "ttb", "--quant", "int8", "-o", tmp_path / "out")
+    assert result.exit_code == 6
+    assert result.stderr == "kolm: error: table cannot export tiny-llama: no LlamaForCausalLM here\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_pack_measures_the_reference_k_with_a_backend_that_accepts_the_model(
+    table, table_backend, hf_folder, eval_pack, tmp_path
+):
+    from kolm.pack import pack_folder
+
+    table_backend.refusal = "no {arch} here"
+    _, note = pack_folder(hf_folder, eval_pack, "tiny", tmp_path / "t.kolm", "-", registry=table, min_k=0)
+    assert note == "not measured: table: no LlamaForCausalLM here"

@@ -430,6 +430,13 @@ class BackendPlugin:
             "forecast_throughput", ThroughputForecast, required=False, device=device, spec=spec, tier=tier, size=size
         )
 
+    def cannot_export(self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None) -> str | None:
+        """The owner's reason it cannot export this model at `tier` (its `cannot_export`), or None.
+        A tier outside the table and a backend without `export` are refused before this is asked."""
+        return self._ask(
+            "cannot_export", str, required=False, spec=spec, tier=tier, recipe=self.recipe(tier), device=device
+        )
+
     def export(self, request: ExportRequest) -> ExportResult:
         return self._ask("export", ExportResult, request=request)
 

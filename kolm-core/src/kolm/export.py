@@ -15,10 +15,11 @@ from kolm.artifact import MANIFEST, Artifact, payload_entries
 from kolm.atomic import atomic_dir
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceProfile
-from kolm.errors import GateError, OutputError
+from kolm.errors import GateError, OutputError, UnsupportedModelError
 from kolm.evalpack import EvalItem
 from kolm.kscore import Binder, score_pack
 from kolm.manifest import ExportRecord, Fidelity, KRecord, Lockfile, Manifest, SizeCheck
+from kolm.modelspec import resolve_model
 from kolm.quant import DEFAULT_MAX_K_DROP, Tier
 from kolm.record import BINDER, RECORD, load_record
 
@@ -54,6 +55,9 @@ def export_artifact(
         owner.refuse_missing("run", "measure K on its export")
     if not out_dir.parent.is_dir():
         raise OutputError(f"output folder {out_dir.parent} does not exist")
+    spec = resolve_model(str(artifact))
+    if refusal := owner.cannot_export(spec, tier, device):
+        raise UnsupportedModelError(f"{backend} cannot export {spec.name}: {refusal}")
     with Artifact(artifact) as art:
         manifest = art.manifest
         items = art.eval_items() if score else []

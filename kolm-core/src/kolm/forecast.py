@@ -49,14 +49,16 @@ class TokS(KolmModel):
 
 class Forecast(KolmModel):
     """Everything the picker shows for one model × device × tier × backend. `command` is the
-    `kolm export` to run, or None when the backend cannot export (`notes` says why)."""
+    `kolm export` to run, or None when the backend cannot export this model (`refusal` says why)."""
 
     model: str
     device: str
     tier: str
     backend: str
     backend_installed: bool
-    backend_exports: bool
+    refusal: str | None = None
+    """Why `kolm export` would refuse this pick (the backend forecasts only, or cannot convert this
+    model), None when it would export."""
     size_bytes: int
     size_method: str
     read_per_token_bytes: int
@@ -146,13 +148,17 @@ def forecast(
     if name not in device.backends:
         raise UsageError(f"{device.name} is not a {name} target; its backends: {', '.join(device.backends)}")
     owner = usable.get(name) or (registry.backend(name) if registry.declared(name) else None)  # one line if broken
-    notes = []
+    notes, refusal = [], None
     if owner is None:
         notes.append(f"backend {name} is not installed (pip install kolm-{name}); nominal forecast")
     else:
         owner.recipe(tier)
         if not owner.can_export:
-            notes.append(f"backend {name} cannot export yet: {owner.distribution} {owner.version} forecasts only")
+            refusal = f"{owner.distribution} {owner.version} forecasts only"
+        else:
+            refusal = owner.cannot_export(spec, tier, device)
+        if refusal:
+            notes.append(f"{name} cannot export {spec.name}: {refusal}")
     size = size_of(owner, name, spec, tier, device)
     speed = speed_of(owner, name, device, spec, tier, size)
     tok_s = TokS(low=speed.low, high=speed.high, method=speed.method, basis=speed.basis)
@@ -175,7 +181,7 @@ def forecast(
         f"typical delta vs fp16 for {tier} until kolm export measures it (kolm's planning figure, not a measurement)"
     )
     measured_k = history.latest_k(spec.name, tier, name)
-    command = export_command(spec, device, tier, name, recommended) if owner is None or owner.can_export else None
+    command = None if refusal else export_command(spec, device, tier, name, recommended)
     if measured_k is not None and measured_k.k.drop_points is not None:
         k_loss = measured_k.k.drop_points
         if k_loss > DEFAULT_MAX_K_DROP and command:
@@ -193,7 +199,7 @@ def forecast(
         tier=tier,
         backend=name,
         backend_installed=owner is not None,
-        backend_exports=owner is not None and owner.can_export,
+        refusal=refusal,
         size_bytes=size.bytes,
         size_method=size.method,
         read_per_token_bytes=size.read_per_token_bytes,

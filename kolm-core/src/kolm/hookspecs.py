@@ -109,6 +109,21 @@ def forecast_throughput(
 
 
 @hookspec(firstresult=True)
+def cannot_export(
+    spec: ModelSpec, tier: Tier, recipe: TierRecipe, device: DeviceProfile | None, base: BackendPlugin | None
+) -> str | None:
+    """Say, before anything is converted, why this backend cannot export `spec`: return a one-line
+    reason ("llama.cpp's converter does not convert NovelForCausalLM"), or None if it can.
+
+    Called by the forecast (the picker and the preview then show the reason instead of a command),
+    by `kolm export` before it reads the artifact, and by `kolm pack` to choose the backend that
+    measures the fp16 K. Decide from `spec.config` and `spec.arch` with what the toolchain itself
+    declares, never from a list copied from another backend. Must be cheap and must not import the
+    toolchain. A model let through may still fail conversion, with the toolchain's own reason.
+    """
+
+
+@hookspec(firstresult=True)
 def export(request: ExportRequest, base: BackendPlugin | None) -> ExportResult:
     """Convert the artifact's weights with the backend's real toolchain.
 
@@ -157,4 +172,13 @@ def bench(request: BenchRequest, base: BackendPlugin | None) -> BenchResult:
     """
 
 
-BACKEND_HOOKS = ("forecast_size", "forecast_throughput", "export", "embed_manifest", "run", "read_payload", "bench")
+BACKEND_HOOKS = (
+    "forecast_size",
+    "forecast_throughput",
+    "cannot_export",
+    "export",
+    "embed_manifest",
+    "run",
+    "read_payload",
+    "bench",
+)

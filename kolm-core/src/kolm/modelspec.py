@@ -61,6 +61,18 @@ class ModelSpec(KolmModel):
             return 0
         return sum(t.numel for t in self.inventory.tensors if t.name.endswith("embed_tokens.weight"))
 
+    def model_files(self) -> set[str] | None:
+        """The names of the Hugging Face folder's files; None when there is no folder (a config or a
+        base name)."""
+        if self.origin == "artifact":
+            from kolm.artifact import MODEL_DIR, Artifact
+
+            with Artifact(self.path) as art:
+                return {name.removeprefix(MODEL_DIR) for name in art.names() if name.startswith(MODEL_DIR)}
+        if self.origin == "folder":
+            return {p.name for p in self.path.iterdir() if p.is_file()}
+        return None
+
     def read_model_file(self, name: str) -> bytes | None:
         """A small file of the Hugging Face folder (e.g. `tokenizer.json`), if the model has one."""
         if self.origin == "artifact":

@@ -15,6 +15,7 @@ from kolm.errors import GateError, UnsupportedModelError, UsageError
 from kolm.evalpack import EvalItem, load_eval_pack
 from kolm.export import convert_and_measure
 from kolm.manifest import EvalPackRef, Manifest
+from kolm.modelspec import resolve_model
 
 if TYPE_CHECKING:
     from kolm.plugins import Registry
@@ -116,8 +117,11 @@ def reference_k(
     registry: Registry, folder: Path, manifest: Manifest, items: list[EvalItem], steps: Steps
 ) -> tuple[float | None, str]:
     """fp16 K of `folder` and the backend that measured it: the first installed one, by name, that
-    can both export and run here (so the same set of plugins always picks the same backend);
-    (None, "") when there is none."""
+    can both export and run here and does not refuse this model (so the same set of plugins always
+    picks the same backend); (None, "") when there is none. When every such backend refuses the
+    model, an `UnsupportedModelError` lists their reasons."""
+    spec = resolve_model(str(folder))
+    refusals = []
     for name, owner in sorted(registry.backends().items()):
         if not (
             "fp16" in owner.tiers
@@ -125,6 +129,9 @@ def reference_k(
             and owner.can_export
             and owner.implements("run")
         ):
+            continue
+        if refusal := owner.cannot_export(spec, "fp16", None):
+            refusals.append(f"{name}: {refusal}")
             continue
         with tempfile.TemporaryDirectory(prefix=".kolm-reference-") as work:
             request = ExportRequest(
@@ -139,6 +146,8 @@ def reference_k(
             )
             _, k, _ = convert_and_measure(owner, request, items)
         return (k.score if k else None), name
+    if refusals:
+        raise UnsupportedModelError("; ".join(refusals))
     return None, ""
 
 

@@ -46,9 +46,7 @@ def tok_s(f: Forecast) -> str:
 
 
 def backend_status(f: Forecast) -> str:
-    if not f.backend_installed:
-        return " (not installed)"
-    return "" if f.backend_exports else " (forecasts only)"
+    return "" if f.backend_installed else " (not installed)"
 
 
 def device_table(rows: list[DeviceProfile]) -> Table:
@@ -135,10 +133,14 @@ def pick_table(rows: list[Forecast]) -> Table:
                     f"{human_bytes(f.size_bytes)} ",
                     (f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]),
                     f"\n{tok_s(f)}",
+                    ("\ncannot export", "red") if f.refusal else "",
                 )
             )
         table.add_row(*row)
-    table.caption = "each cell: size on disk, fit (need = size + 1 GB vs memory), decode tok/s range"
+    table.caption = (
+        "each cell: size on disk, fit (need = size + 1 GB vs memory), decode tok/s range; "
+        "`cannot export`: kolm export ... --preview says why"
+    )
     return table
 
 
@@ -151,7 +153,7 @@ def forecast_report(f: Forecast) -> Group:
     table.add_row("K-score loss", f"{f.k_loss_points:.1f} points — {f.k_loss_method}")
     table.add_row("fit", Text.assemble((f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]), f" — {f.fit.arithmetic}"))
     table.add_row("backend", f.backend + backend_status(f))
-    table.add_row("command", f.command or "none: the backend cannot export (see the note)")
+    table.add_row("command", f.command or f"none: {f.backend} cannot export {f.model}: {f.refusal}")
     table.add_row("sources", "\n".join(f.forecast_sources))
     for note in f.notes:
         table.add_row("note", note)

@@ -22,3 +22,27 @@ def test_forecast_uses_the_mlx_calibration_and_memory_option():
     assert any("mlx" in s for s in f.forecast_sources)
     assert f.fit.verdict == "tight"  # 16 GB of weights + 1 GB runtime on the 18 GB M3 Pro
     assert forecast(reg, resolve_model("Llama-3.1-8B"), pro, "fp16", memory_gb=36).fit.verdict == "pass"
+
+
+def test_what_mlx_lm_has_no_model_for_is_refused_before_converting():
+    """Read from the installed mlx-lm (its models/ and MODEL_REMAPPING), not from a copied list."""
+    from kolm.api import Inventory, ModelSpec
+    from kolm_mlx.support import cannot_load
+
+    def spec(arch: str, model_type: str) -> ModelSpec:
+        return ModelSpec(
+            name="m",
+            ref="m",
+            origin="base",
+            path=None,
+            inventory=Inventory(tensors=[]),
+            config={"architectures": [arch], "model_type": model_type},
+        )
+
+    assert cannot_load(spec("LlamaForCausalLM", "llama")) is None
+    assert cannot_load(spec("MistralForCausalLM", "mistral")) is None  # remapped to llama by mlx-lm
+    assert cannot_load(spec("Gemma3ForCausalLM", "gemma3_text")) is None
+    assert (
+        cannot_load(spec("NovelForCausalLM", "novel"))
+        == "mlx-lm has no model for model_type 'novel' (NovelForCausalLM)"
+    )

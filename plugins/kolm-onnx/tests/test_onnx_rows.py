@@ -1,5 +1,6 @@
-"""kolm-onnx without the toolchain: int3 is refused in one line, device rows carry their sources,
-the phone forecast is calibrated and counts the ORT-format file."""
+"""kolm-onnx's forecasts: int3 is refused in one line, device rows carry their sources, the phone
+forecast is calibrated and counts the ORT-format file, and what the installed builder does not
+build is refused before converting."""
 
 import pytest
 from kolm.errors import BackendError
@@ -41,3 +42,23 @@ def test_phone_forecast_counts_the_ort_file():
     phone = forecast(reg, spec, reg.devices().find("pixel-8"), "int4")
     laptop = forecast(reg, spec, reg.devices().find("x-elite"), "int4", backend="onnx")
     assert phone.size_bytes > 1.9 * laptop.size_bytes - 5_000_000  # model.onnx(.data) + model.ort
+
+
+def test_what_the_builder_does_not_build_is_refused_before_converting():
+    """Read from the installed onnxruntime-genai builder's own architecture checks, not a copied list."""
+    from kolm.api import Inventory, ModelSpec
+    from kolm_onnx.support import builder_architectures, cannot_build
+
+    def spec(arch: str) -> ModelSpec:
+        return ModelSpec(
+            name="m",
+            ref="m",
+            origin="base",
+            path=None,
+            inventory=Inventory(tensors=[]),
+            config={"architectures": [arch]},
+        )
+
+    assert {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Gemma3ForCausalLM"} <= builder_architectures()
+    assert cannot_build(spec("Qwen3ForCausalLM")) is None
+    assert cannot_build(spec("NovelForCausalLM")) == "onnxruntime-genai's model builder does not build NovelForCausalLM"

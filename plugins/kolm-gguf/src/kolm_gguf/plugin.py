@@ -56,6 +56,13 @@ def forecast_size(spec: ModelSpec, recipe: TierRecipe) -> SizeForecast:
 
 
 @hookimpl
+def cannot_export(spec: ModelSpec) -> str | None:
+    from kolm_gguf.upstream import cannot_convert
+
+    return cannot_convert(spec)
+
+
+@hookimpl
 def export(request: ExportRequest) -> ExportResult:
     from kolm_gguf.export import export_gguf
 

@@ -18,6 +18,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from kolm.api import ModelSpec
 from kolm.errors import BackendError, KolmError, ToolchainMissingError, UnsupportedModelError
 
 VENDORED = Path(__file__).parent / "vendor" / "llama.cpp"
@@ -45,6 +46,23 @@ EXCEPTION = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception))(?::\s*(.*))?$")
 def commit() -> str:
     """The llama.cpp commit the vendored converter comes from."""
     return json.loads((VENDORED / "VENDORED.json").read_text(encoding="utf-8"))["llama.cpp_commit"]
+
+
+@cache
+def architectures() -> frozenset[str]:
+    """The Hugging Face architectures the vendored converter registers (recorded when vendored)."""
+    return frozenset(json.loads((VENDORED / "VENDORED.json").read_text(encoding="utf-8"))["architectures"])
+
+
+def cannot_convert(spec: ModelSpec) -> str | None:
+    """Why the converter will refuse `spec`, known without running it: an architecture it does not
+    register, or a model folder without a tokenizer (it writes the vocabulary into the GGUF)."""
+    if spec.arch not in architectures():
+        return f"llama.cpp's converter ({commit()[:7]}) does not convert {spec.arch}"
+    files = spec.model_files()
+    if files is not None and not files & {"tokenizer.json", "tokenizer.model"}:
+        return "the model has no tokenizer (tokenizer.json or tokenizer.model); llama.cpp's converter needs one"
+    return None
 
 
 def require_toolchain() -> None:

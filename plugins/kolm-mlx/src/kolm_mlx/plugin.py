@@ -38,6 +38,13 @@ def forecast_size(spec: ModelSpec, tier: Tier, recipe: TierRecipe) -> SizeForeca
 
 
 @hookimpl
+def cannot_export(spec: ModelSpec) -> str | None:
+    from kolm_mlx.support import cannot_load
+
+    return cannot_load(spec)
+
+
+@hookimpl
 def export(request: ExportRequest) -> ExportResult:
     from kolm_mlx.export import export_mlx
 

@@ -36,6 +36,13 @@ def forecast_size(spec: ModelSpec, recipe: TierRecipe, device: DeviceProfile | N
 
 
 @hookimpl
+def cannot_export(spec: ModelSpec) -> str | None:
+    from kolm_onnx.support import cannot_build
+
+    return cannot_build(spec)
+
+
+@hookimpl
 def export(request: ExportRequest) -> ExportResult:
     from kolm_onnx.export import export_onnx
 

@@ -38,6 +38,12 @@ def forecast_size(
 
 
 @hookimpl
+def cannot_export(spec: ModelSpec, tier: Tier, device: DeviceProfile | None, base: BackendPlugin) -> str | None:
+    """The bundle is gguf's payload split into parts, so it refuses what gguf refuses."""
+    return base.cannot_export(spec, tier, device)
+
+
+@hookimpl
 def export(request: ExportRequest, base: BackendPlugin) -> ExportResult:
     from kolm_wasm.bundle import export_bundle
 
