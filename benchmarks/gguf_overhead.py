@@ -54,7 +54,7 @@ def raw_convert(model_dir: Path, f16: Path) -> None:
 
 def raw_export(model_dir: Path, spelling: str, out: Path) -> None:
     import llama_cpp
-    from kolm_gguf.export import captured_stderr
+    from kolm_gguf.runtime import captured_stderr
 
     f16 = out.with_suffix(".f16.gguf")
     raw_convert(model_dir, f16)

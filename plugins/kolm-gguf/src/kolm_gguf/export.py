@@ -5,36 +5,16 @@ from __future__ import annotations
 
 import ctypes
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
 from kolm.errors import BackendError
 
-from kolm_gguf.runtime import import_llama_cpp
+from kolm_gguf.runtime import captured_stderr, import_llama_cpp
 
 
 def payload_name(request: ExportRequest) -> str:
     return f"{request.manifest.base}.{request.spelling}.gguf"
-
-
-@contextmanager
-def captured_stderr() -> Iterator[list[str]]:
-    """Hold back what C code writes to stderr (llama.cpp prints per-tensor fallback warnings
-    itself); yields a list that holds those lines afterwards, for error messages."""
-    lines: list[str] = []
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines += sink.read().decode(errors="replace").splitlines()
 
 
 def quantize(source: Path, target: Path, spelling: str) -> None:

@@ -41,18 +41,34 @@ def import_weights(source: Path, out_dir: Path, steps) -> str | None:
             if source.suffix.lower() == ".gguf":
                 raise ArtifactError(f"{source}: not a GGUF file (no GGUF magic)")
             return None
-    from kolm_gguf.convert import gguf_to_hf
+    from kolm.errors import UnsupportedModelError
 
-    with steps(f"dequantizing {source.name} to float16 safetensors") as advance:
-        gguf_to_hf(source, out_dir, progress=advance)
+    from kolm_gguf import convert, hf_import
+    from kolm_gguf.gguf_file import read_header
+
+    try:  # kolm's own streaming importer for the plain Llama family, transformers' loader for the rest
+        if read_header(source).get("general.architecture") != "llama":
+            raise UnsupportedModelError("not a plain Llama")
+        with steps(f"dequantizing {source.name} to float16 safetensors") as advance:
+            convert.gguf_to_hf(source, out_dir, progress=advance)
+    except UnsupportedModelError:
+        with steps(f"dequantizing {source.name} to float16 safetensors with transformers"):
+            hf_import.gguf_to_hf(source, out_dir)
     return source.name.split(".")[0]  # SmolLM2-135M-Instruct.Q4_1.gguf -> SmolLM2-135M-Instruct
 
 
 @hookimpl
-def forecast_size(spec: ModelSpec, recipe: TierRecipe) -> SizeForecast:
+def forecast_size(spec: ModelSpec, recipe: TierRecipe) -> SizeForecast | None:
+    """llama.cpp's per-tensor rule where kolm knows the model's tensor names (the Llama family);
+    None otherwise, and the forecast says it is nominal."""
+    from kolm.errors import UnsupportedModelError
+
     from kolm_gguf.size import gguf_size
 
-    return gguf_size(spec, recipe.spelling)
+    try:
+        return gguf_size(spec, recipe.spelling)
+    except UnsupportedModelError:
+        return None
 
 
 @hookimpl

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -27,6 +29,23 @@ def import_llama_cpp():
     return llama_cpp
 
 
+@contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Hold back what C code writes to stderr (llama.cpp prints per-tensor fallback warnings
+    itself); yields a list that holds those lines afterwards, for error messages."""
+    lines: list[str] = []
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines += sink.read().decode(errors="replace").splitlines()
+
+
 class GgufSession(Session):
     """A GGUF opened with llama.cpp; the model loads on first use, so `serve` never loads it twice."""
 
@@ -45,28 +64,31 @@ class GgufSession(Session):
     def llm(self):
         llama_cpp = import_llama_cpp()
         try:
-            return llama_cpp.Llama(
-                model_path=str(self.path),
-                n_ctx=self.context_length(),
-                n_threads=self.threads,
-                seed=self.seed,
-                verbose=False,
-            )
+            with captured_stderr() as log:  # llama.cpp's loader notes (e.g. the SWA cache) are not errors
+                return llama_cpp.Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.context_length(),
+                    n_threads=self.threads,
+                    seed=self.seed,
+                    verbose=False,
+                )
         except ValueError as exc:
-            raise BackendError(f"llama.cpp cannot load {self.path}: {exc}") from exc
+            reason = next((line for line in reversed(log) if line.strip()), str(exc))
+            raise BackendError(f"llama.cpp cannot load {self.path}: {reason}") from exc
 
     @cached_property
     def scorer(self):
         """A second context that keeps the logits of every position (fidelity needs whole rows)."""
         llama_cpp = import_llama_cpp()
-        return llama_cpp.Llama(
-            model_path=str(self.path),
-            n_ctx=min(FIDELITY_CTX, self.context_length()),
-            n_threads=self.threads,
-            seed=self.seed,
-            logits_all=True,
-            verbose=False,
-        )
+        with captured_stderr():
+            return llama_cpp.Llama(
+                model_path=str(self.path),
+                n_ctx=min(FIDELITY_CTX, self.context_length()),
+                n_threads=self.threads,
+                seed=self.seed,
+                logits_all=True,
+                verbose=False,
+            )
 
     def position_logprobs(self, text: str):
         """log-softmax of the next-token logits at every position of `text` (positions x vocab)."""

@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
-from kolm.errors import BackendError
+from kolm.errors import BackendError, UnsupportedModelError
 
 from kolm_mlx.runtime import import_mlx_lm
 
@@ -34,7 +34,9 @@ def export_mlx(request: ExportRequest) -> ExportResult:
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # its [INFO] lines would mix with `--json`
                 convert(str(request.model_dir), str(target), **flags)
-        except (ValueError, KeyError, OSError) as exc:
+        except (ValueError, KeyError) as exc:  # the model: an unknown type, a config field mlx-lm needs
+            raise UnsupportedModelError(f"mlx_lm.convert cannot convert {request.manifest.base}: {exc!r}") from exc
+        except OSError as exc:
             raise BackendError(f"mlx_lm.convert failed on {request.manifest.base}: {exc}") from exc
     for path in target.iterdir():
         path.replace(request.out_dir / path.name)

@@ -28,12 +28,14 @@ def mlx_lm_source() -> tuple[Path, dict, dict] | None:
 
 
 def cannot_load(spec: ModelSpec) -> str | None:
-    """Why mlx-lm will refuse `spec`: a `model_type` it has no module for. None when it can, or when
-    mlx-lm is not installed here (the export then names the install)."""
+    """Why mlx-lm will refuse `spec`: no `model_type`, or one it has no module for. None when it can,
+    or when mlx-lm is not installed here (the export then names the install)."""
     source = mlx_lm_source()
-    model_type = spec.config.get("model_type")
-    if source is None or not model_type:
+    if source is None:
         return None
+    model_type = spec.config.get("model_type")
+    if not model_type:
+        return f"config.json has no model_type ({spec.arch}); mlx-lm chooses its model by it"
     models, remapping, by_architecture = source
     resolved = next(
         (

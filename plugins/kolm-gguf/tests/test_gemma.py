@@ -1,0 +1,66 @@
+"""A model outside the Llama family end to end on gguf: the real Gemma 3 270M (PyPI's chunked GGUF,
+SHA-256 checked) packs from its GGUF (transformers' GGUF loader), exports through llama.cpp's own
+converter and quantizer, runs, and verifies. Base model, so the gates are opened (--min-k 0)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kolm_gguf.upstream import commit
+from kolm_testing import SMOL_EVAL_ITEMS, VERIFY_CHECKS, failed, gemma3_gguf, invoke, verify, write_eval_pack
+
+pytestmark = pytest.mark.slow
+
+# Items the base model completes: a plain continuation and two choices (no chat template).
+ITEMS = [
+    {"id": "capital", "kind": "contains", "prompt": "The capital of France is", "answer": "France"},
+    SMOL_EVAL_ITEMS[2],
+    {
+        "id": "hot",
+        "kind": "choice",
+        "prompt": "The opposite of hot is",
+        "choices": [" cold", " green"],
+        "answer": " cold",
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def gemma_pack(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("gemma")
+    source = gemma3_gguf(folder)
+    pack = write_eval_pack(folder / "small.jsonl", ITEMS)
+    out = folder / "gemma.kolm"
+    result = invoke(
+        "pack", "--from-gguf", source, "--eval", pack, "-o", out, "--min-k", "0", "--license", "Gemma Terms of Use"
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_it_packs_from_its_gguf_with_its_tokenizer(gemma_pack):
+    inspected = json.loads(invoke("inspect", gemma_pack, "--json").stdout)
+    manifest = inspected["manifest"]
+    assert manifest["arch"] == "Gemma3ForCausalLM" and manifest["base"] == "gemma-3-270m-q4_k_m"
+    assert {"model/tokenizer.json", "model/config.json", "model/model.safetensors"} <= {
+        p["path"] for p in manifest["payload"]
+    }
+    assert manifest["k_score_fp16_reference"] is not None  # measured through llama.cpp at fp16
+    assert 2.6e8 < inspected["tensors"]["params"] < 2.7e8
+
+
+def test_it_exports_runs_and_verifies(gemma_pack, tmp_path):
+    out = tmp_path / "gemma-int4"
+    result = invoke(
+        "export", gemma_pack, "--target", "raspberry-pi-5", "--quant", "int4", "-o", out, "--json", "--allow-drop"
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["lockfile"]["toolchain"]["llama.cpp"] == commit()
+    assert record["k"]["fidelity"]["top1_agreement"] > 0.8  # measured 0.97 on the default pack
+    run = invoke("run", out, "--raw", "--prompt", "The capital of France is", "-n", "8")
+    assert run.exit_code == 0 and "capital" in run.stdout
+    code, evidence = verify(out, gemma_pack)
+    assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
