@@ -80,14 +80,16 @@ def raw_tg(model: Path, n_gen: int) -> tuple[float, float]:
 
 
 def largest_process_rss(code: str, *args: str) -> int:
-    """Peak RSS of the largest process `python -c code args` ran (itself or a child it waited for)."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    assert after > before, "a larger process ran before this one: run the memory measurement first"
-    return after * 1024
+    """Peak RSS of the largest process `python -c code args` ran (itself or a descendant it waited
+    for), read by a fresh parent so that nothing measured earlier counts."""
+    wrapper = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", wrapper, sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
+    )
+    return int(run.stdout)
 
 
 def conversion_peaks(artifact: Path, model_dir: Path, work: Path) -> tuple[int, int]:
@@ -123,7 +125,7 @@ def main() -> None:
         work = Path(work)
         with Artifact(artifact) as art:
             model_dir = art.extract_model(work / "hf")
-        rss_upstream, rss_kolm = conversion_peaks(artifact, model_dir, work)  # first: largest-child accounting
+        rss_upstream, rss_kolm = conversion_peaks(artifact, model_dir, work)
         kolm_t = timed(lambda: kolm_export(artifact, args.tier, work / "kolm"), args.runs)
         raw_t = timed(lambda: raw_export(model_dir, spelling, work / f"raw.{spelling}.gguf"), args.runs)
         payload = next((work / "kolm").glob("*.gguf"))
