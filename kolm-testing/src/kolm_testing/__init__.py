@@ -52,6 +52,23 @@ SMOL_EVAL_ITEMS = [
     },
 ]
 
+# A choice both SmolLM2-135M-Instruct and base models answer clearly.
+OPPOSITE_ITEM = {
+    "id": "hot",
+    "kind": "choice",
+    "prompt": "The opposite of hot is",
+    "choices": [" cold", " green"],
+    "answer": " cold",
+}
+
+
+def config_spec(config: dict):
+    """A `ModelSpec` of just a config (no tensors), for what a backend decides from the config alone."""
+    from kolm.api import Inventory, ModelSpec
+
+    return ModelSpec(name="m", ref="m", origin="base", path=None, config=config, inventory=Inventory(tensors=[]))
+
+
 # A random-weight, untied Llama with SmolLM2's 49152-token vocabulary (hidden 256, 4 layers, GQA 4/2).
 RANDOM_LLAMA = {
     "architectures": ["LlamaForCausalLM"],

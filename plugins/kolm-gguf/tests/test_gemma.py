@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 from kolm_gguf.upstream import commit
-from kolm_testing import SMOL_EVAL_ITEMS, VERIFY_CHECKS, failed, gemma3_gguf, invoke, verify, write_eval_pack
+from kolm_testing import (
+    OPPOSITE_ITEM,
+    SMOL_EVAL_ITEMS,
+    VERIFY_CHECKS,
+    failed,
+    gemma3_gguf,
+    invoke,
+    verify,
+    write_eval_pack,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -17,13 +26,7 @@ pytestmark = pytest.mark.slow
 ITEMS = [
     {"id": "capital", "kind": "contains", "prompt": "The capital of France is", "answer": "France"},
     SMOL_EVAL_ITEMS[2],
-    {
-        "id": "hot",
-        "kind": "choice",
-        "prompt": "The opposite of hot is",
-        "choices": [" cold", " green"],
-        "answer": " cold",
-    },
+    OPPOSITE_ITEM,
 ]
 
 

@@ -9,7 +9,7 @@ import runpy
 from pathlib import Path
 
 from kolm_gguf.upstream import VENDORED, architectures, cannot_convert
-from kolm_testing import invoke
+from kolm_testing import config_spec, invoke
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "refresh_llama_cpp.py"
 
@@ -41,16 +41,7 @@ def test_the_recorded_architectures_are_the_converters_registry():
 
 
 def test_an_architecture_the_converter_does_not_register_gets_no_command(tmp_path):
-    from kolm.api import Inventory, ModelSpec
-
-    novel = ModelSpec(
-        name="n",
-        ref="n",
-        origin="base",
-        path=None,
-        inventory=Inventory(tensors=[]),
-        config={"architectures": ["NovelForCausalLM"]},
-    )
+    novel = config_spec({"architectures": ["NovelForCausalLM"]})
     assert cannot_convert(novel).startswith("llama.cpp's converter (") and "NovelForCausalLM" in cannot_convert(novel)
     config = tmp_path / "config.json"
     config.write_text(

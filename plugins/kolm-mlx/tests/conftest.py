@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from kolm_testing import (
+    OPPOSITE_ITEM,
     SMOL_EVAL_ITEMS,
     Export,
     cli_exporter,
@@ -24,17 +25,7 @@ from kolm_testing import (
 DEVICE = "m3-pro"
 
 # Three items SmolLM2-135M-Instruct answers at fp16, so a good export passes the 0.85 gate.
-EVAL_ITEMS = [
-    SMOL_EVAL_ITEMS[0],
-    SMOL_EVAL_ITEMS[2],
-    {
-        "id": "hot",
-        "kind": "choice",
-        "prompt": "The opposite of hot is",
-        "choices": [" cold", " green"],
-        "answer": " cold",
-    },
-]
+EVAL_ITEMS = [SMOL_EVAL_ITEMS[0], SMOL_EVAL_ITEMS[2], OPPOSITE_ITEM]
 
 
 @pytest.fixture(scope="session")

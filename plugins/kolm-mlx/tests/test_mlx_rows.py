@@ -26,23 +26,13 @@ def test_forecast_uses_the_mlx_calibration_and_memory_option():
 
 def test_what_mlx_lm_has_no_model_for_is_refused_before_converting():
     """Read from the installed mlx-lm (its models/ and MODEL_REMAPPING), not from a copied list."""
-    from kolm.api import Inventory, ModelSpec
     from kolm_mlx.support import cannot_load
+    from kolm_testing import config_spec
 
-    def spec(arch: str, model_type: str) -> ModelSpec:
-        return ModelSpec(
-            name="m",
-            ref="m",
-            origin="base",
-            path=None,
-            inventory=Inventory(tensors=[]),
-            config={"architectures": [arch], "model_type": model_type},
-        )
+    def refusal(arch: str, model_type: str) -> str | None:
+        return cannot_load(config_spec({"architectures": [arch], "model_type": model_type}))
 
-    assert cannot_load(spec("LlamaForCausalLM", "llama")) is None
-    assert cannot_load(spec("MistralForCausalLM", "mistral")) is None  # remapped to llama by mlx-lm
-    assert cannot_load(spec("Gemma3ForCausalLM", "gemma3_text")) is None
-    assert (
-        cannot_load(spec("NovelForCausalLM", "novel"))
-        == "mlx-lm has no model for model_type 'novel' (NovelForCausalLM)"
-    )
+    assert refusal("LlamaForCausalLM", "llama") is None
+    assert refusal("MistralForCausalLM", "mistral") is None  # remapped to llama by mlx-lm
+    assert refusal("Gemma3ForCausalLM", "gemma3_text") is None
+    assert refusal("NovelForCausalLM", "novel") == "mlx-lm has no model for model_type 'novel' (NovelForCausalLM)"

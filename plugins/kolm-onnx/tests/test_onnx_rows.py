@@ -46,19 +46,12 @@ def test_phone_forecast_counts_the_ort_file():
 
 def test_what_the_builder_does_not_build_is_refused_before_converting():
     """Read from the installed onnxruntime-genai builder's own architecture checks, not a copied list."""
-    from kolm.api import Inventory, ModelSpec
     from kolm_onnx.support import builder_architectures, cannot_build
-
-    def spec(arch: str) -> ModelSpec:
-        return ModelSpec(
-            name="m",
-            ref="m",
-            origin="base",
-            path=None,
-            inventory=Inventory(tensors=[]),
-            config={"architectures": [arch]},
-        )
+    from kolm_testing import config_spec
 
     assert {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Gemma3ForCausalLM"} <= builder_architectures()
-    assert cannot_build(spec("Qwen3ForCausalLM")) is None
-    assert cannot_build(spec("NovelForCausalLM")) == "onnxruntime-genai's model builder does not build NovelForCausalLM"
+    assert cannot_build(config_spec({"architectures": ["Qwen3ForCausalLM"]})) is None
+    assert (
+        cannot_build(config_spec({"architectures": ["NovelForCausalLM"]}))
+        == "onnxruntime-genai's model builder does not build NovelForCausalLM"
+    )
