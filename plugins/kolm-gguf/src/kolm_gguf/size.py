@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 
 from kolm.api import ModelSpec, SizeForecast
 from kolm.errors import UnsupportedModelError
@@ -56,6 +57,12 @@ def tokenizer_metadata_bytes(spec: ModelSpec) -> tuple[int, bool]:
     if raw is None:
         merges = vocab
         return int(vocab * (8 + MEAN_TOKEN_BYTES + 4) + merges * (8 + MEAN_MERGE_BYTES)), False
+    return counted_bytes(raw, spec.read_model_file("tokenizer_config.json"), vocab), True
+
+
+@lru_cache(maxsize=4)  # the picker asks once per device and tier for the same model
+def counted_bytes(raw: bytes, config_raw: bytes | None, vocab: int) -> int:
+    """Bytes of the tokenizer arrays and chat template, counted from tokenizer.json and its config."""
     tokenizer = json.loads(raw)
     by_id = {int(i): tok for tok, i in tokenizer["model"].get("vocab", {}).items()}
     by_id.update({int(a["id"]): a["content"] for a in tokenizer.get("added_tokens", [])})
@@ -63,10 +70,9 @@ def tokenizer_metadata_bytes(spec: ModelSpec) -> tuple[int, bool]:
     merges = tokenizer["model"].get("merges", [])
     merge_bytes = sum(8 + len((m if isinstance(m, str) else " ".join(m)).encode()) for m in merges)
     template = 0
-    config_raw = spec.read_model_file("tokenizer_config.json")
     if config_raw is not None:
         template = len(str(json.loads(config_raw).get("chat_template") or "").encode())
-    return token_bytes + merge_bytes + template, True
+    return token_bytes + merge_bytes + template
 
 
 def type_mix(kinds: Iterable[str]) -> tuple[dict[str, int], str]:

@@ -5,6 +5,7 @@ the model's own config and tokenizer files (mlx-lm 0.32 with transformers 5), pl
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from kolm.api import ModelSpec, SizeForecast, TierRecipe
 
@@ -61,14 +62,19 @@ def tokenizer_bytes(spec: ModelSpec) -> tuple[int, int, bool]:
     raw = spec.read_model_file("tokenizer.json")
     if raw is None:
         return spec.config["vocab_size"] * BYTES_PER_VOCAB_ENTRY, 0, False
+    return (*resaved_bytes(raw, spec.read_model_file("tokenizer_config.json") or b"{}"), True)
+
+
+@lru_cache(maxsize=4)  # the picker asks once per device and tier for the same model
+def resaved_bytes(raw: bytes, raw_config: bytes) -> tuple[int, int]:
+    """(tokenizer.json as transformers 5 re-saves it, the chat template) in bytes."""
     tokenizer = json.loads(raw)
     merges = tokenizer.get("model", {}).get("merges")
     if merges:
         tokenizer["model"]["merges"] = [m.split(" ", 1) if isinstance(m, str) else m for m in merges]
-    config = json.loads(spec.read_model_file("tokenizer_config.json") or b"{}")
-    template = config.get("chat_template")
+    template = json.loads(raw_config).get("chat_template")
     template_bytes = len(template.encode()) if isinstance(template, str) else 0
-    return len(json.dumps(tokenizer, indent=2, ensure_ascii=False).encode()), template_bytes, True
+    return len(json.dumps(tokenizer, indent=2, ensure_ascii=False).encode()), template_bytes
 
 
 def config_bytes(spec: ModelSpec, quant: dict | None) -> int:
