@@ -147,7 +147,7 @@ def forecast(
     name = backend or recommended
     if name not in device.backends:
         raise UsageError(f"{device.name} is not a {name} target; its backends: {', '.join(device.backends)}")
-    owner = usable.get(name) or (registry.backend(name) if registry.declared(name) else None)  # one line if broken
+    owner = registry.backend(name) if registry.declared(name) else None  # one line if declared but unusable
     notes, refusal = [], None
     if owner is None:
         notes.append(f"backend {name} is not installed (pip install kolm-{name}); nominal forecast")

@@ -46,15 +46,17 @@ def import_weights(source: Path, out_dir: Path, steps) -> str | None:
     from kolm_gguf import convert, hf_import
     from kolm_gguf.gguf_file import read_header
 
-    try:  # kolm's own streaming importer for the plain Llama family, transformers' loader for the rest
-        if read_header(source).get("general.architecture") != "llama":
-            raise UnsupportedModelError("not a plain Llama")
-        with steps(f"dequantizing {source.name} to float16 safetensors") as advance:
-            convert.gguf_to_hf(source, out_dir, progress=advance)
-    except UnsupportedModelError:
-        with steps(f"dequantizing {source.name} to float16 safetensors with transformers"):
-            hf_import.gguf_to_hf(source, out_dir)
-    return source.name.split(".")[0]  # SmolLM2-135M-Instruct.Q4_1.gguf -> SmolLM2-135M-Instruct
+    name = source.name.split(".")[0]  # SmolLM2-135M-Instruct.Q4_1.gguf -> SmolLM2-135M-Instruct
+    if read_header(source).get("general.architecture") == "llama":
+        try:  # kolm's own streaming importer for the plain Llama family (GPT-2-style BPE, no rope_freqs)
+            with steps(f"dequantizing {source.name} to float16 safetensors") as advance:
+                convert.gguf_to_hf(source, out_dir, progress=advance)
+            return name
+        except UnsupportedModelError:
+            pass  # a Llama it cannot take: transformers' loader below
+    with steps(f"dequantizing {source.name} to float16 safetensors with transformers"):
+        hf_import.gguf_to_hf(source, out_dir)
+    return name
 
 
 @hookimpl
