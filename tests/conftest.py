@@ -29,7 +29,7 @@ def tiny_artifact(tmp_path: Path) -> Path:
     import json
 
     import numpy as np
-    from kolm.inventory import llama_inventory
+    from kolm.inventory import config_inventory
     from safetensors.numpy import save_file
 
     config = {
@@ -48,7 +48,7 @@ def tiny_artifact(tmp_path: Path) -> Path:
     (folder / "config.json").write_text(json.dumps(config))
     rng = np.random.default_rng(0)
     save_file(
-        {t.name: rng.standard_normal(t.shape).astype(np.float16) for t in llama_inventory(config, "F16").tensors},
+        {t.name: rng.standard_normal(t.shape).astype(np.float16) for t in config_inventory(config, "F16").tensors},
         str(folder / "model.safetensors"),
     )
     pack = tmp_path / "pack.jsonl"

@@ -25,7 +25,7 @@ from kolm.api import (
     TierRecipe,
 )
 from kolm.devices import DeviceProfile, Sourced
-from kolm.inventory import llama_inventory
+from kolm.inventory import config_inventory
 
 TINY_CONFIG = {
     "architectures": ["LlamaForCausalLM"],
@@ -70,7 +70,7 @@ def hf_folder(tmp_path: Path) -> Path:
     (folder / "config.json").write_text(json.dumps(TINY_CONFIG))
     (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": {}, "merges": []}}))
     (folder / "README.md").write_text("not part of the model")
-    inventory = llama_inventory(TINY_CONFIG, "F16")
+    inventory = config_inventory(TINY_CONFIG, "F16")
     write_safetensors(folder / "model.safetensors", {t.name: (t.shape, t.dtype) for t in inventory.tensors})
     return folder
 

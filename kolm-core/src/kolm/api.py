@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceKind, DeviceProfile, Sourced
 from kolm.errors import BackendError, PluginError, UsageError
+from kolm.home import kolm_home
 from kolm.inventory import Inventory, Tensor
 from kolm.manifest import Fidelity, Manifest
 from kolm.modelspec import ModelSpec
@@ -51,6 +52,7 @@ __all__ = [
     "Tier",
     "TierRecipe",
     "Flags",
+    "kolm_home",
     "peak_rss_bytes",
     "silent",
     "toolchain_versions",
@@ -431,8 +433,11 @@ class BackendPlugin:
         )
 
     def cannot_export(self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None) -> str | None:
-        """The owner's reason it cannot export this model at `tier` (its `cannot_export`), or None.
-        A tier outside the table and a backend without `export` are refused before this is asked."""
+        """The owner's reason it cannot export this model at `tier` (its `cannot_export`, or what it
+        said when the model was packed), or None. A tier outside the table and a backend without
+        `export` are refused before this is asked."""
+        if self.name in spec.refusals:
+            return f"{spec.refusals[self.name]} (when the model was packed)"
         return self._ask(
             "cannot_export", str, required=False, spec=spec, tier=tier, recipe=self.recipe(tier), device=device
         )

@@ -111,11 +111,11 @@ def bases(as_json: bool) -> None:
       kolm bases --json
       kolm export Llama-3.1-8B --target rtx-4090 --quant int4 --preview
     """
-    from kolm.inventory import llama_inventory
+    from kolm.inventory import config_inventory
     from kolm.modelspec import reference_bases
 
     rows = [
-        {"name": b.name, "aliases": b.aliases, "params": llama_inventory(b.config).params, "source": b.source}
+        {"name": b.name, "aliases": b.aliases, "params": config_inventory(b.config).params, "source": b.source}
         for b in reference_bases()
     ]
     if as_json:

@@ -4,7 +4,6 @@ logged measurement over published constants and typical deltas."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TypeVar
 
 from kolm.api import BenchResult
 from kolm.datamodel import KolmModel
+from kolm.home import kolm_home
 from kolm.manifest import KRecord
 
 Entry = TypeVar("Entry", bound=KolmModel)
@@ -47,8 +47,7 @@ def now() -> str:
 
 
 def log_path(name: str) -> Path:
-    home = os.environ.get("KOLM_HOME") or Path.home() / ".local" / "share" / "kolm"
-    return Path(home) / f"{name}.jsonl"
+    return kolm_home() / f"{name}.jsonl"
 
 
 def append(name: str, entry: KolmModel) -> Path:

@@ -1,8 +1,8 @@
 """Tensor inventories: every weight tensor of a model with its shape and stored dtype.
 
 Forecasts need no weights, only this list. It comes from a `.kolm`'s safetensors headers, or is
-derived from a Hugging Face `config.json` for the Llama family (Llama, Mistral, Qwen2, SmolLM2,
-Phi-3 after its fused projections), so a base name alone is enough to forecast.
+derived from a Hugging Face `config.json` for the decoder families in FAMILIES (Llama, Mistral,
+Qwen2/3, Phi-3, Gemma 2/3), so a base name alone is enough to forecast.
 """
 
 from __future__ import annotations
@@ -55,51 +55,93 @@ class Inventory(KolmModel):
         return totals
 
 
-LLAMA_FAMILY = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Phi3ForCausalLM"}
+class Family(KolmModel):
+    """How a decoder family's checkpoint departs from Llama's tensor set (Hugging Face names)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    qkv_bias: bool = False  # q/k/v projections carry biases (Qwen2)
+    qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3, Gemma 3)
+    sandwich_norms: bool = False  # norms before and after the MLP besides the two Llama ones (Gemma 2/3)
+    fused: bool = False  # one qkv_proj and one gate_up_proj (Phi-3)
+    tied_by_default: bool = False  # the config's tie_word_embeddings default (transformers)
 
 
-def llama_inventory(config: dict, dtype: str = "BF16") -> Inventory:
-    """The tensors a Llama-family checkpoint with this config holds (Hugging Face names)."""
+# Checked against transformers 5.24's `from_config` state dicts for each architecture (the test
+# test_config_inventory_is_what_transformers_builds in kolm-gguf's suite).
+FAMILIES = {
+    "LlamaForCausalLM": Family(),
+    "MistralForCausalLM": Family(),
+    "Qwen2ForCausalLM": Family(qkv_bias=True),
+    "Qwen3ForCausalLM": Family(qk_norm=True),
+    "Phi3ForCausalLM": Family(fused=True),
+    "Gemma2ForCausalLM": Family(sandwich_norms=True, tied_by_default=True),
+    "Gemma3ForCausalLM": Family(qk_norm=True, sandwich_norms=True, tied_by_default=True),
+}
+
+
+def family_of(config: dict) -> Family:
+    """The tensor-set family of a Hugging Face config; refuses architectures kolm cannot derive."""
     arch = (config.get("architectures") or ["?"])[0]
-    if arch not in LLAMA_FAMILY:
+    if arch not in FAMILIES:
         raise UnsupportedModelError(
-            f"cannot derive tensors for architecture {arch}; supported: {', '.join(sorted(LLAMA_FAMILY))}"
+            f"cannot derive tensors for architecture {arch}; supported: {', '.join(sorted(FAMILIES))}"
         )
+    return FAMILIES[arch]
+
+
+def tied(config: dict) -> bool:
+    """Whether the output layer reuses the input embedding (the family's default when unset)."""
+    arch = (config.get("architectures") or ["?"])[0]
+    default = FAMILIES[arch].tied_by_default if arch in FAMILIES else False
+    return bool(config.get("tie_word_embeddings", default))
+
+
+def config_inventory(config: dict, dtype: str = "BF16") -> Inventory:
+    """The tensors a checkpoint of one of the FAMILIES with this config holds (Hugging Face names)."""
+    family = family_of(config)
     hidden = config["hidden_size"]
     n_heads = config["num_attention_heads"]
-    n_kv = config.get("num_key_value_heads", n_heads)
+    n_kv = config.get("num_key_value_heads") or n_heads
     head_dim = config.get("head_dim") or hidden // n_heads
     ffn = config["intermediate_size"]
     vocab = config["vocab_size"]
-    bias = arch == "Qwen2ForCausalLM" or config.get("attention_bias", False)
-    tensors = [Tensor(name="model.embed_tokens.weight", shape=(vocab, hidden), dtype=dtype)]
+    bias = family.qkv_bias or config.get("attention_bias", False)
+
+    def tensor(name: str, *shape: int) -> Tensor:
+        return Tensor(name=name, shape=shape, dtype=dtype)
+
+    tensors = [tensor("model.embed_tokens.weight", vocab, hidden)]
     for i in range(config["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        layer = [Tensor(name=p + "input_layernorm.weight", shape=(hidden,), dtype=dtype)]
-        if arch == "Phi3ForCausalLM":
-            layer += [
-                Tensor(
-                    name=p + "self_attn.qkv_proj.weight", shape=((n_heads + 2 * n_kv) * head_dim, hidden), dtype=dtype
-                ),
-                Tensor(name=p + "self_attn.o_proj.weight", shape=(hidden, n_heads * head_dim), dtype=dtype),
-                Tensor(name=p + "mlp.gate_up_proj.weight", shape=(2 * ffn, hidden), dtype=dtype),
-            ]
+        if family.fused:
+            tensors.append(tensor(p + "self_attn.qkv_proj.weight", (n_heads + 2 * n_kv) * head_dim, hidden))
         else:
             for proj, rows in (("q", n_heads * head_dim), ("k", n_kv * head_dim), ("v", n_kv * head_dim)):
-                layer.append(Tensor(name=p + f"self_attn.{proj}_proj.weight", shape=(rows, hidden), dtype=dtype))
+                tensors.append(tensor(p + f"self_attn.{proj}_proj.weight", rows, hidden))
                 if bias:
-                    layer.append(Tensor(name=p + f"self_attn.{proj}_proj.bias", shape=(rows,), dtype=dtype))
-            layer += [
-                Tensor(name=p + "self_attn.o_proj.weight", shape=(hidden, n_heads * head_dim), dtype=dtype),
-                Tensor(name=p + "mlp.gate_proj.weight", shape=(ffn, hidden), dtype=dtype),
-                Tensor(name=p + "mlp.up_proj.weight", shape=(ffn, hidden), dtype=dtype),
+                    tensors.append(tensor(p + f"self_attn.{proj}_proj.bias", rows))
+        tensors.append(tensor(p + "self_attn.o_proj.weight", hidden, n_heads * head_dim))
+        if family.qk_norm:
+            tensors += [
+                tensor(p + "self_attn.q_norm.weight", head_dim),
+                tensor(p + "self_attn.k_norm.weight", head_dim),
             ]
-        layer += [
-            Tensor(name=p + "mlp.down_proj.weight", shape=(hidden, ffn), dtype=dtype),
-            Tensor(name=p + "post_attention_layernorm.weight", shape=(hidden,), dtype=dtype),
+        if family.fused:
+            tensors.append(tensor(p + "mlp.gate_up_proj.weight", 2 * ffn, hidden))
+        else:
+            tensors += [tensor(p + "mlp.gate_proj.weight", ffn, hidden), tensor(p + "mlp.up_proj.weight", ffn, hidden)]
+        tensors += [
+            tensor(p + "mlp.down_proj.weight", hidden, ffn),
+            tensor(p + "input_layernorm.weight", hidden),
+            tensor(p + "post_attention_layernorm.weight", hidden),
         ]
-        tensors += layer
-    tensors.append(Tensor(name="model.norm.weight", shape=(hidden,), dtype=dtype))
-    if not config.get("tie_word_embeddings", False):
-        tensors.append(Tensor(name="lm_head.weight", shape=(vocab, hidden), dtype=dtype))
+        if family.sandwich_norms:
+            tensors += [
+                tensor(p + "pre_feedforward_layernorm.weight", hidden),
+                tensor(p + "post_feedforward_layernorm.weight", hidden),
+            ]
+    tensors.append(tensor("model.norm.weight", hidden))
+    if not tied(config):
+        tensors.append(tensor("lm_head.weight", vocab, hidden))
     return Inventory(tensors=tensors)

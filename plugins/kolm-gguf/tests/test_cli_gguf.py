@@ -151,7 +151,7 @@ def tiny_llama_artifact(root: Path, eval_pack: Path, tokenizer: bool) -> Path:
     """A valid .kolm of a 1-layer Llama (packed with K not measured), with a tokenizer.json llama.cpp's
     converter cannot read, or none at all."""
     import numpy as np
-    from kolm.inventory import llama_inventory
+    from kolm.inventory import config_inventory
     from kolm.pack import pack_folder
     from safetensors.numpy import save_file
 
@@ -174,7 +174,7 @@ def tiny_llama_artifact(root: Path, eval_pack: Path, tokenizer: bool) -> Path:
         (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": {}, "merges": []}}))
     rng = np.random.default_rng(0)
     save_file(
-        {t.name: rng.standard_normal(t.shape).astype(np.float16) for t in llama_inventory(config, "F16").tensors},
+        {t.name: rng.standard_normal(t.shape).astype(np.float16) for t in config_inventory(config, "F16").tensors},
         str(folder / "model.safetensors"),
     )
     art = root / f"{name}.kolm"

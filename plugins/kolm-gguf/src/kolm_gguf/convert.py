@@ -22,25 +22,13 @@ from kolm.atomic import atomic_file
 from kolm.errors import ArtifactError, UnsupportedModelError
 
 from kolm_gguf import tokenizer as tok
+from kolm_gguf.names import BLOCK, GLOBAL
 
 Progress = Callable[[int, int], None]
 """Called as progress(done_bytes, total_bytes) after each tensor is written."""
 
 SUPPORTED_GGUF_ARCHS = ("llama",)
 
-# llama.cpp per-block tensor names -> HF LlamaForCausalLM module names.
-_BLOCK = {
-    "attn_norm": "input_layernorm",
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_norm": "post_attention_layernorm",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-}
-_GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "BF16": np.uint16}
 
 
@@ -121,11 +109,11 @@ def _plan_gguf(reader: gguf.GGUFReader, n_head: int, n_kv: int) -> list[_GgufTen
         parts = t.name.split(".")
         shape = tuple(int(x) for x in reversed(t.shape.tolist()))
         head = None
-        if parts[0] == "blk" and len(parts) == 4 and parts[2] in _BLOCK:
-            hf = f"model.layers.{parts[1]}.{_BLOCK[parts[2]]}.{parts[3]}"
+        if parts[0] == "blk" and len(parts) == 4 and parts[2] in BLOCK:
+            hf = f"model.layers.{parts[1]}.{BLOCK[parts[2]]}.{parts[3]}"
             head = {"attn_q": n_head, "attn_k": n_kv}.get(parts[2])
-        elif len(parts) == 2 and parts[0] in _GLOBAL:
-            hf = f"{_GLOBAL[parts[0]]}.{parts[1]}"
+        elif len(parts) == 2 and parts[0] in GLOBAL:
+            hf = f"{GLOBAL[parts[0]]}.{parts[1]}"
         elif t.name == "rope_freqs.weight":
             raise UnsupportedModelError(
                 "this GGUF carries rope_freqs (Llama 3.1-style rope scaling), which has no exact HF "

@@ -1,13 +1,19 @@
 """GGUF export: Hugging Face weights -> F16 GGUF (llama.cpp's own converter, `kolm_gguf.upstream`)
--> llama.cpp's own quantizer (`llama_model_quantize` of the pinned llama-cpp-python)."""
+-> llama.cpp's own quantizer (`llama_model_quantize` of the pinned llama-cpp-python).
+
+The F16 GGUF of the last model converted stays in `$KOLM_HOME/cache/gguf/` (one model at a time),
+keyed by the artifact's payload hashes and the converter's commit: `kolm pack` converts once to
+measure the fp16 K, and exporting the model's tiers after it reuses that conversion."""
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
-from kolm.api import ExportRequest, ExportResult, toolchain_versions
+from kolm.api import ExportRequest, ExportResult, kolm_home, toolchain_versions
 from kolm.errors import BackendError
 
 from kolm_gguf.runtime import captured_stderr, import_llama_cpp
@@ -35,15 +41,33 @@ def quantize(source: Path, target: Path, spelling: str) -> None:
         partial.unlink(missing_ok=True)
 
 
+def converted(request: ExportRequest) -> Path:
+    """The model's F16 GGUF from llama.cpp's converter: the cached one if this artifact was
+    converted last, else a new conversion that replaces the cache."""
+    from kolm_gguf import upstream
+
+    hashes = "".join(sorted(p.sha256 for p in request.manifest.payload))
+    key = hashlib.sha256(f"{hashes}{upstream.commit()}".encode()).hexdigest()[:32]
+    cache = kolm_home() / "cache" / "gguf"
+    f16 = cache / f"{key}.F16.gguf"
+    if f16.is_file():
+        with request.steps("reusing the F16 GGUF llama.cpp's converter wrote for this model"):
+            return f16
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob("*.F16.gguf"):
+        old.unlink()
+    with request.steps(f"converting to GGUF F16 with llama.cpp's converter ({upstream.commit()[:10]})"):
+        upstream.convert(request.model_dir, f16, request.manifest.base)
+    return f16
+
+
 def export_gguf(request: ExportRequest) -> ExportResult:
     from kolm_gguf import upstream
 
-    f16 = request.work_dir / "model.F16.gguf"
-    with request.steps(f"converting to GGUF F16 with llama.cpp's converter ({upstream.commit()[:10]})"):
-        upstream.convert(request.model_dir, f16, request.manifest.base)
+    f16 = converted(request)
     target = request.out_dir / payload_name(request)
     if request.spelling == "F16":
-        os.replace(f16, target)
+        shutil.copyfile(f16, target)  # a copy: the manifest is embedded into the payload in place
     else:
         with request.steps(f"quantizing to {request.spelling} with llama.cpp"):
             quantize(f16, target, request.spelling)

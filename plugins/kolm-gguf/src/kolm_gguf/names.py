@@ -1,4 +1,6 @@
-"""Hugging Face <-> GGUF tensor names for the Llama family (stdlib only, so forecasts stay light)."""
+"""Hugging Face <-> GGUF tensor names of the decoder families kolm forecasts (stdlib only, so
+forecasts stay light). The names are llama.cpp's (gguf-py `tensor_mapping.py`), per GGUF
+architecture where a family departs from Llama's."""
 
 from __future__ import annotations
 
@@ -11,27 +13,40 @@ BLOCK = {
     "attn_k": "self_attn.k_proj",
     "attn_v": "self_attn.v_proj",
     "attn_output": "self_attn.o_proj",
-    "attn_qkv": "self_attn.qkv_proj",
     "ffn_norm": "post_attention_layernorm",
     "ffn_gate": "mlp.gate_proj",
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
 }
 GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
-# Phi-3 fuses gate and up; llama.cpp stores the fused tensor as ffn_up.
-_FUSED = {"mlp.gate_up_proj": "ffn_up"}
+# Other families' extra modules (Qwen3 and Gemma 3 norm queries and keys per head; Phi-3 fuses
+# q/k/v and gate/up, and llama.cpp stores the fused gate/up as ffn_up).
+_EXTRA = {
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
+    "self_attn.qkv_proj": "attn_qkv",
+    "mlp.gate_up_proj": "ffn_up",
+}
+# Gemma 2 and 3 wrap attention and MLP in norms: there, post_attention_layernorm follows attention.
+_SANDWICH = {
+    "post_attention_layernorm": "post_attention_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
+}
+_BY_ARCH = {"gemma2": _SANDWICH, "gemma3": _SANDWICH}
 
 _HF_BLOCK = re.compile(r"^model\.layers\.(\d+)\.(.+)\.(weight|bias)$")
 _HF_GLOBAL = {hf: gg for gg, hf in GLOBAL.items()}
-_HF_TO_BLOCK = {hf: gg for gg, hf in BLOCK.items()} | _FUSED
+_HF_TO_BLOCK = {hf: gg for gg, hf in BLOCK.items()} | _EXTRA
 
 
-def gguf_name(hf_name: str) -> str | None:
-    """`model.layers.3.self_attn.q_proj.weight` -> `blk.3.attn_q.weight`; None if unknown."""
+def gguf_name(hf_name: str, arch: str = "llama") -> str | None:
+    """`model.layers.3.self_attn.q_proj.weight` -> `blk.3.attn_q.weight` in GGUF architecture `arch`;
+    None if unknown."""
     match = _HF_BLOCK.match(hf_name)
     if match:
         layer, module, suffix = match.groups()
-        short = _HF_TO_BLOCK.get(module)
+        short = _BY_ARCH.get(arch, {}).get(module) or _HF_TO_BLOCK.get(module)
         return f"blk.{layer}.{short}.{suffix}" if short else None
     module, _, suffix = hf_name.rpartition(".")
     short = _HF_GLOBAL.get(module)

@@ -22,57 +22,110 @@ FIXED_METADATA_BYTES = 2_048
 # per merge; Llama 3's 6.6 and 10.9.
 MEAN_TOKEN_BYTES, MEAN_MERGE_BYTES = 6.5, 10.5
 
+# Hugging Face architecture -> the GGUF architecture llama.cpp's converter writes (its
+# conversion/__init__.py registry), for the families kolm.inventory derives tensors for.
 GGUF_ARCH = {
     "LlamaForCausalLM": "llama",
     "MistralForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
+    "Qwen3ForCausalLM": "qwen3",
     "Phi3ForCausalLM": "phi3",
+    "Gemma2ForCausalLM": "gemma2",
+    "Gemma3ForCausalLM": "gemma3",
 }
+
+
+def gguf_arch(spec: ModelSpec) -> str:
+    """The GGUF architecture `spec` converts to; refuses a family kolm does not know the tensors of."""
+    if spec.arch not in GGUF_ARCH:
+        raise UnsupportedModelError(f"kolm does not know the GGUF tensors of {spec.arch}")
+    return GGUF_ARCH[spec.arch]
 
 
 def gguf_tensors(spec: ModelSpec) -> list[tuple[str, tuple[int, ...], str]]:
     """(GGUF name, GGUF-order shape, source type) of every tensor the F16 GGUF holds."""
+    arch = gguf_arch(spec)
     out = []
     for t in spec.inventory.tensors:
-        if t.name == "lm_head.weight" and spec.tied_embeddings:
-            continue
-        name = gguf_name(t.name)
+        if t.name == "lm_head.weight" and (spec.tied_embeddings or arch == "gemma2"):
+            continue  # Gemma 2's converter drops lm_head: llama.cpp always ties its output
+        name = gguf_name(t.name, arch)
         if name is None:
             if t.name.endswith("rotary_emb.inv_freq"):
                 continue
             raise UnsupportedModelError(f"tensor {t.name} has no GGUF equivalent for {spec.arch}")
-        out.append((name, tuple(reversed(t.shape)), "F16" if len(t.shape) > 1 else "F32"))
-    scaling = spec.config.get("rope_scaling") or {}
-    if scaling.get("rope_type") == "llama3":
-        head_dim = spec.config.get("head_dim") or spec.config["hidden_size"] // spec.config["num_attention_heads"]
-        out.insert(0, ("rope_freqs.weight", (head_dim // 2,), "F32"))
-    return out
+        shape = tuple(reversed(t.shape))
+        if name == "token_embd.weight" and arch == "gemma3":
+            shape = (shape[0], min(shape[1], tokenizer_vocab(spec) or shape[1]))  # rows past the vocabulary go
+        out.append((name, shape, "F16" if len(t.shape) > 1 else "F32"))
+    return _rope_tensors(spec.config) + out
+
+
+def _rope_tensors(config: dict) -> list[tuple[str, tuple[int, ...], str]]:
+    """The rope frequency tensors the converter adds for Llama 3 and Phi-3 long-context scaling."""
+    scaling = config.get("rope_scaling") or {}
+    kind = scaling.get("rope_type") or scaling.get("type")
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    if kind == "llama3":
+        return [("rope_freqs.weight", (head_dim // 2,), "F32")]
+    if kind in ("longrope", "su") and scaling.get("long_factor"):
+        return [(f"rope_factors_{k}.weight", (len(scaling[f"{k}_factor"]),), "F32") for k in ("long", "short")]
+    return []
+
+
+def tokenizer_vocab(spec: ModelSpec) -> int | None:
+    """How many tokens the model's tokenizer.json defines (vocabulary plus added tokens)."""
+    raw = spec.read_model_file("tokenizer.json")
+    return None if raw is None else _vocab_count(raw)
+
+
+@lru_cache(maxsize=4)
+def _vocab_count(raw: bytes) -> int:
+    tokenizer = json.loads(raw)
+    return len(tokenizer["model"].get("vocab", {})) + len(tokenizer.get("added_tokens", []))
+
+
+def sentencepiece_vocab(spec: ModelSpec) -> bool:
+    """Whether the converter writes a SentencePiece vocabulary (pieces with scores, no merges): the
+    model ships tokenizer.model and does not name a GPT-2 tokenizer."""
+    files = spec.model_files() or set()
+    if "tokenizer.model" not in files:
+        return False
+    config = spec.read_model_file("tokenizer_config.json")
+    return config is None or json.loads(config).get("tokenizer_class") != "GPT2Tokenizer"
 
 
 def tokenizer_metadata_bytes(spec: ModelSpec) -> tuple[int, bool]:
-    """Bytes of the tokenizer arrays (tokens, types, merges, chat template) and whether counted
-    exactly from the model's tokenizer files or estimated from the vocabulary size."""
+    """Bytes of the tokenizer arrays (tokens, types, merges or scores, chat template) and whether
+    counted exactly from the model's tokenizer files or estimated from the vocabulary size."""
     vocab = spec.config["vocab_size"]
     raw = spec.read_model_file("tokenizer.json")
     if raw is None:
         merges = vocab
         return int(vocab * (8 + MEAN_TOKEN_BYTES + 4) + merges * (8 + MEAN_MERGE_BYTES)), False
-    return counted_bytes(raw, spec.read_model_file("tokenizer_config.json"), vocab), True
+    if gguf_arch(spec) == "gemma3":
+        vocab = min(vocab, _vocab_count(raw))
+    config = spec.read_model_file("tokenizer_config.json")
+    return counted_bytes(raw, config, vocab, sentencepiece_vocab(spec)), True
 
 
 @lru_cache(maxsize=4)  # the picker asks once per device and tier for the same model
-def counted_bytes(raw: bytes, config_raw: bytes | None, vocab: int) -> int:
-    """Bytes of the tokenizer arrays and chat template, counted from tokenizer.json and its config."""
+def counted_bytes(raw: bytes, config_raw: bytes | None, vocab: int, sentencepiece: bool = False) -> int:
+    """Bytes of the tokenizer arrays and chat template, counted from tokenizer.json and its config:
+    token strings and types, then merges (BPE) or one float score per token (SentencePiece)."""
     tokenizer = json.loads(raw)
     by_id = {int(i): tok for tok, i in tokenizer["model"].get("vocab", {}).items()}
     by_id.update({int(a["id"]): a["content"] for a in tokenizer.get("added_tokens", [])})
     token_bytes = sum(8 + len(by_id.get(i, f"[PAD{i}]").encode()) for i in range(vocab)) + 4 * vocab
-    merges = tokenizer["model"].get("merges", [])
-    merge_bytes = sum(8 + len((m if isinstance(m, str) else " ".join(m)).encode()) for m in merges)
+    if sentencepiece:
+        pairs = 4 * vocab
+    else:
+        merges = tokenizer["model"].get("merges", [])
+        pairs = sum(8 + len((m if isinstance(m, str) else " ".join(m)).encode()) for m in merges)
     template = 0
     if config_raw is not None:
         template = len(str(json.loads(config_raw).get("chat_template") or "").encode())
-    return token_bytes + merge_bytes + template
+    return token_bytes + pairs + template
 
 
 def type_mix(kinds: Iterable[str]) -> tuple[dict[str, int], str]:
@@ -85,7 +138,7 @@ def gguf_size(spec: ModelSpec, ftype: str) -> SizeForecast:
     """The GGUF file `spec` exports to at llama.cpp file type `ftype` (`Q4_K_M`), tensor by tensor."""
     tensors = gguf_tensors(spec)
     tokenizer_bytes, exact = tokenizer_metadata_bytes(spec)
-    arch = GGUF_ARCH.get(spec.arch, "llama")
+    arch = gguf_arch(spec)
     size = quant_plan.gguf_file_size(tensors, ftype, FIXED_METADATA_BYTES + tokenizer_bytes, arch)
     types = quant_plan.plan_types(tensors, ftype, arch)
     counts, mix = type_mix(types.values())

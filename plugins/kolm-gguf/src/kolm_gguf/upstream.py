@@ -54,15 +54,30 @@ def architectures() -> frozenset[str]:
     return frozenset(json.loads((VENDORED / "VENDORED.json").read_text(encoding="utf-8"))["architectures"])
 
 
+# Architectures whose converter reads only a SentencePiece tokenizer.model (conversion/gemma.py
+# Gemma2Model.set_vocab; conversion/phi.py Phi3MiniModel.set_vocab, unless the tokenizer is GPT-2's).
+SENTENCEPIECE_ONLY = {"Gemma2ForCausalLM", "Phi3ForCausalLM"}
+
+
 def cannot_convert(spec: ModelSpec) -> str | None:
     """Why the converter will refuse `spec`, known without running it: an architecture it does not
-    register, or a model folder without a tokenizer (it writes the vocabulary into the GGUF)."""
+    register, a model folder without a tokenizer (it writes the vocabulary into the GGUF), or
+    without the SentencePiece model its architecture's converter reads."""
     if spec.arch not in architectures():
         return f"llama.cpp's converter ({commit()[:7]}) does not convert {spec.arch}"
     files = spec.model_files()
-    if files is not None and not files & {"tokenizer.json", "tokenizer.model"}:
+    if files is None:
+        return None
+    if not files & {"tokenizer.json", "tokenizer.model"}:
         return "the model has no tokenizer (tokenizer.json or tokenizer.model); llama.cpp's converter needs one"
+    if spec.arch in SENTENCEPIECE_ONLY and "tokenizer.model" not in files and not _gpt2_tokenizer(spec):
+        return f"llama.cpp's converter reads {spec.arch}'s vocabulary only from a SentencePiece tokenizer.model"
     return None
+
+
+def _gpt2_tokenizer(spec: ModelSpec) -> bool:
+    raw = spec.read_model_file("tokenizer_config.json")
+    return raw is not None and json.loads(raw).get("tokenizer_class") == "GPT2Tokenizer"
 
 
 def require_toolchain() -> None:
@@ -74,10 +89,12 @@ def require_toolchain() -> None:
 
 def convert(model_dir: Path, out_path: Path, model: str) -> list[str]:
     """Convert the Hugging Face folder `model_dir` to an F16 GGUF at `out_path` (written under a
-    temporary name, renamed when complete). Returns the command line, for the lockfile."""
+    temporary name, renamed when complete), named `model` whatever the folder is called. Returns the
+    command line, for the lockfile."""
     require_toolchain()
     partial = out_path.with_name(f".{out_path.name}.part")
     command = [sys.executable, str(CONVERTER), str(model_dir), "--outtype", "f16", "--outfile", str(partial)]
+    command += ["--model-name", model]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py
     try:

@@ -1,0 +1,67 @@
+"""Every decoder family kolm forecasts, on gguf at every tier: a tiny random-weight model of each
+(kolm_testing.FAMILY_CONFIGS) packs, exports through llama.cpp's own converter and quantizer with
+its size forecast exact to 1 % and its tensor types llama.cpp's, runs a greedy completion, and
+verifies. Random weights: K says nothing, so the gates are opened (--min-k 0, --allow-drop)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+from kolm.inventory import config_inventory
+from kolm_testing import (
+    FAMILY_CONFIGS,
+    OPPOSITE_ITEM,
+    VERIFY_CHECKS,
+    cli_exporter,
+    failed,
+    invoke,
+    random_family,
+    verify,
+    write_eval_pack,
+)
+
+pytestmark = pytest.mark.slow
+
+TIERS = ("fp16", "int8", "int4", "int3")
+ITEMS = [OPPOSITE_ITEM, {"id": "sky", "kind": "contains", "prompt": "The sky is", "answer": "blue"}]
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILY_CONFIGS))
+def family(request, smol_pack, tmp_path_factory):
+    """(family name, its packed .kolm, export(tier))."""
+    root = tmp_path_factory.mktemp(request.param)
+    folder = random_family(request.param, root / request.param, smol_pack.path)
+    artifact = root / f"{request.param}.kolm"
+    eval_pack = write_eval_pack(root / "items.jsonl", ITEMS)
+    packed = invoke("pack", folder, "--eval", eval_pack, "-o", artifact, "--min-k", "0")
+    assert packed.exit_code == 0, packed.output
+    return request.param, artifact, cli_exporter(artifact, root, "raspberry-pi-5", "--allow-drop")
+
+
+def test_the_config_inventory_is_what_transformers_builds(family):
+    """kolm's config-only tensor list (what forecasts by base name rest on) names and shapes every
+    tensor transformers' own model class holds for the family."""
+    name, artifact, _ = family
+    pytest.importorskip("transformers")
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with zipfile.ZipFile(artifact) as art:
+        config = json.loads(art.read("model/config.json"))
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config))
+    built = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        built.pop("lm_head.weight")
+    assert {t.name: t.shape for t in config_inventory(config).tensors} == built
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_it_exports_at_the_forecast_size_runs_and_verifies(family, tier):
+    name, artifact, export = family
+    done = export(tier)
+    assert abs(done.printed["size_check"]["error_percent"]) < 1.0
+    run = invoke("run", done.folder, "--raw", "--prompt", "The sky is", "-n", "4")
+    assert run.exit_code == 0 and run.stdout.strip(), run.output
+    code, evidence = verify(done.folder, artifact)  # check 4: llama.cpp's tensor types are the tier's plan
+    assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
