@@ -32,6 +32,43 @@ def smollm2_artifact() -> Path:
     return out
 
 
+def random_1b_artifact() -> Path:
+    """A random-weight float16 Llama with Llama-3.2-1B's shapes (kolm's bases.json) and SmolLM2's
+    49,152-token tokenizer (1.07 B parameters), packed as RS-1 without K (it measures nothing)."""
+    import json
+    import tempfile
+    import zipfile
+
+    import numpy as np
+    from kolm.inventory import config_inventory
+    from kolm.modelspec import find_base
+    from kolm.pack import pack_folder
+    from safetensors.numpy import save_file
+
+    out = CACHE / "random-1b.kolm"
+    if out.exists():
+        return out
+    config = {**find_base("Llama-3.2-1B").config, "vocab_size": 49152, "torch_dtype": "float16"}
+    config.update(bos_token_id=1, eos_token_id=2)
+    with tempfile.TemporaryDirectory(dir=CACHE) as work:
+        folder = Path(work) / "random-1b"
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(config))
+        with zipfile.ZipFile(smollm2_artifact()) as art:
+            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+                (folder / name).write_bytes(art.read(f"model/{name}"))
+        rng = np.random.default_rng(0)
+        tensors = {
+            t.name: (np.ones(t.shape) if len(t.shape) == 1 else rng.standard_normal(t.shape) * 0.02).astype(np.float16)
+            for t in config_inventory(config, "F16").tensors
+        }
+        save_file(tensors, str(folder / "model.safetensors"))
+        del tensors
+        pack = CACHE / "one.jsonl"
+        pack_folder(folder, pack, "random-1b", out, "Apache-2.0", registry=None)
+    return out
+
+
 def timed(fn, runs: int) -> list[float]:
     times = []
     for _ in range(runs):

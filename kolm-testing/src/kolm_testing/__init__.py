@@ -94,7 +94,7 @@ RANDOM_LLAMA = {
 # data/tiny-spm (1,024 pieces); Llama 3 and Qwen3 SmolLM2's BPE tokenizer (49,152 tokens), whose
 # pre-tokenizer llama.cpp's converter recognises. Qwen2 cannot carry it: transformers 5 loads any
 # qwen2 folder's tokenizer.json as Qwen2Tokenizer, whose pre-tokenizer llama.cpp identifies only for
-# Qwen's own vocabulary. Keys are those of the families' published config.json files, with
+# Qwen's own vocabulary (test_families in kolm-gguf shows the refusal). Keys are those of the families' published config.json files, with
 # transformers' defaults where the family needs them.
 _TINY = {
     "hidden_size": 256,
@@ -120,7 +120,6 @@ FAMILY_CONFIGS = {
     "llama3": {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
-        "vocab_size": 49152,
         "tie_word_embeddings": False,
         "rope_scaling": {
             "rope_type": "llama3",
@@ -133,25 +132,21 @@ FAMILY_CONFIGS = {
     "mistral": {
         "architectures": ["MistralForCausalLM"],
         "model_type": "mistral",
-        "vocab_size": 1024,
         "sliding_window": None,
     },
     "qwen2": {
         "architectures": ["Qwen2ForCausalLM"],
         "model_type": "qwen2",
-        "vocab_size": 1024,
         "tie_word_embeddings": True,
     },
     "qwen3": {
         "architectures": ["Qwen3ForCausalLM"],
         "model_type": "qwen3",
-        "vocab_size": 49152,
         "tie_word_embeddings": True,
     },
     "phi3": {
         "architectures": ["Phi3ForCausalLM"],
         "model_type": "phi3",
-        "vocab_size": 1024,
         "tie_word_embeddings": False,
         "original_max_position_embeddings": 1024,
         "pad_token_id": 0,
@@ -159,7 +154,6 @@ FAMILY_CONFIGS = {
     "gemma2": {
         "architectures": ["Gemma2ForCausalLM"],
         "model_type": "gemma2",
-        "vocab_size": 1024,
         "attn_logit_softcapping": 50.0,
         "final_logit_softcapping": 30.0,
         **_GEMMA,
@@ -167,7 +161,6 @@ FAMILY_CONFIGS = {
     "gemma3": {
         "architectures": ["Gemma3ForCausalLM"],
         "model_type": "gemma3_text",
-        "vocab_size": 1024,
         "rope_local_base_freq": 10000.0,
         "layer_types": ["sliding_attention", "full_attention"],
         **_GEMMA,
@@ -182,18 +175,21 @@ TURN_TEMPLATE = (
 )
 
 
-def random_family(family: str, folder: Path, tokenizer_from: Path) -> Path:
+def random_family(family: str, folder: Path, tokenizer_from: Path, sentencepiece: bool | None = None) -> Path:
     """A Hugging Face folder holding a random-weight float16 model of `family` (a FAMILY_CONFIGS key),
     its tensors those kolm.inventory derives from the config, and its tokenizer: the tiny
-    SentencePiece one, or the BPE tokenizer of the packed SmolLM2 at `tokenizer_from`."""
+    SentencePiece one, or the BPE tokenizer of the packed SmolLM2 at `tokenizer_from` (by default
+    as SENTENCEPIECE_FAMILIES says)."""
     import numpy as np
     from kolm.inventory import config_inventory
     from safetensors.numpy import save_file
 
-    config = {**_TINY, **FAMILY_CONFIGS[family]}
+    if sentencepiece is None:
+        sentencepiece = family in SENTENCEPIECE_FAMILIES
+    config = {**_TINY, **FAMILY_CONFIGS[family], "vocab_size": 1024 if sentencepiece else 49152}
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
-    if family in SENTENCEPIECE_FAMILIES:
+    if sentencepiece:
         for source in TINY_SPM.iterdir():
             (folder / source.name).write_bytes(source.read_bytes())
         tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))

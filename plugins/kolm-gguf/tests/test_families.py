@@ -65,3 +65,33 @@ def test_it_exports_at_the_forecast_size_runs_and_verifies(family, tier):
     assert run.exit_code == 0 and run.stdout.strip(), run.output
     code, evidence = verify(done.folder, artifact)  # check 4: llama.cpp's tensor types are the tier's plan
     assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
+
+
+@pytest.fixture(scope="module")
+def qwen2_with_smollm2_tokenizer(smol_pack, tmp_path_factory):
+    """A Qwen2 carrying SmolLM2's BPE tokenizer: transformers reads it as Qwen2Tokenizer, whose
+    pre-tokenizer llama.cpp's converter cannot identify. Packed: (artifact, what pack printed)."""
+    root = tmp_path_factory.mktemp("qwen2-bpe")
+    folder = random_family("qwen2", root / "qwen2-bpe", smol_pack.path, sentencepiece=False)
+    artifact = root / "qwen2-bpe.kolm"
+    packed = invoke("pack", folder, "--eval", write_eval_pack(root / "items.jsonl", ITEMS), "-o", artifact, "--min-k", "0")
+    assert packed.exit_code == 0, packed.output
+    return artifact, packed.output
+
+
+def test_a_tokenizer_the_converter_cannot_identify_is_recorded_when_packing(qwen2_with_smollm2_tokenizer):
+    artifact, printed = qwen2_with_smollm2_tokenizer
+    assert "K not measured" in printed and "BPE pre-tokenizer was not recognized" in printed
+    manifest = json.loads(invoke("inspect", artifact, "--json").stdout)["manifest"]
+    assert "BPE pre-tokenizer was not recognized" in manifest["refusals"]["gguf"]
+
+
+def test_then_gguf_is_refused_before_anything_converts(qwen2_with_smollm2_tokenizer, tmp_path):
+    artifact, _ = qwen2_with_smollm2_tokenizer
+    preview = invoke("export", artifact, "--target", "raspberry-pi-5", "--quant", "int4", "--preview", "--json")
+    planned = json.loads(preview.stdout)
+    assert "BPE pre-tokenizer was not recognized" in planned["refusal"] and planned["command"] is None
+    out = tmp_path / "out"
+    result = invoke("export", artifact, "--target", "raspberry-pi-5", "--quant", "int4", "-o", out)
+    assert result.exit_code == 6 and "gguf cannot export qwen2-bpe" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()

@@ -54,16 +54,21 @@ def test_it_packs_from_its_gguf_with_its_tokenizer(gemma_pack):
     assert 2.6e8 < inspected["tensors"]["params"] < 2.7e8
 
 
-def test_it_exports_runs_and_verifies(gemma_pack, tmp_path):
-    out = tmp_path / "gemma-int4"
+@pytest.mark.parametrize("tier", ["fp16", "int8", "int4", "int3"])
+def test_it_exports_at_the_forecast_size_runs_and_verifies(gemma_pack, tier, tmp_path):
+    out = tmp_path / f"gemma-{tier}"
     result = invoke(
-        "export", gemma_pack, "--target", "raspberry-pi-5", "--quant", "int4", "-o", out, "--json", "--allow-drop"
+        "export", gemma_pack, "--target", "raspberry-pi-5", "--quant", tier, "-o", out, "--json", "--allow-drop"
     )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["lockfile"]["toolchain"]["llama.cpp"] == commit()
-    assert record["k"]["fidelity"]["top1_agreement"] > 0.8  # measured 0.97 on the default pack
+    assert abs(record["size_check"]["error_percent"]) < 1.0
+    if tier in ("int8", "int4"):
+        assert record["k"]["fidelity"]["top1_agreement"] > 0.8  # int4 measured 0.97 on the default pack
     run = invoke("run", out, "--raw", "--prompt", "The capital of France is", "-n", "8")
-    assert run.exit_code == 0 and "capital" in run.stdout
+    assert run.exit_code == 0 and run.stdout.strip(), run.output
+    if tier == "fp16":
+        assert "capital" in run.stdout  # " the capital of the country of France."
     code, evidence = verify(out, gemma_pack)
     assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
