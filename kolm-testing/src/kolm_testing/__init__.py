@@ -94,8 +94,8 @@ RANDOM_LLAMA = {
 # data/tiny-spm (1,024 pieces); Llama 3 and Qwen3 SmolLM2's BPE tokenizer (49,152 tokens), whose
 # pre-tokenizer llama.cpp's converter recognises. Qwen2 cannot carry it: transformers 5 loads any
 # qwen2 folder's tokenizer.json as Qwen2Tokenizer, whose pre-tokenizer llama.cpp identifies only for
-# Qwen's own vocabulary (test_families in kolm-gguf shows the refusal). Keys are those of the families' published config.json files, with
-# transformers' defaults where the family needs them.
+# Qwen's own vocabulary (test_families in kolm-gguf shows the refusal). Keys are those of the
+# families' published config.json files, with transformers' defaults where the family needs them.
 _TINY = {
     "hidden_size": 256,
     "intermediate_size": 512,
