@@ -22,6 +22,7 @@ from kolm.manifest import ExportRecord, Fidelity, KRecord, Lockfile, Manifest, S
 from kolm.modelspec import resolve_model
 from kolm.quant import DEFAULT_MAX_K_DROP, Tier
 from kolm.record import BINDER, RECORD, load_record
+from kolm.reference import fp16_reference
 
 if TYPE_CHECKING:
     from kolm.plugins import Registry
@@ -163,24 +164,12 @@ def convert_and_measure(
 
 
 def measure_fidelity(owner: BackendPlugin, request: ExportRequest, session: Session, items: list[EvalItem]) -> Fidelity:
-    """Export the same weights at fp16 with the same backend (scratch space) and compare the
-    payload's token distributions with it over the eval prompts."""
-    folder = request.work_dir / "fp16-reference"
-    folder.mkdir()
-    reference = request.model_copy(
-        update={
-            "tier": "fp16",
-            "recipe": owner.recipe("fp16"),
-            "device": None,
-            "out_dir": folder,
-            "work_dir": folder,
-            "steps": silent,
-        }
-    )
+    """Compare the payload's token distributions over the eval prompts with those of the fp16
+    export of the same weights by the same backend (`kolm.reference`: made once, then cached)."""
     with request.steps("exporting the fp16 reference for fidelity"):
-        made = owner.export(reference)
+        folder, payload = fp16_reference(owner, request)
     with (
-        owner.run(RunRequest(path=folder, payload=made.payload)) as ref_session,
+        owner.run(RunRequest(path=folder, payload=payload)) as ref_session,
         request.steps(f"comparing token distributions with fp16 on {len(items)} prompts"),
     ):
         return session.fidelity(ref_session, [item.prompt for item in items])

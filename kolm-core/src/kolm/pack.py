@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kolm import __version__
-from kolm.api import ExportRequest, Steps, silent
+from kolm.api import ExportRequest, RunRequest, Steps, silent
 from kolm.artifact import EVAL_PACK, MODEL_DIR, PICKLE_SUFFIXES, folder_inventory, payload_entries, write_artifact
 from kolm.errors import GateError, UnsupportedModelError, UsageError
 from kolm.evalpack import EvalItem, load_eval_pack
-from kolm.export import convert_and_measure
+from kolm.kscore import score_pack
 from kolm.manifest import EvalPackRef, Manifest
 from kolm.modelspec import resolve_model
+from kolm.reference import fp16_reference
 
 if TYPE_CHECKING:
     from kolm.plugins import Registry
@@ -156,11 +157,14 @@ def reference_k(
                 steps=steps,
             )
             try:
-                _, k, _ = convert_and_measure(owner, request, items)
+                reference, payload = fp16_reference(owner, request)
             except UnsupportedModelError as exc:  # the toolchain refused it on reading it
                 refusals[name] = str(exc)
                 continue
-        return (k.score if k else None), name, refusals
+        with owner.run(RunRequest(path=reference, payload=payload)) as session:
+            with steps(f"measuring K on {len(items)} eval items") as advance:
+                measured = score_pack(session, items, progress=advance)
+        return measured.k, name, refusals
     if refusals:
         raise NoReferenceBackend(refusals)
     return None, "", {}

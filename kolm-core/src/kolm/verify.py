@@ -22,6 +22,7 @@ from kolm.export import measure_fidelity
 from kolm.kscore import Binder, score_pack
 from kolm.manifest import ExportRecord, Fidelity, Manifest
 from kolm.record import load_record, run_request
+from kolm.reference import cached_reference
 from kolm.signing import SIGNATURE, check_signature
 
 if TYPE_CHECKING:
@@ -148,10 +149,13 @@ def verify_export(
 def _fidelity(
     owner: BackendPlugin, artifact: Path, record: ExportRecord, session: Session, items: list[EvalItem], steps: Steps
 ) -> Fidelity:
-    """Fidelity of the payload to an fp16 export made afresh from the artifact (binder regenerated)."""
+    """Fidelity of the payload to the fp16 export of the artifact's weights (the cached one, or one
+    made afresh from the artifact); the binder is regenerated."""
     with tempfile.TemporaryDirectory(prefix=".kolm-verify-") as work, Artifact(artifact) as art:
-        with steps("extracting the artifact's weights") as advance:
-            model_dir = art.extract_model(Path(work) / "model", advance)
+        model_dir = Path(work) / "model"
+        if cached_reference(owner, art.manifest) is None:
+            with steps("extracting the artifact's weights") as advance:
+                art.extract_model(model_dir, advance)
         request = ExportRequest(
             manifest=art.manifest,
             model_dir=model_dir,

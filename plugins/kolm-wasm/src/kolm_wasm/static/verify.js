@@ -144,8 +144,8 @@ export function typeMix(tensors) {
 
 // ---- the RS-1 manifest schema (kolm.manifest.Manifest; extra keys are refused, as pydantic does)
 export function manifestProblem(m) {
-  const keys = ['schema', 'base', 'arch', 'params', 'quant', 'k_score', 'k_score_fp16_reference', 'eval_pack',
-    'payload', 'created_by', 'license'];
+  const keys = ['schema', 'base', 'arch', 'params', 'quant', 'k_score', 'k_score_fp16_reference', 'refusals',
+    'eval_pack', 'payload', 'created_by', 'license'];
   const unit = (x) => x === null || x === undefined || (typeof x === 'number' && x >= 0 && x <= 1);
   if (typeof m !== 'object' || m === null) return 'not a JSON object';
   const extra = Object.keys(m).filter((k) => !keys.includes(k));
@@ -155,6 +155,9 @@ export function manifestProblem(m) {
   if (!Number.isInteger(m.params) || m.params < 1) return 'params is not a positive integer';
   if (!TIERS.includes(m.quant)) return `quant ${m.quant} is not a tier`;
   if (!unit(m.k_score) || !unit(m.k_score_fp16_reference)) return 'a K-score is outside [0, 1]';
+  const refusals = m.refusals ?? {};
+  if (typeof refusals !== 'object' || Array.isArray(refusals) || Object.values(refusals).some((r) => typeof r !== 'string'))
+    return 'refusals is not {backend: reason}';
   const e = m.eval_pack;
   if (!e || typeof e.path !== 'string' || !HEX64.test(e.sha256) || !Number.isInteger(e.items) || e.items < 1
     || Object.keys(e).length !== 3) return 'eval_pack is not {path, sha256, items}';
@@ -199,15 +202,27 @@ export async function loglikelihood(wllama, context, continuation) {
   let total = 0, done = '';
   while (done.length < continuation.length) {
     const rest = continuation.slice(done.length);
-    const res = await wllama.createCompletion({ prompt: context + done, max_tokens: 1, logprobs: TOP_LOGPROBS,
-      n_probs: TOP_LOGPROBS, stream: false, ...GREEDY });
-    const hit = topLogprobs(res.choices[0]).filter(([tok]) => tok && rest.startsWith(tok))
+    const hit = (await nextTokenLogprobs(wllama, context + done)).filter(([tok]) => tok && rest.startsWith(tok))
       .sort((x, y) => y[0].length - x[0].length)[0];
     if (!hit) return -Infinity;
     total += hit[1];
     done += hit[0];
   }
   return total;
+}
+
+// wllama 3.13 fails ("RuntimeError: Invalid typed array length") on some long top-log-prob lists
+// that hold raw byte tokens (seen on SentencePiece vocabularies): ask again for a shorter list.
+async function nextTokenLogprobs(wllama, prompt) {
+  for (let n = TOP_LOGPROBS; ; n = Math.floor(n / 2)) {
+    try {
+      const res = await wllama.createCompletion({ prompt, max_tokens: 1, logprobs: n, n_probs: n, stream: false,
+        ...GREEDY });
+      return topLogprobs(res.choices[0]);
+    } catch (err) {
+      if (n <= 1 || !String(err).includes('Invalid typed array length')) throw err;
+    }
+  }
 }
 
 export async function scoreItems(wllama, items, progress = () => {}) {

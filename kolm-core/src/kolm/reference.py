@@ -1,0 +1,64 @@
+"""The fp16 export of an artifact's weights through one backend: what `kolm pack` scores the fp16 K
+on and what fidelity compares each quantized export with. It is made once and kept in
+`$KOLM_HOME/cache/reference/<backend>/` (the last artifact per backend, keyed by the artifact's
+payload hashes and the backend's version), so packing, exporting every tier and verifying convert
+the fp16 weights once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kolm.api import BackendPlugin, ExportRequest, Manifest, kolm_home, silent
+
+PAYLOAD = "payload.json"
+
+
+def _folder(owner: BackendPlugin, manifest: Manifest) -> Path:
+    hashes = "".join(sorted(p.sha256 for p in manifest.payload))
+    key = hashlib.sha256(f"{hashes}|{owner.distribution} {owner.version}".encode()).hexdigest()[:32]
+    return kolm_home() / "cache" / "reference" / owner.name / key
+
+
+def cached_reference(owner: BackendPlugin, manifest: Manifest) -> tuple[Path, list[str]] | None:
+    """(folder, payload) of the cached fp16 export of `manifest`'s weights by `owner`, if there is one."""
+    folder = _folder(owner, manifest)
+    if not (folder / PAYLOAD).is_file():
+        return None
+    return folder, json.loads((folder / PAYLOAD).read_text(encoding="utf-8"))
+
+
+def fp16_reference(owner: BackendPlugin, request: ExportRequest) -> tuple[Path, list[str]]:
+    """(folder, payload) of the fp16 export of `request`'s weights by `owner`: the cached one, or a
+    new export (staged, then renamed into the cache, replacing the backend's previous one)."""
+    if found := cached_reference(owner, request.manifest):
+        return found
+    folder = _folder(owner, request.manifest)
+    for old in folder.parent.glob("*") if folder.parent.is_dir() else ():
+        shutil.rmtree(old, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
+    try:
+        scratch = request.work_dir / f"fp16-reference-{owner.name}"
+        scratch.mkdir()
+        made = owner.export(
+            request.model_copy(
+                update={
+                    "tier": "fp16",
+                    "recipe": owner.recipe("fp16"),
+                    "device": None,
+                    "out_dir": staging,
+                    "work_dir": scratch,
+                    "steps": request.steps if request.tier == "fp16" else silent,
+                }
+            )
+        )
+        (staging / PAYLOAD).write_text(json.dumps(made.payload), encoding="utf-8")
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder, made.payload

@@ -1,0 +1,73 @@
+"""Every decoder family kolm forecasts, in the browser bundle at every tier: a tiny random-weight
+model of each (kolm_testing.FAMILY_CONFIGS) packs, exports with `--target browser` at its forecast
+size, answers and verifies natively, and at int4 loads in wllama in headless Chromium, answers,
+and passes the six checks in the tab. Random weights: the K gates are opened."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kolm_testing import (
+    FAMILY_CONFIGS,
+    OPPOSITE_ITEM,
+    VERIFY_CHECKS,
+    failed,
+    invoke,
+    random_family,
+    verify,
+    write_eval_pack,
+)
+from wasm_harness import kolm_serve, open_page, verify_in_tab
+
+pytestmark = pytest.mark.slow
+
+TIERS = ("fp16", "int8", "int4", "int3")
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILY_CONFIGS))
+def family(request, smol_pack, tmp_path_factory):
+    """(packed .kolm, bundle(tier) -> (folder, what export printed))."""
+    root = tmp_path_factory.mktemp(request.param)
+    folder = random_family(request.param, root / request.param, smol_pack)
+    artifact = root / f"{request.param}.kolm"
+    eval_pack = write_eval_pack(root / "items.jsonl", [OPPOSITE_ITEM])
+    packed = invoke("pack", folder, "--eval", eval_pack, "-o", artifact, "--min-k", "0")
+    assert packed.exit_code == 0, packed.output
+    done: dict[str, tuple] = {}
+
+    def bundle(tier: str):
+        if tier not in done:
+            out = root / f"browser-{tier}"
+            result = invoke(
+                "export", artifact, "--target", "browser", "--quant", tier, "-o", out, "--json", "--allow-drop"
+            )
+            assert result.exit_code == 0, result.output
+            done[tier] = out, json.loads(result.stdout)
+        return done[tier]
+
+    return artifact, bundle
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_the_bundle_has_the_forecast_size_answers_and_verifies(family, tier):
+    artifact, bundle = family
+    folder, printed = bundle(tier)
+    assert abs(printed["size_check"]["error_percent"]) < 1.0
+    run = invoke("run", folder, "--raw", "--prompt", "The sky is", "-n", "4")
+    assert run.exit_code == 0 and run.stdout.strip(), run.output
+    code, evidence = verify(folder, artifact)
+    assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
+
+
+@pytest.mark.requires_browser
+def test_wllama_runs_it_and_the_tab_verifies_it(family, chromium):
+    artifact, bundle = family
+    folder, _ = bundle("int4")
+    with kolm_serve(folder, verify=artifact) as served:
+        page = open_page(chromium, served.url + "?min_k=0")
+        tab = verify_in_tab(page)
+        run = page.evaluate("window.kolm.run('The sky is', 8)")
+    assert tab["passed"], tab
+    assert tab["checks"][3]["found"].startswith("int4 (")
+    assert run["text"].strip()
