@@ -44,9 +44,18 @@ class OnnxSession(Session):
     def tokenizer(self):
         return import_genai().Tokenizer(self.model)
 
+    @cached_property
+    def genai_config(self) -> dict:
+        return json.loads((self.folder / "genai_config.json").read_text(encoding="utf-8"))["model"]
+
     def context_length(self) -> int:
-        config = json.loads((self.folder / "genai_config.json").read_text(encoding="utf-8"))
-        return min(self.n_ctx, config["model"]["context_length"])
+        return min(self.n_ctx, self.genai_config["context_length"])
+
+    def cache_length(self, tokens: int) -> int:
+        """The KV cache length for `tokens` tokens: ONNX Runtime's sliding-window attention needs
+        room for the whole window (Gemma 2), whatever the prompt and answer need."""
+        window = self.genai_config["decoder"].get("sliding_window", {}).get("window_size", 0)
+        return min(max(tokens, window), self.genai_config["context_length"])
 
     def encode(self, text: str) -> list[int]:
         return [int(t) for t in self.tokenizer.encode(text)][: self.context_length()]
@@ -69,14 +78,16 @@ class OnnxSession(Session):
         return float(sum(rows[i - 1, full[i]] for i in range(max(shared, 1), len(full))))
 
     def tokens(self, prompt_tokens: list[int], max_tokens: int) -> Iterator[int]:
-        """Greedy tokens after `prompt_tokens`, until end of sequence or `max_tokens`."""
+        """Greedy tokens after `prompt_tokens`, until end of sequence, `max_tokens` or the context."""
         og = import_genai()
+        count = min(max_tokens, self.context_length() - len(prompt_tokens))
         params = og.GeneratorParams(self.model)
-        limit = min(len(prompt_tokens) + max_tokens, self.context_length())
-        params.set_search_options(max_length=limit, do_sample=False)
+        params.set_search_options(max_length=self.cache_length(len(prompt_tokens) + count), do_sample=False)
         generator = og.Generator(self.model, params)
         generator.append_tokens(prompt_tokens)
-        while not generator.is_done():
+        for _ in range(count):
+            if generator.is_done():
+                return
             generator.generate_next_token()
             yield int(generator.get_next_tokens()[0])
 

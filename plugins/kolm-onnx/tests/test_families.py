@@ -1,0 +1,76 @@
+"""The ONNX family matrix: a tiny random-weight model of each decoder family kolm-testing knows
+(FAMILY_CONFIGS) x each onnx tier, exported for a Pixel 8 with the size forecast within 1 %, run and
+verified; or, where the installed onnxruntime-genai builder fails on the family, refused by every
+forecast and export before anything is converted. Random weights make K meaningless, hence
+`--allow-drop` and `--min-k 0`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kolm_testing import FAMILY_CONFIGS, failed, invoke, random_family, verify
+
+pytestmark = pytest.mark.slow
+TIERS = ("fp16", "int8", "int4")
+PHONE = "pixel-8"
+# Families onnxruntime-genai 0.18.0's builder names but fails on, with the start of onnx's reason.
+REFUSED = {"gemma3": "onnxruntime-genai 0.18.0's model builder fails on Gemma3ForCausalLM: "}
+BUILT = sorted(set(FAMILY_CONFIGS) - set(REFUSED))
+
+
+@pytest.fixture(scope="module")
+def packed(request, smol_pack: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(Hugging Face folder, .kolm) of the family `request.param`: `kolm pack FOLDER --min-k 0`."""
+    family = request.param
+    folder = random_family(family, tmp_path_factory.mktemp(family) / family, smol_pack)
+    artifact = folder.with_suffix(".kolm")
+    result = invoke("pack", folder, "--eval", smol_pack.parent / "small.jsonl", "-o", artifact, "--min-k", "0")
+    assert result.exit_code == 0, result.output
+    return folder, artifact
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize("packed", BUILT, indirect=True)
+def test_exports_within_one_percent_runs_and_verifies(packed, tier, tmp_path):
+    _, artifact = packed
+    out = tmp_path / "export"
+    result = invoke("export", artifact, "--target", PHONE, "--quant", tier, "-o", out, "--json", "--allow-drop")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert abs(printed["size_check"]["error_percent"]) < 1.0, printed["size_check"]
+    names = {p["path"] for p in printed["payload"]}
+    assert {"model.onnx", "model.onnx.data", "model.ort", "genai_config.json"} <= names
+
+    ran = invoke("run", out, "--prompt", "What is the capital of France?", "-n", "8")
+    assert ran.exit_code == 0, ran.output
+    assert ran.stdout.removesuffix("\n"), "no token generated (through the family's chat template)"
+
+    code, evidence = verify(out, artifact)
+    assert code == 0 and failed(evidence) == [], evidence
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize("packed", sorted(REFUSED), indirect=True)
+def test_refused_before_converting(packed, tier, tmp_path):
+    folder, artifact = packed
+    family = artifact.stem
+    reason = REFUSED[family]
+
+    picked = invoke("pick", folder, "--target", PHONE, "--quant", tier, "--json")
+    assert picked.exit_code == 0, picked.output
+    [row] = json.loads(picked.stdout)
+    assert row["backend"] == "onnx" and row["refusal"].startswith(reason) and row["command"] is None
+
+    preview = invoke("export", artifact, "--target", PHONE, "--quant", tier, "--preview", "--json")
+    assert preview.exit_code == 0, preview.output
+    planned = json.loads(preview.stdout)
+    assert planned["refusal"].startswith(reason) and planned["refusal"].endswith("(when the model was packed)")
+    assert f"onnx cannot export {family}: {planned['refusal']}" in planned["notes"]
+
+    out = tmp_path / "export"
+    refused = invoke("export", artifact, "--target", PHONE, "--quant", tier, "-o", out, "--allow-drop")
+    assert refused.exit_code != 0
+    assert refused.stderr.strip().splitlines()[-1] == f"kolm: error: onnx cannot export {family}: {planned['refusal']}"
+    assert not out.exists()
