@@ -99,7 +99,9 @@ class GgufSession(Session):
         return log_softmax(llm.scores[: len(tokens)])
 
     def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
-        if chat:
+        """Greedy text after `prompt`; with `chat`, as the user's turn in the GGUF's own chat template
+        (a model without one, e.g. a base model, continues the prompt as it is)."""
+        if chat and "tokenizer.chat_template" in self.llm.metadata:
             pieces = self.chat([{"role": "user", "content": prompt}], max_tokens)
         else:
             chunks = self.llm.create_completion(prompt, max_tokens=max_tokens, stream=True, **GREEDY)

@@ -33,11 +33,14 @@ async function run(prompt, maxTokens = 128) {
   $('run').disabled = true;
   let tokens = 0, first = null, timings = null;
   const start = performance.now();
-  const stream = await kolm.wllama.createChatCompletion({
-    messages: [{ role: 'user', content: prompt }], stream: true, max_tokens: maxTokens, temperature: 0, top_k: 1,
-  });
+  // The user's turn in the model's own chat template; a model without one (a base model) continues
+  // the prompt as it is, rather than in a template llama.cpp would pick for it.
+  const options = { stream: true, max_tokens: maxTokens, temperature: 0, top_k: 1 };
+  const stream = kolm.wllama.getChatTemplate()
+    ? await kolm.wllama.createChatCompletion({ messages: [{ role: 'user', content: prompt }], ...options })
+    : await kolm.wllama.createCompletion({ prompt, ...options });
   for await (const chunk of stream) {
-    const piece = chunk.choices?.[0]?.delta?.content || '';
+    const piece = chunk.choices?.[0]?.delta?.content ?? chunk.choices?.[0]?.text ?? '';
     if (piece) { tokens += 1; first ??= performance.now(); out.textContent += piece; }
     if (chunk.timings) timings = chunk.timings;
   }
