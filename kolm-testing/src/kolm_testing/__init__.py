@@ -175,11 +175,13 @@ TURN_TEMPLATE = (
 )
 
 
-def random_family(family: str, folder: Path, tokenizer_from: Path, sentencepiece: bool | None = None) -> Path:
+def random_family(
+    family: str, folder: Path, tokenizer_from: Path, sentencepiece: bool | None = None, chat_template: bool = True
+) -> Path:
     """A Hugging Face folder holding a random-weight float16 model of `family` (a FAMILY_CONFIGS key),
     its tensors those kolm.inventory derives from the config, and its tokenizer: the tiny
     SentencePiece one, or the BPE tokenizer of the packed SmolLM2 at `tokenizer_from` (by default
-    as SENTENCEPIECE_FAMILIES says)."""
+    as SENTENCEPIECE_FAMILIES says), with a chat template unless `chat_template` is False."""
     import numpy as np
     from kolm.inventory import config_inventory
     from safetensors.numpy import save_file
@@ -199,6 +201,10 @@ def random_family(family: str, folder: Path, tokenizer_from: Path, sentencepiece
         with zipfile.ZipFile(tokenizer_from) as art:
             for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
                 (folder / name).write_bytes(art.read(f"model/{name}"))
+    if not chat_template:
+        tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        tokenizer_config.pop("chat_template", None)
+        (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=1), encoding="utf-8")
     rng = np.random.default_rng(0)
     save_file(
         {

@@ -24,6 +24,7 @@ def test_run_streams_an_answer_and_a_reload_does_not_download_the_weights_again(
         page.wait_for_function("window.kolm.lastRun", timeout=120_000)
         run = page.evaluate("window.kolm.lastRun")
         assert run["text"].strip() and page.text_content("#output") == run["text"]
+        assert run["mode"] == "chat"  # SmolLM2-Instruct's own chat template
         assert run["tokensPerSecond"] > 0 and "tokens/s" in page.text_content("#speed")
         assert len(served.requests(WEIGHTS)) == 1
         page.reload()

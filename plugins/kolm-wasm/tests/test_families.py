@@ -71,3 +71,17 @@ def test_wllama_runs_it_and_the_tab_verifies_it(family, chromium):
     assert tab["passed"], tab
     assert tab["checks"][3]["found"].startswith("int4 (")
     assert run["text"].strip()
+
+
+@pytest.mark.requires_browser
+def test_a_model_without_a_chat_template_continues_the_prompt_in_the_page(smol_pack, chromium, tmp_path):
+    folder = random_family("llama3", tmp_path / "base", smol_pack, chat_template=False)
+    artifact, out = tmp_path / "base.kolm", tmp_path / "base-browser"
+    eval_pack = write_eval_pack(tmp_path / "items.jsonl", [OPPOSITE_ITEM])
+    assert invoke("pack", folder, "--eval", eval_pack, "-o", artifact, "--min-k", "0").exit_code == 0
+    assert (
+        invoke("export", artifact, "--target", "browser", "--quant", "int4", "-o", out, "--allow-drop").exit_code == 0
+    )
+    with kolm_serve(out) as served:
+        run = open_page(chromium, served.url).evaluate("window.kolm.run('The sky is', 8)")
+    assert run["mode"] == "completion" and run["text"].strip()

@@ -36,7 +36,8 @@ async function run(prompt, maxTokens = 128) {
   // The user's turn in the model's own chat template; a model without one (a base model) continues
   // the prompt as it is, rather than in a template llama.cpp would pick for it.
   const options = { stream: true, max_tokens: maxTokens, temperature: 0, top_k: 1 };
-  const stream = kolm.wllama.getChatTemplate()
+  const mode = kolm.wllama.getChatTemplate() ? 'chat' : 'completion';
+  const stream = mode === 'chat'
     ? await kolm.wllama.createChatCompletion({ messages: [{ role: 'user', content: prompt }], ...options })
     : await kolm.wllama.createCompletion({ prompt, ...options });
   for await (const chunk of stream) {
@@ -48,7 +49,7 @@ async function run(prompt, maxTokens = 128) {
   const rate = timings?.predicted_per_second ?? (tokens > 1 ? (tokens - 1) / seconds : 0);
   $('speed').textContent = `${rate.toFixed(1)} tokens/s (${timings?.predicted_n ?? tokens} tokens)`;
   $('run').disabled = false;
-  kolm.lastRun = { text: out.textContent, tokensPerSecond: rate, tokens: timings?.predicted_n ?? tokens };
+  kolm.lastRun = { text: out.textContent, tokensPerSecond: rate, tokens: timings?.predicted_n ?? tokens, mode };
   return kolm.lastRun;
 }
 
