@@ -127,3 +127,22 @@ def test_pack_measures_the_reference_k_with_a_backend_that_accepts_the_model(
     table_backend.refusal = "no {arch} here"
     _, note = pack_folder(hf_folder, eval_pack, "tiny", tmp_path / "t.kolm", "-", registry=table, min_k=0)
     assert note == "not measured: table: no LlamaForCausalLM here"
+
+
+def test_a_toolchain_failing_unforeseen_is_one_line_and_exit_code_7(packed, tmp_path, monkeypatch):
+    """An exception a plugin did not foresee (here IndexError, as mlx-lm's Gemma 3 raises on a config
+    it indexes past while K is measured) ends `kolm export` with one line, never a traceback, and
+    no output."""
+    import kolm.export
+
+    def broken(session, items, progress=None):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(kolm.export, "score_pack", broken)
+    out = tmp_path / "out"
+    result = invoke("export", packed, "--target", "ttb", "--quant", "int8", "-o", out)
+    assert result.exit_code == 7 and not out.exists()
+    assert result.output.splitlines()[-1] == (
+        "kolm: error: unexpected IndexError: list index out of range (--debug shows where)"
+    )
+    assert "Traceback" not in result.output

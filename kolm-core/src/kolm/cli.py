@@ -16,18 +16,28 @@ from kolm import __version__
 
 
 class KolmGroup(click.Group):
-    """Turns a `KolmError` into one line on stderr and its exit code (`--debug`: traceback)."""
+    """Turns a `KolmError` into one line on stderr and its exit code, and any other exception (a
+    toolchain failing in a way its plugin did not foresee) into one line and exit code 7
+    (`--debug`: the traceback)."""
 
     def invoke(self, ctx: click.Context):
-        from kolm.errors import KolmError
+        from kolm.errors import BackendError, KolmError
 
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except KolmError as exc:
             if ctx.meta.get("kolm.debug"):
                 raise
             click.echo(f"kolm: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except Exception as exc:
+            if ctx.meta.get("kolm.debug"):
+                raise
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(f"kolm: error: unexpected {type(exc).__name__}: {reason} (--debug shows where)", err=True)
+            ctx.exit(BackendError.exit_code)
 
 
 def loaded():

@@ -163,6 +163,7 @@ FAMILY_CONFIGS = {
         "model_type": "gemma3_text",
         "rope_local_base_freq": 10000.0,
         "layer_types": ["sliding_attention", "full_attention"],
+        "sliding_window_pattern": 2,  # mlx-lm reads this, not layer_types
         **_GEMMA,
     },
 }
