@@ -132,6 +132,7 @@ FAMILY_CONFIGS = {
     "mistral": {
         "architectures": ["MistralForCausalLM"],
         "model_type": "mistral",
+        "tie_word_embeddings": False,  # as Mistral's configs say: mlx-lm ties when the key is missing
         "sliding_window": None,
     },
     "qwen2": {

@@ -1,0 +1,45 @@
+"""Every decoder family kolm forecasts, on mlx at every tier: a tiny random-weight model of each
+(kolm_testing.FAMILY_CONFIGS) packs, converts with mlx_lm at its forecast size, runs a greedy
+completion and verifies. Random weights: K says nothing, so the gates are opened."""
+
+from __future__ import annotations
+
+import pytest
+from kolm_testing import (
+    FAMILY_CONFIGS,
+    OPPOSITE_ITEM,
+    VERIFY_CHECKS,
+    cli_exporter,
+    failed,
+    invoke,
+    random_family,
+    verify,
+    write_eval_pack,
+)
+
+pytestmark = pytest.mark.slow
+
+TIERS = ("fp16", "int8", "int4", "int3")
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILY_CONFIGS))
+def family(request, smol_pack, tmp_path_factory):
+    """(packed .kolm, export(tier))."""
+    root = tmp_path_factory.mktemp(request.param)
+    folder = random_family(request.param, root / request.param, smol_pack)
+    artifact = root / f"{request.param}.kolm"
+    eval_pack = write_eval_pack(root / "items.jsonl", [OPPOSITE_ITEM])
+    packed = invoke("pack", folder, "--eval", eval_pack, "-o", artifact, "--min-k", "0")
+    assert packed.exit_code == 0, packed.output
+    return artifact, cli_exporter(artifact, root, "m3-pro", "--allow-drop")
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_it_converts_at_the_forecast_size_runs_and_verifies(family, tier):
+    artifact, export = family
+    done = export(tier)
+    assert abs(done.printed["size_check"]["error_percent"]) < 1.0
+    run = invoke("run", done.folder, "--raw", "--prompt", "The sky is", "-n", "4")
+    assert run.exit_code == 0 and run.stdout.strip(), run.output
+    code, evidence = verify(done.folder, artifact)
+    assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
