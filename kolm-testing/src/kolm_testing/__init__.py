@@ -184,10 +184,6 @@ def random_family(
     its tensors those kolm.inventory derives from the config, and its tokenizer: the tiny
     SentencePiece one, or the BPE tokenizer of the packed SmolLM2 at `tokenizer_from` (by default
     as SENTENCEPIECE_FAMILIES says), with a chat template unless `chat_template` is False."""
-    import numpy as np
-    from kolm.inventory import config_inventory
-    from safetensors.numpy import save_file
-
     if sentencepiece is None:
         sentencepiece = family in SENTENCEPIECE_FAMILIES
     config = {**_TINY, **FAMILY_CONFIGS[family], "vocab_size": 1024 if sentencepiece else 49152}
@@ -207,6 +203,17 @@ def random_family(
         tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
         tokenizer_config.pop("chat_template", None)
         (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=1), encoding="utf-8")
+    write_random_weights(config, folder)
+    return folder
+
+
+def write_random_weights(config: dict, folder: Path) -> None:
+    """`folder/model.safetensors`: float16 weights for the tensors kolm.inventory derives from
+    `config`, N(0, 0.05) matrices and all-ones vectors, seeded (the same bytes every time)."""
+    import numpy as np
+    from kolm.inventory import config_inventory
+    from safetensors.numpy import save_file
+
     rng = np.random.default_rng(0)
     save_file(
         {
@@ -215,7 +222,17 @@ def random_family(
         },
         str(folder / "model.safetensors"),
     )
-    return folder
+
+
+def pack_family(family: str, root: Path, tokenizer_from: Path, items: list[dict], **options) -> Path:
+    """`random_family(family, root/family, ...)` packed with `kolm pack --eval ITEMS --min-k 0`
+    (random weights: K says nothing) into root/family.kolm, asserted to succeed."""
+    folder = random_family(family, root / family, tokenizer_from, **options)
+    artifact = root / f"{family}.kolm"
+    eval_pack = write_eval_pack(root / f"{family}-items.jsonl", items)
+    packed = invoke("pack", folder, "--eval", eval_pack, "-o", artifact, "--min-k", "0")
+    assert packed.exit_code == 0, packed.output
+    return artifact
 
 
 def smollm2_gguf() -> Path:
@@ -375,23 +392,12 @@ def pack_smollm2(folder: Path, items: list[dict], *options: str):
 def random_llama(folder: Path, tokenizer_from: Path) -> Path:
     """A Hugging Face folder with random float16 weights for RANDOM_LLAMA and the tokenizer files of
     the packed SmolLM2 at `tokenizer_from` (same vocabulary)."""
-    import numpy as np
-    from kolm.inventory import config_inventory
-    from safetensors.numpy import save_file
-
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(RANDOM_LLAMA), encoding="utf-8")
     with zipfile.ZipFile(tokenizer_from) as art:
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             (folder / name).write_bytes(art.read(f"model/{name}"))
-    rng = np.random.default_rng(0)
-    save_file(
-        {
-            t.name: (np.ones(t.shape) if len(t.shape) == 1 else rng.standard_normal(t.shape) * 0.05).astype(np.float16)
-            for t in config_inventory(RANDOM_LLAMA, "F16").tensors
-        },
-        str(folder / "model.safetensors"),
-    )
+    write_random_weights(RANDOM_LLAMA, folder)
     return folder
 
 

@@ -17,6 +17,7 @@ from kolm_testing import (
     cli_exporter,
     failed,
     invoke,
+    pack_family,
     random_family,
     verify,
     write_eval_pack,
@@ -32,11 +33,7 @@ ITEMS = [OPPOSITE_ITEM, {"id": "sky", "kind": "contains", "prompt": "The sky is"
 def family(request, smol_pack, tmp_path_factory):
     """(family name, its packed .kolm, export(tier))."""
     root = tmp_path_factory.mktemp(request.param)
-    folder = random_family(request.param, root / request.param, smol_pack.path)
-    artifact = root / f"{request.param}.kolm"
-    eval_pack = write_eval_pack(root / "items.jsonl", ITEMS)
-    packed = invoke("pack", folder, "--eval", eval_pack, "-o", artifact, "--min-k", "0")
-    assert packed.exit_code == 0, packed.output
+    artifact = pack_family(request.param, root, smol_pack.path, ITEMS)
     return request.param, artifact, cli_exporter(artifact, root, "raspberry-pi-5", "--allow-drop")
 
 

@@ -12,9 +12,8 @@ from kolm_testing import (
     cli_exporter,
     failed,
     invoke,
-    random_family,
+    pack_family,
     verify,
-    write_eval_pack,
 )
 
 pytestmark = pytest.mark.slow
@@ -26,11 +25,7 @@ TIERS = ("fp16", "int8", "int4", "int3")
 def family(request, smol_pack, tmp_path_factory):
     """(packed .kolm, export(tier))."""
     root = tmp_path_factory.mktemp(request.param)
-    folder = random_family(request.param, root / request.param, smol_pack)
-    artifact = root / f"{request.param}.kolm"
-    eval_pack = write_eval_pack(root / "items.jsonl", [OPPOSITE_ITEM])
-    packed = invoke("pack", folder, "--eval", eval_pack, "-o", artifact, "--min-k", "0")
-    assert packed.exit_code == 0, packed.output
+    artifact = pack_family(request.param, root, smol_pack, [OPPOSITE_ITEM])
     return artifact, cli_exporter(artifact, root, "m3-pro", "--allow-drop")
 
 

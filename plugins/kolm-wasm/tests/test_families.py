@@ -14,9 +14,8 @@ from kolm_testing import (
     VERIFY_CHECKS,
     failed,
     invoke,
-    random_family,
+    pack_family,
     verify,
-    write_eval_pack,
 )
 from wasm_harness import kolm_serve, open_page, verify_in_tab
 
@@ -29,11 +28,7 @@ TIERS = ("fp16", "int8", "int4", "int3")
 def family(request, smol_pack, tmp_path_factory):
     """(packed .kolm, bundle(tier) -> (folder, what export printed))."""
     root = tmp_path_factory.mktemp(request.param)
-    folder = random_family(request.param, root / request.param, smol_pack)
-    artifact = root / f"{request.param}.kolm"
-    eval_pack = write_eval_pack(root / "items.jsonl", [OPPOSITE_ITEM])
-    packed = invoke("pack", folder, "--eval", eval_pack, "-o", artifact, "--min-k", "0")
-    assert packed.exit_code == 0, packed.output
+    artifact = pack_family(request.param, root, smol_pack, [OPPOSITE_ITEM])
     done: dict[str, tuple] = {}
 
     def bundle(tier: str):
@@ -75,10 +70,8 @@ def test_wllama_runs_it_and_the_tab_verifies_it(family, chromium):
 
 @pytest.mark.requires_browser
 def test_a_model_without_a_chat_template_continues_the_prompt_in_the_page(smol_pack, chromium, tmp_path):
-    folder = random_family("llama3", tmp_path / "base", smol_pack, chat_template=False)
-    artifact, out = tmp_path / "base.kolm", tmp_path / "base-browser"
-    eval_pack = write_eval_pack(tmp_path / "items.jsonl", [OPPOSITE_ITEM])
-    assert invoke("pack", folder, "--eval", eval_pack, "-o", artifact, "--min-k", "0").exit_code == 0
+    artifact = pack_family("llama3", tmp_path, smol_pack, [OPPOSITE_ITEM], chat_template=False)
+    out = tmp_path / "base-browser"
     assert (
         invoke("export", artifact, "--target", "browser", "--quant", "int4", "-o", out, "--allow-drop").exit_code == 0
     )
