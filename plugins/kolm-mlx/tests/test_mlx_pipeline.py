@@ -168,7 +168,7 @@ def test_bench_measures_pp_tg_load_and_memory(smol_export):
 def test_serve_answers_models_and_chat_completions(smol_export, tmp_path):
     """`kolm run EXPORT --port P`: mlx_lm.server on 127.0.0.1. The fp16 export: mlx_lm.server runs
     the model as stored, and on the Linux CPU mlx's quantized matmul with float16 scales is ~35x
-    slower than kolm's own session (see kolm_mlx.runtime)."""
+    slower than kolm's own session (see kolm_mlx.cpu)."""
     with api_server(smol_export("fp16").folder, tmp_path, SERVER_START_S) as server:
         assert server.models["object"] == "list"
         reply = http_json(

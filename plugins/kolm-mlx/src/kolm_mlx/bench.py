@@ -2,7 +2,7 @@
 pass over n_prompt tokens) and tg (n_gen single-token decodes with a KV cache, each step queued
 before the previous one is awaited, as mlx-lm's own generation loop does), each repeated after a
 16-token warm-up, plus load time and peak RSS of this process. The model is loaded as
-`kolm run` loads it (`load_model`: float32 compute on the CPU)."""
+`kolm run` loads it (`load_model`: on a CPU, float32 with numpy's BLAS for the matmuls)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import time
 
 from kolm.api import BenchRequest, BenchResult, Rate, peak_rss_bytes
 
-from kolm_mlx.runtime import import_mlx_lm, load_model
+from kolm_mlx.runtime import import_mlx_lm, load_model, runtime_name
 
 
 def bench_mlx(request: BenchRequest) -> BenchResult:
-    mlx_lm = import_mlx_lm()
+    import_mlx_lm()
     import mlx.core as mx
     from mlx_lm.models.cache import make_prompt_cache
 
@@ -50,7 +50,7 @@ def bench_mlx(request: BenchRequest) -> BenchResult:
         mx.eval(pending)
         tg.append(request.n_gen / (time.perf_counter() - start))
     return BenchResult(
-        runtime=f"mlx-lm {mlx_lm.__version__} (mlx {mx.__version__}, {mx.default_device()})",
+        runtime=runtime_name(),
         pp=Rate.of(pp),
         tg=Rate.of(tg),
         load_s=load_s,

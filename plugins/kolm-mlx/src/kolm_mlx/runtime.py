@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from kolm.api import Session
+from kolm.api import Fidelity, Session
 from kolm.errors import BackendError, ToolchainMissingError
 from kolm.logprobs import continuation_start, log_softmax
 
 FIDELITY_CTX = 512  # tokens; eval prompts are short
+BATCH_POSITIONS = 512  # positions per padded fidelity batch: 512 x SmolLM2's 49,152 float32 logits = 100 MB
 INSTALL = "pip install kolm-mlx (on Linux: pip install 'mlx[cpu]' mlx-lm)"
 
 
@@ -28,22 +29,35 @@ def import_mlx_lm():
 
 
 def load_model(path: Path):
-    """(model, tokenizer) as `mlx_lm.load` gives them. On the CPU (Linux), float16 tensors, the
-    quantization scales and biases included, are computed in float32: mlx 0.32's CPU kernels for
-    float16 are slow and its quantized matmul with float16 scales took ~35x longer (80 s for a
-    17-token forward of SmolLM2-135M at 8-bit). The packed weights, hence the quantization error,
-    are those of the payload; on Metal the model runs as stored."""
+    """(model, tokenizer) as `mlx_lm.load` gives them; on a CPU (Linux) with float32 weights and
+    the matmuls by numpy's BLAS (`kolm_mlx.cpu`: mlx's CPU kernels are unusably slow). The packed
+    weights, hence the quantization error, are those of the payload; on Metal the model runs as
+    stored."""
     mlx_lm = import_mlx_lm()
     import mlx.core as mx
-    from mlx.utils import tree_map
 
     try:
         model, tokenizer = mlx_lm.load(str(path))
     except (ValueError, OSError, KeyError) as exc:
         raise BackendError(f"mlx-lm cannot load {path}: {exc}") from exc
     if mx.default_device().type == mx.cpu:
-        model.update(tree_map(lambda v: v.astype(mx.float32) if v.dtype == mx.float16 else v, model.parameters()))
+        from kolm_mlx.cpu import use_blas
+
+        use_blas(model)
     return model, tokenizer
+
+
+def runtime_name() -> str:
+    """What computes: mlx-lm and mlx, and on a CPU the float32 path with numpy's BLAS."""
+    mlx_lm = import_mlx_lm()
+    import mlx.core as mx
+    import numpy as np
+
+    if mx.default_device().type == mx.cpu:
+        how = f"cpu: float32, matmuls by numpy {np.__version__}'s BLAS"
+    else:
+        how = f"{mx.default_device()}: as stored"
+    return f"mlx-lm {mlx_lm.__version__} (mlx {mx.__version__}, {how})"
 
 
 class MlxSession(Session):
@@ -51,6 +65,8 @@ class MlxSession(Session):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._head = None  # (tokens, KV cache, next-token logits) of the last scored context
+        self._ready = {}  # text -> position log-probs computed ahead by `prefetch`
 
     @cached_property
     def loaded(self):
@@ -68,7 +84,55 @@ class MlxSession(Session):
         return log_softmax(np.array(logits))
 
     def position_logprobs(self, text: str):
-        return self.logprobs(self.tokens(text)[:FIDELITY_CTX])
+        ready = self._ready.pop(text, None)
+        return ready if ready is not None else self.logprobs(self.tokens(text)[:FIDELITY_CTX])
+
+    def fidelity(self, reference: Session, texts: list[str]) -> Fidelity:
+        """`Session.fidelity`, group by group, each session computing a group's log-probs in one
+        padded batch (twice as fast on the CPU as one text at a time)."""
+        if not isinstance(reference, MlxSession):
+            return super().fidelity(reference, texts)  # its one-line refusal
+        parts = []
+        for group in self.groups(texts):
+            self.prefetch(group)
+            reference.prefetch(group)
+            parts.append(super().fidelity(reference, group))
+        positions = sum(p.positions for p in parts)
+        return Fidelity(
+            top1_agreement=sum(round(p.top1_agreement * p.positions) for p in parts) / positions,
+            mean_kl=sum(p.mean_kl * p.positions for p in parts) / positions,
+            positions=positions,
+        )
+
+    def groups(self, texts: list[str]) -> Iterator[list[str]]:
+        """`texts` in order, in groups padded to no more than BATCH_POSITIONS positions (or one text)."""
+        group, width = [], 0
+        for text in texts:
+            n = min(len(self.tokens(text)), FIDELITY_CTX)
+            if group and max(width, n) * (len(group) + 1) > BATCH_POSITIONS:
+                yield group
+                group, width = [], 0
+            group.append(text)
+            width = max(width, n)
+        if group:
+            yield group
+
+    def prefetch(self, texts: list[str]) -> None:
+        """Log-probs of `texts` for `position_logprobs`, from one batch padded on the right: a causal
+        model's positions never attend to what follows them, so each text's rows are its own."""
+        import mlx.core as mx
+        import numpy as np
+
+        ids = {text: self.tokens(text)[:FIDELITY_CTX] for text in texts}
+        ids = {text: x for text, x in ids.items() if x}  # nothing to score: left to position_logprobs
+        if not ids:
+            return
+        width = max(len(x) for x in ids.values())
+        padded = mx.array([x + [0] * (width - len(x)) for x in ids.values()])
+        logits = np.array(self.loaded[0](padded).astype(mx.float32))
+        self._ready.update(
+            (text, log_softmax(row[: len(x)])) for (text, x), row in zip(ids.items(), logits, strict=True)
+        )
 
     def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
         pieces = self._pieces(prompt, max_tokens, chat)
@@ -109,8 +173,29 @@ class MlxSession(Session):
             tokenizer = self.loaded[1]
             full = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id, *full]
             shared = 1
-        rows = self.logprobs(full[:-1])[shared - 1 :]
+        rows = self.continuation_logprobs(full[:shared], full[shared:])
         return float(sum(rows[i, token] for i, token in enumerate(full[shared:])))
+
+    def continuation_logprobs(self, head: list[int], tail: list[int]):
+        """log-softmax rows predicting each token of `tail` after `head`. The KV cache of `head` is
+        kept for the next call with the same head (K-scoring asks for each choice after the same
+        prompt), and each tail is trimmed off it again."""
+        import mlx.core as mx
+        import numpy as np
+        from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+        model = self.loaded[0]
+        if self._head is None or self._head[0] != head:
+            cache = make_prompt_cache(model)
+            if not can_trim_prompt_cache(cache):  # a cache mlx-lm cannot trim: one pass over both
+                return self.logprobs([*head, *tail[:-1]])[len(head) - 1 :]
+            self._head = (head, cache, model(mx.array([head]), cache=cache)[0, -1:])
+        _, cache, last = self._head
+        rows = [last]
+        if len(tail) > 1:
+            rows.append(model(mx.array([tail[:-1]]), cache=cache)[0])
+            trim_prompt_cache(cache, len(tail) - 1)
+        return log_softmax(np.array(mx.concatenate(rows).astype(mx.float32)))
 
     def serve_api(self, host: str, port: int, model: str) -> int:
         """Run mlx-lm's own OpenAI-compatible server on this folder until interrupted. It has no
@@ -136,3 +221,4 @@ class MlxSession(Session):
 
     def close(self) -> None:
         self.__dict__.pop("loaded", None)
+        self._head, self._ready = None, {}
