@@ -92,11 +92,9 @@ def _vocab_count(raw: bytes) -> int:
 def sentencepiece_vocab(spec: ModelSpec) -> bool:
     """Whether the converter writes a SentencePiece vocabulary (pieces with scores, no merges): the
     model ships tokenizer.model and does not name a GPT-2 tokenizer."""
-    files = spec.model_files() or set()
-    if "tokenizer.model" not in files:
-        return False
-    config = spec.read_model_file("tokenizer_config.json")
-    return config is None or json.loads(config).get("tokenizer_class") != "GPT2Tokenizer"
+    from kolm_gguf.upstream import gpt2_tokenizer
+
+    return "tokenizer.model" in (spec.model_files() or set()) and not gpt2_tokenizer(spec)
 
 
 def tokenizer_metadata_bytes(spec: ModelSpec) -> tuple[int, bool]:

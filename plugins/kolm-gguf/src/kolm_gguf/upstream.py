@@ -70,12 +70,14 @@ def cannot_convert(spec: ModelSpec) -> str | None:
         return None
     if not files & {"tokenizer.json", "tokenizer.model"}:
         return "the model has no tokenizer (tokenizer.json or tokenizer.model); llama.cpp's converter needs one"
-    if spec.arch in SENTENCEPIECE_ONLY and "tokenizer.model" not in files and not _gpt2_tokenizer(spec):
+    if spec.arch in SENTENCEPIECE_ONLY and "tokenizer.model" not in files and not gpt2_tokenizer(spec):
         return f"llama.cpp's converter reads {spec.arch}'s vocabulary only from a SentencePiece tokenizer.model"
     return None
 
 
-def _gpt2_tokenizer(spec: ModelSpec) -> bool:
+def gpt2_tokenizer(spec: ModelSpec) -> bool:
+    """Whether the model's tokenizer_config names GPT-2's tokenizer, which the converter reads as BPE
+    even beside a tokenizer.model (conversion/phi.py)."""
     raw = spec.read_model_file("tokenizer_config.json")
     return raw is not None and json.loads(raw).get("tokenizer_class") == "GPT2Tokenizer"
 
