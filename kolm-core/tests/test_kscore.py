@@ -10,7 +10,7 @@ import pytest
 from kolm.api import Session
 from kolm.errors import UsageError
 from kolm.evalpack import EvalItem, parse_eval_pack
-from kolm.kscore import KScore, normalize, score_pack
+from kolm.kscore import GENERATE_BATCH, KScore, normalize, score_pack
 
 
 class ScriptedSession(Session):
@@ -119,6 +119,29 @@ def test_deterministic_and_reports_progress():
     assert first.k == pytest.approx(2 / 3) and first.points == pytest.approx(66.67)
     assert seen == [(1, 3), (2, 3), (3, 3)]
     assert [r.id for r in first.items] == ["g", "x", "c"]
+
+
+class BatchingSession(ScriptedSession):
+    """A ScriptedSession that also records each batch `score_pack` asks of `generate_all`."""
+
+    def generate_all(self, prompts: list[str], max_tokens: int) -> list[str]:
+        self.calls.append(("generate_all", prompts))
+        return super().generate_all(prompts, max_tokens)
+
+
+def test_generated_items_are_asked_in_order_in_batches_with_the_same_scores():
+    items = [item(f"g{i}", "contains", "blue") for i in range(GENERATE_BATCH + 3)]
+    items.insert(5, item("c", "choice", " yes", choices=[" yes", " no"]))
+    outputs = {f"prompt g{i}": " blue" if i % 2 else " red" for i in range(GENERATE_BATCH + 3)}
+    lls = {("prompt c", " yes"): -0.1, ("prompt c", " no"): -2.3}
+    session, seen = BatchingSession(outputs, lls), []
+    result = score_pack(session, items, progress=lambda done, total: seen.append(done))
+    batches = [call[1] for call in session.calls if call[0] == "generate_all"]
+    generated = [i.prompt for i in items if i.kind != "choice"]
+    assert batches == [generated[:GENERATE_BATCH], generated[GENERATE_BATCH:]]
+    assert [r.id for r in result.items] == [i.id for i in items] and seen == list(range(1, len(items) + 1))
+    one_at_a_time = [score_pack(ScriptedSession(outputs, lls), [i]).items[0] for i in items]
+    assert result.items == one_at_a_time
 
 
 def test_no_items_is_a_usage_error():

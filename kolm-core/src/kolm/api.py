@@ -231,6 +231,17 @@ class Session(ABC):
     def loglikelihood(self, context: str, continuation: str) -> float:
         """Sum of log-probabilities of `continuation`'s tokens given `context`."""
 
+    @property
+    def runtime(self) -> str:
+        """How this session computes, for the K record and binder (`runtime`); the class name unless
+        the backend says more (a faster path than its toolchain's own runtime must say so)."""
+        return type(self).__name__
+
+    def generate_all(self, prompts: list[str], max_tokens: int) -> list[str]:
+        """Greedy raw continuations (no chat template) of `prompts`, each whole. K-scoring asks for
+        several at once so that a backend may batch them; the default generates one at a time."""
+        return ["".join(self.generate(p, max_tokens=max_tokens, stream=False, chat=False)) for p in prompts]
+
     def position_logprobs(self, text: str):
         """log-softmax of the next-token logits at every position of `text` (a numpy array,
         positions x vocab). Backends that expose logits implement this; fidelity needs it."""

@@ -21,6 +21,9 @@ from kolm.manifest import Fidelity
 # Stripped from both ends of a normalised string. Signs, currency and percent are kept ("-5" != "5").
 _SURROUNDING = " \t\r\n.,;:!?\"'`*_()[]{}<>«»‘’‚‛“”„‟‹›「」『』"
 _SPACE = re.compile(r"\s+")
+# Generated items asked of a session together: a batch a CPU runs ~6x faster than one at a time
+# (kolm-mlx, SmolLM2-135M), yet small enough that progress still moves.
+GENERATE_BATCH = 16
 
 
 class ItemScore(KolmModel):
@@ -66,7 +69,7 @@ class Binder(KolmModel):
         return cls(
             k=measured,
             fidelity=fidelity,
-            runtime=f"{backend} ({type(session).__name__})",
+            runtime=f"{backend} ({session.runtime})",
             toolchain=toolchain,
             fp16_reference=fp16_reference,
         )
@@ -102,8 +105,7 @@ def _score_choice(session: Session, item: EvalItem) -> ItemScore:
     )
 
 
-def _score_generated(session: Session, item: EvalItem, max_tokens: int) -> ItemScore:
-    output = "".join(session.generate(item.prompt, max_tokens=max_tokens, stream=False, chat=False))
+def _score_generated(item: EvalItem, output: str) -> ItemScore:
     answer = normalize(item.answer)
     if item.kind == "exact":
         ok = normalize(first_line(output)) == answer
@@ -119,15 +121,22 @@ def score_pack(
     progress: Callable[[int, int], None] | None = None,
 ) -> KScore:
     """Score `items` in order on `session`; `progress(done, total)` is called after each item.
+    Generated items are asked of `Session.generate_all` GENERATE_BATCH at a time, in order.
     Deterministic for a deterministic session (greedy generation, fixed choice order)."""
     if not items:
         raise UsageError("no eval items to score")
+    generated = [i for i, item in enumerate(items) if item.kind != "choice"]
+    outputs: dict[int, str] = {}
     results: list[ItemScore] = []
     for done, item in enumerate(items, start=1):
         if item.kind == "choice":
             results.append(_score_choice(session, item))
         else:
-            results.append(_score_generated(session, item, max_tokens))
+            if done - 1 not in outputs:
+                batch = [i for i in generated if i >= done - 1][:GENERATE_BATCH]
+                texts = session.generate_all([items[i].prompt for i in batch], max_tokens)
+                outputs.update(zip(batch, texts, strict=True))
+            results.append(_score_generated(item, outputs.pop(done - 1)))
         if progress is not None:
             progress(done, len(items))
     k = sum(r.score for r in results) / len(results)

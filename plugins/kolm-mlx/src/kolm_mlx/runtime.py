@@ -134,6 +134,21 @@ class MlxSession(Session):
             (text, log_softmax(row[: len(x)])) for (text, x), row in zip(ids.items(), logits, strict=True)
         )
 
+    @property
+    def runtime(self) -> str:
+        return f"MlxSession, {runtime_name()}"
+
+    def generate_all(self, prompts: list[str], max_tokens: int) -> list[str]:
+        """Greedy continuations of `prompts` in one batch through mlx-lm's own `batch_generate`
+        (left-padded), decoded as `generate` decodes them."""
+        from mlx_lm import batch_generate
+
+        model, tokenizer = self.loaded
+        bos = tokenizer.bos_token
+        ids = [tokenizer.encode(p, add_special_tokens=bos is None or not p.startswith(bos)) for p in prompts]
+        done = batch_generate(model, tokenizer, ids, max_tokens=max_tokens, return_token_ids=True)
+        return [tokenizer.decode(t, skip_special_tokens=True).rstrip("\ufffd") for t in done.token_ids]
+
     def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
         pieces = self._pieces(prompt, max_tokens, chat)
         if stream:
