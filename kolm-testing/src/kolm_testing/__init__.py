@@ -389,6 +389,27 @@ def pack_smollm2(folder: Path, items: list[dict], *options: str):
     return result
 
 
+# Items the base Gemma 3 270M completes: a plain continuation and two choices (it has no chat template).
+GEMMA3_EVAL_ITEMS = [
+    {"id": "capital", "kind": "contains", "prompt": "The capital of France is", "answer": "France"},
+    SMOL_EVAL_ITEMS[2],
+    OPPOSITE_ITEM,
+]
+
+
+def pack_gemma3(folder: Path) -> Path:
+    """`kolm pack --from-gguf gemma-3-270m-q4_k_m.gguf --eval GEMMA3_EVAL_ITEMS --min-k 0` (a base
+    model, so the gate is opened), asserted to succeed; returns FOLDER/gemma.kolm."""
+    pack = write_eval_pack(folder / "small.jsonl", GEMMA3_EVAL_ITEMS)
+    out = folder / "gemma.kolm"
+    result = invoke(
+        "pack", "--from-gguf", gemma3_gguf(folder), "--eval", pack, "-o", out, "--min-k", "0",
+        "--license", "Gemma Terms of Use",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
 def random_llama(folder: Path, tokenizer_from: Path) -> Path:
     """A Hugging Face folder with random float16 weights for RANDOM_LLAMA and the tokenizer files of
     the packed SmolLM2 at `tokenizer_from` (same vocabulary)."""

@@ -9,38 +9,14 @@ from pathlib import Path
 
 import pytest
 from kolm_gguf.upstream import commit
-from kolm_testing import (
-    OPPOSITE_ITEM,
-    SMOL_EVAL_ITEMS,
-    VERIFY_CHECKS,
-    failed,
-    gemma3_gguf,
-    invoke,
-    verify,
-    write_eval_pack,
-)
+from kolm_testing import VERIFY_CHECKS, failed, gemma3_gguf, invoke, pack_gemma3, verify
 
 pytestmark = pytest.mark.slow
-
-# Items the base model completes: a plain continuation and two choices (no chat template).
-ITEMS = [
-    {"id": "capital", "kind": "contains", "prompt": "The capital of France is", "answer": "France"},
-    SMOL_EVAL_ITEMS[2],
-    OPPOSITE_ITEM,
-]
 
 
 @pytest.fixture(scope="module")
 def gemma_pack(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("gemma")
-    source = gemma3_gguf(folder)
-    pack = write_eval_pack(folder / "small.jsonl", ITEMS)
-    out = folder / "gemma.kolm"
-    result = invoke(
-        "pack", "--from-gguf", source, "--eval", pack, "-o", out, "--min-k", "0", "--license", "Gemma Terms of Use"
-    )
-    assert result.exit_code == 0, result.output
-    return out
+    return pack_gemma3(tmp_path_factory.mktemp("gemma"))
 
 
 def test_it_packs_from_its_gguf_with_its_tokenizer(gemma_pack):

