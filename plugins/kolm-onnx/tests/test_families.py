@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from kolm_testing import FAMILY_CONFIGS, failed, invoke, random_family, verify
+from kolm_testing import FAMILY_CONFIGS, OPPOSITE_ITEM, failed, invoke, pack_family, random_family, verify
 
 pytestmark = pytest.mark.slow
 TIERS = ("fp16", "int8", "int4")
@@ -74,3 +74,11 @@ def test_refused_before_converting(packed, tier, tmp_path):
     assert refused.exit_code != 0
     assert refused.stderr.strip().splitlines()[-1] == f"kolm: error: onnx cannot export {family}: {planned['refusal']}"
     assert not out.exists()
+
+
+def test_a_model_without_a_chat_template_continues_the_prompt(smol_pack, tmp_path):
+    artifact = pack_family("llama3", tmp_path, smol_pack, [OPPOSITE_ITEM], chat_template=False)
+    out = tmp_path / "base-onnx"
+    assert invoke("export", artifact, "--target", PHONE, "--quant", "int4", "-o", out, "--allow-drop").exit_code == 0
+    ran = invoke("run", out, "--prompt", "The sky is", "-n", "4")
+    assert ran.exit_code == 0 and ran.stdout.strip(), ran.output

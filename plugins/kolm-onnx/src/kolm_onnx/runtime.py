@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.api import Session
-from kolm.errors import BackendError
+from kolm.errors import BackendError, UsageError
 from kolm.logprobs import continuation_start, log_softmax
 
 from kolm_onnx.export import require_toolchain
@@ -99,11 +99,24 @@ class OnnxSession(Session):
         else:
             yield "".join(pieces)
 
+    @cached_property
+    def has_chat_template(self) -> bool:
+        """Whether the export carries the model's chat template (the builder copies the tokenizer's files)."""
+        if (self.folder / "chat_template.jinja").is_file():
+            return True
+        config = self.folder / "tokenizer_config.json"
+        return config.is_file() and bool(json.loads(config.read_text(encoding="utf-8")).get("chat_template"))
+
     def templated(self, messages: list[dict[str, str]]) -> list[int]:
+        if not self.has_chat_template:
+            raise UsageError(f"{self.folder.name} has no chat template (a base model): send a completion instead")
         text = self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
         return self.encode(text)
 
     def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
+        """Greedy text after `prompt`; with `chat`, as the user's turn in the model's chat template (a
+        model without one, e.g. a base model, continues the prompt as it is)."""
+        chat = chat and self.has_chat_template
         tokens = self.templated([{"role": "user", "content": prompt}]) if chat else self.encode(prompt)
         return self.pieces(tokens, max_tokens, stream)
 
