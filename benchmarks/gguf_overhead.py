@@ -8,8 +8,9 @@
    Goal <= 1.05x. Also: a second tier of the same model, which reuses the cached F16 GGUF.
 2. generation: `kolm bench`'s tg tok/s vs raw llama-cpp-python on the same file — its own
    llm.eval loop (what llama-bench does) and create_completion. Goal >= 0.97x.
-3. memory: peak RSS of the largest process of `kolm export` (kolm, or the converter it runs) vs the
-   converter run alone on the same model. Goal <= 1.1x.
+3. memory: peak RSS of each process: the converter `kolm export` runs vs the converter run alone
+   on the same model (goal <= 1.1x), and kolm's own process, which quantizes in-process, vs a bare
+   Python calling llama_model_quantize on the same F16 GGUF.
 
     .venv/bin/python benchmarks/gguf_overhead.py [--runs 3] [--tier int4] [--model random-1b]
 """
@@ -59,17 +60,22 @@ def raw_convert(model_dir: Path, f16: Path) -> None:
     )
 
 
-def raw_export(model_dir: Path, spelling: str, out: Path) -> None:
+def raw_quantize(f16: Path, out: Path, spelling: str) -> None:
     import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{spelling}")
+    params.nthread = os.cpu_count()
+    assert llama_cpp.llama_model_quantize(str(f16).encode(), str(out).encode(), ctypes.byref(params)) == 0
+
+
+def raw_export(model_dir: Path, spelling: str, out: Path) -> None:
     from kolm_gguf.runtime import captured_stderr
 
     f16 = out.with_suffix(".f16.gguf")
     raw_convert(model_dir, f16)
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{spelling}")
-    params.nthread = os.cpu_count()
     with captured_stderr():  # llama.cpp prints a line per fallback tensor
-        assert llama_cpp.llama_model_quantize(str(f16).encode(), str(out).encode(), ctypes.byref(params)) == 0
+        raw_quantize(f16, out, spelling)
     f16.unlink()
 
 
@@ -86,35 +92,38 @@ def raw_tg(model: Path, n_gen: int) -> tuple[float, float]:
     return loop, completion
 
 
-def largest_process_rss(code: str, *args: str) -> int:
-    """Peak RSS of the largest process `python -c code args` ran (itself or a descendant it waited
+def peak_rss(code: str, *args: str) -> tuple[int, int]:
+    """(peak RSS of `python -c code args` itself, the largest of the processes it ran and waited
     for), read by a fresh parent so that nothing measured earlier counts."""
     wrapper = (
-        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)"
+        "import resource, sys; exec(sys.argv[1], {'__name__': 'measured', 'sys': sys});"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,"
+        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", wrapper, sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
-    )
-    return int(run.stdout)
+    run = subprocess.run([sys.executable, "-c", wrapper, code, *args], check=True, capture_output=True, text=True)
+    own, children = run.stdout.split()[-2:]
+    return int(own), int(children)
 
 
-def conversion_peaks(artifact: Path, model_dir: Path, work: Path) -> tuple[int, int]:
-    """(the converter alone, kolm export int4 without K): each the largest process's peak RSS."""
+def memory_peaks(artifact: Path, model_dir: Path, work: Path) -> dict[str, int]:
+    """Peak RSS of each process, kolm's and the raw path's, each in a fresh parent: the converter
+    kolm runs and the converter alone; kolm's own process (which quantizes in-process) and a bare
+    Python calling llama_model_quantize on the same F16."""
     here = str(Path(__file__).parent)
-    upstream = largest_process_rss(
-        f"import sys; sys.path.insert(0, {here!r}); from gguf_overhead import raw_convert;"
-        "from pathlib import Path; raw_convert(Path(sys.argv[1]), Path(sys.argv[2]))",
-        str(model_dir),
+    setup = f"sys.path.insert(0, {here!r}); from gguf_overhead import kolm_export, raw_convert, raw_quantize;"
+    setup += "from pathlib import Path;"
+    _, converter = peak_rss(
+        setup + "raw_convert(Path(sys.argv[2]), Path(sys.argv[3]))", str(model_dir), str(work / "alone.f16.gguf")
+    )
+    quantizer, _ = peak_rss(
+        setup + "raw_quantize(Path(sys.argv[2]), Path(sys.argv[3]), 'Q4_K_M')",
         str(work / "alone.f16.gguf"),
+        str(work / "alone.Q4_K_M.gguf"),
     )
-    kolm = largest_process_rss(
-        f"import sys; sys.path.insert(0, {here!r}); from gguf_overhead import kolm_export;"
-        "from pathlib import Path; kolm_export(Path(sys.argv[1]), 'int4', Path(sys.argv[2]))",
-        str(artifact),
-        str(work / "rss-kolm"),
+    kolm_own, kolm_converter = peak_rss(
+        setup + "kolm_export(Path(sys.argv[2]), 'int4', Path(sys.argv[3]))", str(artifact), str(work / "rss-kolm")
     )
-    return upstream, kolm
+    return {"converter": converter, "quantizer": quantizer, "kolm": kolm_own, "kolm converter": kolm_converter}
 
 
 def main() -> None:
@@ -135,7 +144,7 @@ def main() -> None:
         with Artifact(artifact) as art:
             model_dir = art.extract_model(work / "hf")
         os.environ["KOLM_HOME"] = str(work / "home-rss")
-        rss_upstream, rss_kolm = conversion_peaks(artifact, model_dir, work)
+        rss = memory_peaks(artifact, model_dir, work)
         homes = iter(work / f"home-{i}" for i in range(args.runs))
 
         def cold_export() -> None:  # an empty F16 cache: kolm converts, as the raw path does
@@ -176,11 +185,18 @@ def main() -> None:
     print(
         f"ratio kolm / raw eval loop: {tg / loop:.2f}x, / create_completion: {tg / completion:.2f}x  (goal >= 0.97x)\n"
     )
+    mib = {name: value / 2**20 for name, value in rss.items()}
+    print(f"{'peak RSS of each process (MiB)':<58}{'kolm':>7} {'raw':>7}  ratio")
     print(
-        f"peak RSS, largest process: kolm export {rss_kolm / 2**20:.0f} MiB, the converter alone "
-        f"{rss_upstream / 2**20:.0f} MiB ({rss_kolm / rss_upstream:.2f}x, goal <= 1.1x); F16 model "
-        f"{f16_bytes / 2**20:.0f} MiB"
+        f"{'conversion: the converter kolm runs / the converter alone':<58}{mib['kolm converter']:7.0f} "
+        f"{mib['converter']:7.0f}  {rss['kolm converter'] / rss['converter']:.2f}x  (goal <= 1.1x)"
     )
+    print(
+        f"{'quantization: kolm (in-process) / llama_model_quantize alone':<58}{mib['kolm']:7.0f} "
+        f"{mib['quantizer']:7.0f}  {rss['kolm'] / rss['quantizer']:.2f}x"
+    )
+    largest = max(rss["kolm"], rss["kolm converter"]) / max(rss["quantizer"], rss["converter"])
+    print(f"largest process, kolm export / the raw steps: {largest:.2f}x; F16 model {f16_bytes / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":
