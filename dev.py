@@ -3,7 +3,7 @@
 
 demo: makes `.venv/` with kolm-core and every plugin of this repo (the first run builds
       llama-cpp-python from source: ~5 min on 2 cores, then pip's cache makes it instant), then
-      walks the main job on SmolLM2-135M-Instruct (pick -> pack -> export -> run -> verify -> bench) into
+      walks the main job on SmolLM2-135M-Instruct (pick -> pack -> export -> run -> verify -> bench here) into
       `demo/`, printing each `kolm` command before running it.
 test: makes `.venv/` with tox and runs every tox env (one per package, plus cross-package tests).
 """
@@ -77,8 +77,12 @@ def demo() -> None:
     sh(kolm, "run", export, "--raw", "--prompt", "The capital of France is", "--max-tokens", "24", echo=True)
     print("\n# 5. verify it: six checks, K measured again", flush=True)
     sh(kolm, "verify", export, "--against", art, "--max-k-drop", "10", echo=True)
-    print("\n# 6. bench it on this machine (logged; later forecasts for the device use it)", flush=True)
-    sh(kolm, "bench", export, "--device", "raspberry-pi-5", "--repetitions", "2", echo=True)
+    print("\n# 6. bench it on this machine, which kolm profiles as a device of its own (a measured", flush=True)
+    print("#    bandwidth); the run is logged as this machine's, never as the Pi's", flush=True)
+    sh(kolm, "devices", "--here", echo=True)
+    sh(kolm, "bench", export, "--repetitions", "2", echo=True)
+    print("\n# 7. forecasts for this machine now show the measurement beside the forecast; the Pi's stay forecasts")
+    sh(kolm, "export", art, "--target", "this-machine", "--quant", "int4", "--preview", echo=True)
     sh(kolm, "export", art, "--target", "raspberry-pi-5", "--quant", "int4", "--preview", echo=True)
     print(f"\nserve it: {kolm} run {export} --port 8080", flush=True)
 

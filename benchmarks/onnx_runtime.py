@@ -90,8 +90,6 @@ def gguf_bench(llama_python: str, artifact: Path, tier: str, runs: int) -> tuple
             "kolm.cli",
             "bench",
             str(artifact),
-            "--device",
-            "x86-laptop",
             "--quant",
             tier,
             "--n-prompt",

@@ -87,27 +87,37 @@ def test_verify_passes_six_checks(demo, packed, exported):
     assert "6 of 6 checks passed" in result.stdout
 
 
-def test_bench_then_the_forecast_is_measured(demo, packed, exported):
-    preview = ("export", packed[1], "--target", "raspberry-pi-5", "--quant", "int4", "--preview")
+def test_bench_logs_this_machine_and_its_forecast_becomes_measured(demo, packed, exported):
+    preview = ("export", packed[1], "--target", "this-machine", "--quant", "int4", "--preview")
     before = demo["run"](*preview)
-    assert before.stdout.splitlines()[0] == "Forecast (not measured): SmolLM2-135M-Instruct → Raspberry Pi 5, int4"
+    assert before.returncode == 0, before.stderr
+    head = before.stdout.splitlines()[0]
+    assert head.startswith("Forecast (not measured): SmolLM2-135M-Instruct → this machine (")
 
-    bench = demo["run"](
-        "bench", exported[1], "--device", "raspberry-pi-5", "--n-prompt", "32", "--n-gen", "8", "-r", "2"
-    )
+    bench = demo["run"]("bench", exported[1], "--n-prompt", "32", "--n-gen", "8", "-r", "2")
     assert bench.returncode == 0, bench.stderr
-    shown = bench.stdout
-    assert "kolm bench: SmolLM2-135M-Instruct int4 (gguf) — measured on this machine" in " ".join(shown.split())
-    assert "pp32" in shown and "tg8" in shown and "forecast for Raspberry Pi 5" in shown
-    assert any(
-        line.startswith("logged to ")
-        and line.endswith(f"{demo['log']} — later forecasts for Raspberry Pi 5 use this measurement")
-        for line in shown.splitlines()
-    )
+    shown = " ".join(bench.stdout.split())
+    host = json.loads(demo["log"].read_text().splitlines()[-1])["host"]
+    here = f"this machine ({host['hostname']})"
+    assert "kolm bench: SmolLM2-135M-Instruct int4 (gguf) — measured on this machine" in shown
+    assert "pp32" in shown and "tg8" in shown and f"forecast for {here}" in shown
+    assert f"later forecasts for {here} use this measurement" in shown
     [entry] = [json.loads(line) for line in demo["log"].read_text().splitlines()]
-    assert entry["device"] == "Raspberry Pi 5" and entry["result"]["tg"]["mean"] > 0
+    assert entry["device"] == here and entry["result"]["tg"]["mean"] > 0 and not entry["trusted_claim"]
 
-    after = demo["run"](*preview)
-    lines = after.stdout.splitlines()
-    assert lines[0] == "Forecast (tok/s measured by kolm bench): SmolLM2-135M-Instruct → Raspberry Pi 5, int4"
-    assert any(line.startswith("tokens/s") and "kolm bench " in line for line in lines)
+    after = demo["run"](*preview).stdout.splitlines()
+    assert after[0] == f"Forecast (tok/s measured by kolm bench): SmolLM2-135M-Instruct → {here}, int4"
+    assert any(line.startswith("tokens/s") and "kolm bench " in line for line in after)
+    pi = demo["run"]("export", packed[1], "--target", "raspberry-pi-5", "--quant", "int4", "--preview")
+    assert pi.stdout.splitlines()[0] == "Forecast (not measured): SmolLM2-135M-Instruct → Raspberry Pi 5, int4"
+
+
+def test_bench_refuses_to_log_this_machine_as_a_device_it_cannot_be(demo, exported):
+    rows = json.loads(demo["run"]("devices", "--json").stdout)
+    host = json.loads(demo["run"]("devices", "--here", "--json").stdout)["host"]
+    other = next(r for r in rows if r["arch"] != host["arch"] and r["os"] != "browser")
+    refused = demo["run"]("bench", exported[1], "--device", other["name"], "-r", "1")
+    assert refused.returncode == 2
+    [line] = [x for x in refused.stderr.splitlines() if x.startswith("kolm: error:")]
+    assert line.startswith(f"kolm: error: this machine is not a {other['name']} (this machine is {host['arch']}")
+    assert line.endswith(f"or pass --trust-device to log it as {other['name']} anyway")

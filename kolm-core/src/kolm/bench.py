@@ -12,6 +12,7 @@ from kolm.api import BenchRequest, BenchResult, SizeForecast, Steps
 from kolm.datamodel import KolmModel
 from kolm.export import export_artifact
 from kolm.forecast import forecast, speed_of
+from kolm.host import HostProfile
 from kolm.modelspec import resolve_model
 from kolm.quant import Tier
 from kolm.record import load_record
@@ -21,9 +22,10 @@ if TYPE_CHECKING:
 
 
 class BenchReport(KolmModel):
-    """`kolm bench`'s answer: the measurement beside the forecast for the claimed device."""
+    """`kolm bench`'s answer: the measurement beside the forecast for the device it is logged as."""
 
     device: str
+    host: HostProfile
     model: str
     tier: str
     backend: str
@@ -38,7 +40,8 @@ class BenchReport(KolmModel):
 def run_bench(
     registry: Registry,
     target: Path,
-    device_name: str,
+    device_name: str | None,
+    trust_device: bool,
     tier: Tier,
     n_prompt: int,
     n_gen: int,
@@ -46,8 +49,19 @@ def run_bench(
     threads: int | None,
     steps: Steps,
 ) -> BenchReport:
-    """Bench an export folder, or a .kolm exported on the fly (no K scoring) at `tier`."""
-    device = registry.devices().find(device_name)
+    """Bench an export folder, or a .kolm exported on the fly (no K scoring) at `tier`, on this
+    machine; logged as `device_name` (default: this machine), which must not contradict this
+    machine unless `trust_device`."""
+    from kolm.host import check_claim, is_this_machine, this_machine
+
+    with steps("profiling this machine"):
+        host = this_machine()
+    if device_name is None or is_this_machine(device_name):
+        device = registry.host_device(host)
+    else:
+        device = registry.devices().find(device_name)
+        if not trust_device:
+            check_claim(host, device)
     with tempfile.TemporaryDirectory(prefix=".kolm-bench-") as work:
         if target.is_file() and target.suffix == ".kolm":
             planned = forecast(registry, resolve_model(str(target)), device, tier)
@@ -90,9 +104,12 @@ def run_bench(
         result=result,
         measured_at=history.now(),
         kolm=__version__,
+        host=host,
+        trusted_claim=trust_device and not is_this_machine(device.name),
     )
     return BenchReport(
         device=device.name,
+        host=host,
         model=record.manifest.base,
         tier=record.tier,
         backend=record.backend,

@@ -76,14 +76,28 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 @cli.command()
+@click.option("--here", is_flag=True, help="Profile this machine (OS, CPU, memory, a measured bandwidth) as a device.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def devices(as_json: bool) -> None:
-    """List the device table merged from every installed plugin, with sources.
+def devices(here: bool, as_json: bool) -> None:
+    """List the device table merged from every installed plugin, with sources, and this machine's
+    row once profiled (`--here`, or the first `kolm bench`).
 
     \b
-    Example:
+    Examples:
       kolm devices --json
+      kolm devices --here
     """
+    if here:
+        from kolm.host import this_machine
+
+        reg = loaded()
+        host = this_machine(refresh=True)
+        row = reg.host_device(host)
+        if as_json:
+            return emit_json({"host": host.model_dump(), "device": row.model_dump(mode="json")})
+        from kolm.render import host_report
+
+        return console().print(host_report(host, row))
     table = loaded().devices()
     if as_json:
         return emit_json([row.model_dump(mode="json") for row in table.rows])
@@ -252,7 +266,7 @@ def pick(model: str, target: str | None, quant: str | None, as_json: bool) -> No
 
     reg = loaded()
     table = reg.devices()
-    devices_ = [table.find(target)] if target else table.rows
+    devices_ = [reg.device(target)] if target else table.rows
     tiers = (parse_tier(quant),) if quant else TIERS
     rows = pick_all(reg, resolve_model(model), devices_, tiers)
     if as_json:
@@ -301,7 +315,7 @@ def export(
 
     reg = loaded()
     tier = parse_tier(quant)
-    device = reg.devices().find(target)
+    device = reg.device(target)
     spec = resolve_model(model)
     result = forecast(reg, spec, device, tier, backend, memory_gb)
     if preview:
@@ -423,7 +437,10 @@ def serve(export_dir: Path, port: int, host: str, verify: Path | None, threads: 
 
 @cli.command()
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--device", "-d", required=True, help="The device this machine is, for the comparison and the log.")
+@click.option(
+    "--device", "-d", help="Log the run as this device (checked against this machine); default: this machine."
+)
+@click.option("--trust-device", is_flag=True, help="Log it as --device even where this machine contradicts it.")
 @click.option("--quant", "-q", default="int4", show_default=True, help="Tier, when TARGET is a .kolm to export.")
 @click.option("--n-prompt", default=512, show_default=True, help="Prompt tokens (pp).")
 @click.option("--n-gen", default=128, show_default=True, help="Generated tokens (tg).")
@@ -432,7 +449,8 @@ def serve(export_dir: Path, port: int, host: str, verify: Path | None, threads: 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def bench(
     target: Path,
-    device: str,
+    device: str | None,
+    trust_device: bool,
     quant: str,
     n_prompt: int,
     n_gen: int,
@@ -441,18 +459,22 @@ def bench(
     as_json: bool,
 ) -> None:
     """Measure an export on this machine (pp and tg tok/s, load time, peak RSS) beside the
-    forecast for DEVICE; the result is logged and later forecasts for DEVICE use it.
+    forecast for this machine, or for --device when this machine is one; the result is logged with
+    this machine's profile, and later forecasts for that device use it.
 
     \b
     Examples:
-      kolm bench SmolLM2-135M-Instruct-raspberry-pi-5-int4 --device raspberry-pi-5
-      kolm bench smol.kolm --device x86-laptop --quant int8 --json
+      kolm bench SmolLM2-135M-Instruct-raspberry-pi-5-int4
+      kolm bench smol.kolm --quant int8 --json
+      kolm bench SmolLM2-135M-Instruct-raspberry-pi-5-int4 --device raspberry-pi-5   (on a Pi 5)
     """
     from kolm.bench import run_bench
     from kolm.quant import parse_tier
     from kolm.render import bench_report, progress_bar
 
-    report = run_bench(loaded(), target, device, parse_tier(quant), n_prompt, n_gen, repetitions, threads, progress_bar)
+    report = run_bench(
+        loaded(), target, device, trust_device, parse_tier(quant), n_prompt, n_gen, repetitions, threads, progress_bar
+    )
     if as_json:
         return emit_json(report.model_dump(mode="json"))
     console().print(bench_report(report))

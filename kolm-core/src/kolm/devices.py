@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field
 from kolm.datamodel import KolmModel
 from kolm.errors import UnknownDeviceError
 
+MEASURED = "kolm:measured"  # the `source` of a figure kolm measured on this machine (`kolm devices --here`)
 DeviceKind = Literal["sbc", "phone", "laptop", "desktop", "desktop-gpu", "edge-gpu", "browser"]
 
 
@@ -23,7 +24,10 @@ class Sourced(KolmModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     value: float = Field(description="The number, in the unit its field names (GB, GB/s).")
-    source: str = Field(pattern=r"^https?://\S+$", description="The public URL it was read from.")
+    source: str = Field(
+        pattern=rf"^(https?://\S+|{MEASURED})$",
+        description="The public URL it was read from, or `kolm:measured` for a figure kolm measured on this machine.",
+    )
     note: str = Field("", description="How it was read or derived there; say 'theoretical' or 'estimated' if so.")
 
 

@@ -163,7 +163,7 @@ def forecast(
     speed = speed_of(owner, name, device, spec, tier, size)
     tok_s = TokS(low=speed.low, high=speed.high, method=speed.method, basis=speed.basis)
     sources = [*speed.sources, *spec.sources]
-    measured = history.latest_bench(device.name, spec.name, tier, name)
+    measured = history.latest_bench(device, spec.name, tier, name)
     if measured:
         tg = measured.result.tg
         notes.append(f"forecast was {speed.low:.1f}–{speed.high:.1f} tok/s ({speed.basis})")

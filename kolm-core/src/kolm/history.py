@@ -11,7 +11,9 @@ from typing import TypeVar
 
 from kolm.api import BenchResult
 from kolm.datamodel import KolmModel
+from kolm.devices import DeviceProfile
 from kolm.home import kolm_home
+from kolm.host import HostProfile, contradiction
 from kolm.manifest import KRecord
 
 Entry = TypeVar("Entry", bound=KolmModel)
@@ -29,7 +31,9 @@ class KEntry(KolmModel):
 
 
 class BenchEntry(KolmModel):
-    """One line of the bench log: what was measured, for which device claim, and when."""
+    """One line of the bench log: what was measured, logged as which device, on which machine (its
+    profile; absent in lines older than the profile), and when. `trusted_claim`: logged as a device
+    this machine contradicts, on the user's word (`--trust-device`)."""
 
     device: str
     model: str
@@ -39,6 +43,8 @@ class BenchEntry(KolmModel):
     result: BenchResult
     measured_at: str
     kolm: str
+    host: HostProfile | None = None
+    trusted_claim: bool = False
 
 
 def now() -> str:
@@ -74,11 +80,17 @@ def latest(name: str, kind: type[Entry], match: Callable[[Entry], bool]) -> Entr
     return found
 
 
-def latest_bench(device: str, model: str, tier: str, backend: str) -> BenchEntry | None:
-    """The newest logged bench of this model, tier and backend on `device`, if any."""
-    return latest(
-        "bench", BenchEntry, lambda e: (e.device, e.model, e.tier, e.backend) == (device, model, tier, backend)
-    )
+def latest_bench(device: DeviceProfile, model: str, tier: str, backend: str) -> BenchEntry | None:
+    """The newest logged bench of this model, tier and backend on `device`, if any, from a machine
+    that could be it (or was logged as it on the user's word). Lines without the machine's profile
+    (older kolm) are not trusted: nothing says where they ran."""
+
+    def usable(e: BenchEntry) -> bool:
+        if (e.device, e.model, e.tier, e.backend) != (device.name, model, tier, backend) or e.host is None:
+            return False
+        return e.trusted_claim or contradiction(e.host, device) is None
+
+    return latest("bench", BenchEntry, usable)
 
 
 def latest_k(model: str, tier: str, backend: str) -> KEntry | None:

@@ -17,12 +17,12 @@ from __future__ import annotations
 from functools import cached_property
 from importlib.resources import files
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from kolm import hookimpl
 from kolm.api import Backend, SizeForecast, ThroughputForecast
 from kolm.datamodel import KolmModel
-from kolm.devices import DeviceProfile
+from kolm.devices import MEASURED, DeviceProfile
 from kolm.errors import PluginError, one_line
 from kolm.quant import Tier
 from kolm.throughput import Calibration, roofline
@@ -34,6 +34,14 @@ class DeviceRows(KolmModel):
     model_config = ConfigDict(extra="forbid")
 
     devices: list[DeviceProfile] = Field(description="The rows; a row for a known name only adds backends and aliases.")
+
+    @model_validator(mode="after")
+    def _published_sources(self) -> DeviceRows:
+        """A shipped row cites what it was read from; only this machine's row is measured by kolm."""
+        for row in self.devices:
+            if MEASURED in (row.memory_gb.source, row.bandwidth_gbps.source):
+                raise ValueError(f"{row.name}: a shipped row cites a public URL, not {MEASURED}")
+        return self
 
 
 SCHEMAS: dict[str, type[KolmModel]] = {"backend": Backend, "devices": DeviceRows, "throughput": Calibration}

@@ -21,8 +21,8 @@ import pluggy
 from kolm import hookspecs
 from kolm.api import Backend, BackendPlugin, TierRecipe
 from kolm.datamodel import KolmModel
-from kolm.devices import DeviceTable
-from kolm.errors import BackendError, KolmError, PluginError, one_line
+from kolm.devices import DeviceProfile, DeviceTable
+from kolm.errors import BackendError, KolmError, PluginError, UsageError, one_line
 from kolm.quant import Tier
 
 GROUP = "kolm"
@@ -210,8 +210,34 @@ class Registry:
         return self.pm.hook
 
     def devices(self) -> DeviceTable:
+        """Every plugin's rows, and this machine's once profiled (`kolm devices --here`, `kolm bench`)."""
         # pluggy calls the most recently registered first; merge in registration order instead
-        return DeviceTable.merge(list(reversed(self.hook.device_profiles())))
+        contributions = list(reversed(self.hook.device_profiles()))
+        from kolm.host import saved_host
+
+        if host := saved_host():
+            contributions.append([self.host_device(host)])
+        return DeviceTable.merge(contributions)
+
+    def device(self, name: str) -> DeviceProfile:
+        """The row `name` names; `this-machine` (or `here`) profiles this machine first if need be."""
+        from kolm.host import is_this_machine, saved_host, this_machine
+
+        if is_this_machine(name) and saved_host() is None:
+            return self.host_device(this_machine())
+        return self.devices().find(name)
+
+    def host_device(self, host) -> DeviceProfile:
+        """This machine's row. Its backends: the installed ones that bench, those that more plugin rows
+        of this OS and architecture list first."""
+        from kolm.host import as_device
+
+        rows = [r for rows in self.hook.device_profiles() for r in rows if (r.os, r.arch) == (host.os, host.arch)]
+        usable = [name for name, owner in self.backends().items() if owner.implements("bench")]
+        usable.sort(key=lambda name: (-sum(r.backends[0] == name for r in rows), name))
+        if not usable:
+            raise UsageError("no installed backend can run on this machine (pip install kolm-gguf)")
+        return as_device(host, usable)
 
     def describe(self) -> list[PluginInfo]:
         rows = []

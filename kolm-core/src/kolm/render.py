@@ -15,6 +15,7 @@ from rich.text import Text
 from kolm.bench import BenchReport
 from kolm.devices import DeviceProfile
 from kolm.forecast import Forecast
+from kolm.host import HostProfile
 from kolm.inventory import Inventory
 from kolm.kscore import Binder
 from kolm.manifest import ExportRecord, Manifest
@@ -64,6 +65,20 @@ def device_table(rows: list[DeviceProfile]) -> Table:
             " > ".join(row.backends),
         )
     return table
+
+
+def host_report(host: HostProfile, row: DeviceProfile) -> Group:
+    """`kolm devices --here`: what this machine is, and the device row forecasts use for it."""
+    lines = Table.grid(padding=(0, 2))
+    lines.add_column(style="bold")
+    lines.add_column()
+    lines.add_row("device", f"{row.name} (--target {' or '.join(row.aliases)})")
+    lines.add_row("machine", host.summary() + (f"; board: {host.board}" if host.board else ""))
+    lines.add_row("kind", f"{row.kind} (the throughput calibration used for it)")
+    lines.add_row("memory", f"{row.memory_gb.value:g} GB {row.memory_kind} ({row.memory_gb.note})")
+    lines.add_row("bandwidth", f"{row.bandwidth_gbps.value:g} GB/s ({row.bandwidth_gbps.note})")
+    lines.add_row("backends", " > ".join(row.backends))
+    return Group(lines, Text(f"saved; kolm pick and kolm export --target {row.aliases[0]} forecast it"))
 
 
 # What each hook lets kolm do with a plugin, in the words `kolm plugins` shows (--json lists the hooks).
@@ -259,6 +274,7 @@ def bench_report(report: BenchReport) -> Group:
     lines = Table.grid(padding=(0, 2))
     lines.add_column(style="bold")
     lines.add_column()
+    lines.add_row("machine", f"{report.host.hostname}: {report.host.summary()}")
     lines.add_row(
         "load", f"{r.load_s:.2f} s; peak RSS {human_bytes(r.peak_rss_bytes)}; {r.threads} threads; {r.runtime}"
     )

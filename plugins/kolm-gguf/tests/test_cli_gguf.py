@@ -5,6 +5,7 @@ its exit code (2 usage, 5 bad artifact, 6 unsupported model, 9 output, 10 K gate
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -408,19 +409,23 @@ def test_serve_on_a_port_in_use(smol_export):
 
 
 @pytest.mark.slow
-def test_bench_measures_logs_and_replaces_the_forecast(smol_pack, smol_export, tmp_path, monkeypatch):
-    monkeypatch.setenv("KOLM_HOME", str(tmp_path))  # an empty bench log
-    preview = ("export", smol_pack.path, "--target", "raspberry-pi-5", "--quant", "int4", "--preview", "--json")
+def test_bench_measures_this_machine_logs_it_and_replaces_its_forecast(smol_pack, smol_export, tmp_path, monkeypatch):
+    monkeypatch.setenv("KOLM_HOME", str(tmp_path))  # an empty bench log, no profile of this machine yet
+    preview = ("export", smol_pack.path, "--target", "this-machine", "--quant", "int4", "--preview", "--json")
     assert json.loads(kolm(*preview).stdout)["tok_s"]["method"] == "forecast"
 
     export = smol_export("int4")
-    result = kolm(
-        "bench", export.folder, "--device", "raspberry-pi-5", "--n-prompt", "64", "--n-gen", "16", "-r", "2", "--json"
-    )
+    result = kolm("bench", export.folder, "--n-prompt", "64", "--n-gen", "16", "-r", "2", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     measured = report["result"]
-    assert (report["device"], report["model"], report["tier"]) == ("Raspberry Pi 5", "SmolLM2-135M-Instruct", "int4")
+    host = report["host"]
+    assert (report["device"], report["model"], report["tier"]) == (
+        f"this machine ({host['hostname']})",
+        "SmolLM2-135M-Instruct",
+        "int4",
+    )
+    assert host["cores"] == os.cpu_count() and host["bandwidth_gbps"] > 0
     assert measured["pp"]["mean"] > 0 and measured["tg"]["mean"] > 0
     assert len(measured["pp"]["samples"]) == len(measured["tg"]["samples"]) == 2
     assert (measured["n_prompt"], measured["n_gen"]) == (64, 16) and measured["peak_rss_bytes"] > 0
@@ -431,8 +436,11 @@ def test_bench_measures_logs_and_replaces_the_forecast(smol_pack, smol_export, t
     entry = json.loads(line)
     assert report["log"] == str(tmp_path / "bench.jsonl")
     assert entry["payload_sha256"] == export.record.payload[0].sha256 and entry["result"] == measured
+    assert entry["host"] == host and entry["trusted_claim"] is False
 
     tok_s = json.loads(kolm(*preview).stdout)["tok_s"]
     assert tok_s["method"] == "measured" and tok_s["basis"].startswith("kolm bench ")
     tg = measured["tg"]
     assert (tok_s["low"], tok_s["high"]) == pytest.approx((tg["mean"] - tg["sd"], tg["mean"] + tg["sd"]))
+    pi = ("export", smol_pack.path, "--target", "raspberry-pi-5", "--quant", "int4", "--preview", "--json")
+    assert json.loads(kolm(*pi).stdout)["tok_s"]["method"] == "forecast"  # never another device's number

@@ -145,8 +145,6 @@ def test_bench_measures_pp_tg_load_and_memory(smol_export):
     result = invoke(
         "bench",
         smol_export("int4").folder,
-        "--device",
-        "m3-pro",
         "--n-prompt",
         "32",
         "--n-gen",

@@ -110,8 +110,6 @@ def test_bench_measures_this_machine(kolm, smol_export):
     result = kolm(
         "bench",
         smol_export("int4").folder,
-        "--device",
-        "pixel-8",
         "--n-prompt",
         "32",
         "--n-gen",
