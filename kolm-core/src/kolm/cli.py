@@ -50,6 +50,49 @@ def loaded():
     return reg
 
 
+KINDS = ["sbc", "phone", "laptop", "desktop", "desktop-gpu", "edge-gpu"]
+
+
+def own_device_options(command):
+    """--device-file, --bandwidth and --kind: forecast a device no plugin lists (`--memory` too)."""
+    command = click.option(
+        "--kind",
+        type=click.Choice(KINDS),
+        default="desktop",
+        show_default=True,
+        help="With --bandwidth: the class of device, whose throughput calibration applies.",
+    )(command)
+    command = click.option(
+        "--bandwidth", "bandwidth_gbps", type=float, help="Your device's memory bandwidth, GB/s (with --memory)."
+    )(command)
+    return click.option(
+        "--device-file",
+        type=click.Path(path_type=Path),
+        help="Your device as a JSON row (the schema of `kolm schema devices`); kept for later --target.",
+    )(command)
+
+
+def own_device(reg, name: str | None, device_file: Path | None, bandwidth_gbps, memory_gb, kind):
+    """The device the user describes (`--device-file`, or `--bandwidth` and `--memory` named by
+    `--target`), saved in $KOLM_HOME/devices/ so `--target` finds it later; None if they describe none."""
+    from kolm.devices import read_device_file, save_user_row
+    from kolm.errors import UsageError
+
+    if device_file is not None and bandwidth_gbps is not None:
+        raise UsageError("give your device as --device-file or as --bandwidth and --memory, not both")
+    if device_file is not None:
+        row = read_device_file(device_file)
+    elif bandwidth_gbps is not None:
+        if memory_gb is None or name is None or bandwidth_gbps <= 0 or memory_gb <= 0:
+            raise UsageError("--bandwidth needs --memory (both above 0) and a name for the device: --target NAME")
+        row = reg.custom_device(name, bandwidth_gbps, memory_gb, kind)
+    else:
+        return None
+    path = save_user_row(row)
+    click.echo(f"kolm: saved {row.name} as your own device ({path}); later: --target {row.slug}", err=True)
+    return row
+
+
 def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -246,27 +289,43 @@ def inspect(artifact: Path, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("model")
-@click.option("--target", "-t", help="Only this device (name or alias).")
+@click.option("--target", "-t", help="Only this device (name or alias); with --bandwidth, your device's name.")
 @click.option("--quant", "-q", help="Only this tier: fp16, int8, int4, int3.")
+@click.option("--memory", "memory_gb", type=float, help="With --bandwidth: your device's memory, GB.")
+@own_device_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def pick(model: str, target: str | None, quant: str | None, as_json: bool) -> None:
+def pick(
+    model: str,
+    target: str | None,
+    quant: str | None,
+    memory_gb: float | None,
+    device_file: Path | None,
+    bandwidth_gbps: float | None,
+    kind: str,
+    as_json: bool,
+) -> None:
     """Forecast every device × tier for MODEL: size, tokens/s, K-loss, fit, backend.
 
     MODEL is a .kolm, a config.json, a Hugging Face folder or a known base (`kolm bases`).
-    Nothing is converted and no toolchain is imported.
+    Nothing is converted and no toolchain is imported. A device no plugin lists: give its
+    numbers (--bandwidth, --memory, --kind) or a JSON row (--device-file).
 
     \b
-    Example:
+    Examples:
       kolm pick SmolLM2-135M-Instruct
       kolm pick model.kolm --target "RTX 4090" --json
+      kolm pick Qwen2.5-0.5B --target my-n100 --bandwidth 38.4 --memory 16 --kind desktop
     """
+    from kolm.errors import UsageError
     from kolm.forecast import pick as pick_all
     from kolm.modelspec import resolve_model
     from kolm.quant import TIERS, parse_tier
 
     reg = loaded()
-    table = reg.devices()
-    devices_ = [reg.device(target)] if target else table.rows
+    if memory_gb is not None and bandwidth_gbps is None:
+        raise UsageError("--memory on pick describes your own device: give --bandwidth too")
+    own = own_device(reg, target, device_file, bandwidth_gbps, memory_gb, kind)
+    devices_ = [own] if own else [reg.device(target)] if target else reg.devices().rows
     tiers = (parse_tier(quant),) if quant else TIERS
     rows = pick_all(reg, resolve_model(model), devices_, tiers)
     if as_json:
@@ -278,10 +337,11 @@ def pick(model: str, target: str | None, quant: str | None, as_json: bool) -> No
 
 @cli.command()
 @click.argument("model")
-@click.option("--target", "-t", required=True, help="Device name or alias (see `kolm devices`).")
+@click.option("--target", "-t", help="Device name or alias (see `kolm devices`); with --bandwidth, your device's name.")
 @click.option("--quant", "-q", required=True, help="Tier: fp16, int8, int4 (Q4_K_M) or int3 (Q3_K_S).")
 @click.option("--backend", "-b", help="Backend (default: the device's recommended one).")
 @click.option("--memory", "memory_gb", type=float, help="Device memory in GB if not the row's default.")
+@own_device_options
 @click.option("--preview", is_flag=True, help="Only forecast; convert nothing (no toolchain needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder of the export.")
@@ -290,10 +350,13 @@ def pick(model: str, target: str | None, quant: str | None, as_json: bool) -> No
 @click.option("--allow-drop", is_flag=True, help="Export even if K drops beyond --max-k-drop.")
 def export(
     model: str,
-    target: str,
+    target: str | None,
     quant: str,
     backend: str | None,
     memory_gb: float | None,
+    device_file: Path | None,
+    bandwidth_gbps: float | None,
+    kind: str,
     preview: bool,
     as_json: bool,
     output: Path | None,
@@ -308,14 +371,19 @@ def export(
       kolm export Llama-3.1-8B --target raspberry-pi-5 --quant int4 --preview --json
       kolm export smol.kolm --target raspberry-pi-5 --quant int4 -o out/
       kolm export smol.kolm --target raspberry-pi-5 --quant int4 -o out/ --check
+      kolm export smol.kolm --target my-box --bandwidth 68 --memory 16 --quant int4 --preview
     """
+    from kolm.errors import UsageError
     from kolm.forecast import forecast
     from kolm.modelspec import resolve_model
     from kolm.quant import parse_tier
 
     reg = loaded()
     tier = parse_tier(quant)
-    device = reg.device(target)
+    device = own_device(reg, target, device_file, bandwidth_gbps, memory_gb, kind)
+    if device is None and target is None:
+        raise UsageError("name the device: --target NAME (see kolm devices), or describe yours with --device-file")
+    device = device or reg.device(target)
     spec = resolve_model(model)
     result = forecast(reg, spec, device, tier, backend, memory_gb)
     if preview:
@@ -324,7 +392,6 @@ def export(
         from kolm.render import forecast_report
 
         return console().print(forecast_report(result))
-    from kolm.errors import UsageError
     from kolm.export import default_out_dir, export_artifact
     from kolm.render import export_report, progress_bar
 

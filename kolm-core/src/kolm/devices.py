@@ -6,15 +6,18 @@ public URL it was taken from, so `kolm devices` can show where each number came 
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import ConfigDict, Field
 
 from kolm.datamodel import KolmModel
-from kolm.errors import UnknownDeviceError
+from kolm.errors import UnknownDeviceError, UsageError, one_line
 
 MEASURED = "kolm:measured"  # the `source` of a figure kolm measured on this machine (`kolm devices --here`)
+USER = "kolm:user"  # the `source` of a figure a user gave for their own device (`--bandwidth`, `--device-file`)
 DeviceKind = Literal["sbc", "phone", "laptop", "desktop", "desktop-gpu", "edge-gpu", "browser"]
 
 
@@ -25,8 +28,9 @@ class Sourced(KolmModel):
 
     value: float = Field(description="The number, in the unit its field names (GB, GB/s).")
     source: str = Field(
-        pattern=rf"^(https?://\S+|{MEASURED})$",
-        description="The public URL it was read from, or `kolm:measured` for a figure kolm measured on this machine.",
+        pattern=rf"^(https?://\S+|{MEASURED}|{USER})$",
+        description="The public URL it was read from; `kolm:measured` for a figure kolm measured on this "
+        "machine, `kolm:user` for one a user gave for their own device.",
     )
     note: str = Field("", description="How it was read or derived there; say 'theoretical' or 'estimated' if so.")
 
@@ -107,3 +111,46 @@ class DeviceTable(KolmModel):
             )
         known = ", ".join(r.name for r in self.rows)
         raise UnknownDeviceError(f"unknown device {name!r}; known devices: {known}")
+
+
+def user_dir() -> Path:
+    """Where the rows users add live (`--device-file`, `--bandwidth`): one DeviceProfile JSON each."""
+    from kolm.home import kolm_home
+
+    return kolm_home() / "devices"
+
+
+def user_rows() -> list[DeviceProfile]:
+    """The rows users added; a file that is not a device row is one line naming it."""
+    rows = []
+    for path in sorted(user_dir().glob("*.json")):
+        try:
+            rows.append(DeviceProfile.model_validate_json(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: not a device row ({one_line(exc)}); fix or delete it") from exc
+    return rows
+
+
+def save_user_row(row: DeviceProfile) -> Path:
+    """Keep `row` for later commands (`--target` finds it by name), replacing one of the same name."""
+    from kolm.atomic import atomic_file
+
+    target = user_dir() / f"{row.slug}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(target) as part:
+        part.write_text(row.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return target
+
+
+def read_device_file(path: Path) -> DeviceProfile:
+    """A user's device row: a DeviceProfile JSON (`kolm schema devices` describes its fields), or a
+    plugin's `{"devices": [one row]}`; one line when it is not."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("devices"), list) and len(data["devices"]) == 1:
+            data = data["devices"][0]
+        return DeviceProfile.model_validate(data)
+    except OSError as exc:
+        raise UsageError(f"cannot read device file {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise UsageError(f"{path}: not a device row ({one_line(exc)})") from exc

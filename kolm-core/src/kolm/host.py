@@ -1,6 +1,6 @@
 """This machine as a device: what it is (OS, architecture, CPU, memory, GPU) and how fast it copies
 memory, measured. `kolm devices --here` and `kolm bench` profile it into a device row, saved in
-`$KOLM_HOME/devices/this-machine.json`; a bench logged as another device must not contradict it."""
+`$KOLM_HOME/this-machine.json`; a bench logged as another device must not contradict it."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def profile_host() -> HostProfile:
 
 
 def saved_path() -> Path:
-    return kolm_home() / "devices" / "this-machine.json"
+    return kolm_home() / "this-machine.json"
 
 
 def saved_host() -> HostProfile | None:

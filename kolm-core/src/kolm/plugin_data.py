@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from kolm import hookimpl
 from kolm.api import Backend, SizeForecast, ThroughputForecast
 from kolm.datamodel import KolmModel
-from kolm.devices import MEASURED, DeviceProfile
+from kolm.devices import MEASURED, USER, DeviceProfile
 from kolm.errors import PluginError, one_line
 from kolm.quant import Tier
 from kolm.throughput import Calibration, roofline
@@ -37,10 +37,11 @@ class DeviceRows(KolmModel):
 
     @model_validator(mode="after")
     def _published_sources(self) -> DeviceRows:
-        """A shipped row cites what it was read from; only this machine's row is measured by kolm."""
+        """A shipped row cites what it was read from: only this machine's row is measured by kolm, and
+        only a user's own rows are the user's word."""
         for row in self.devices:
-            if MEASURED in (row.memory_gb.source, row.bandwidth_gbps.source):
-                raise ValueError(f"{row.name}: a shipped row cites a public URL, not {MEASURED}")
+            if {row.memory_gb.source, row.bandwidth_gbps.source} & {MEASURED, USER}:
+                raise ValueError(f"{row.name}: a shipped row cites a public URL, not {MEASURED} or {USER}")
         return self
 
 

@@ -21,7 +21,7 @@ import pluggy
 from kolm import hookspecs
 from kolm.api import Backend, BackendPlugin, TierRecipe
 from kolm.datamodel import KolmModel
-from kolm.devices import DeviceProfile, DeviceTable
+from kolm.devices import USER, DeviceKind, DeviceProfile, DeviceTable, Sourced, user_rows
 from kolm.errors import BackendError, KolmError, PluginError, UsageError, one_line
 from kolm.quant import Tier
 
@@ -210,14 +210,36 @@ class Registry:
         return self.pm.hook
 
     def devices(self) -> DeviceTable:
-        """Every plugin's rows, and this machine's once profiled (`kolm devices --here`, `kolm bench`)."""
+        """Every plugin's rows, the rows users added (`--device-file`, `--bandwidth`), and this
+        machine's once profiled (`kolm devices --here`, `kolm bench`)."""
         # pluggy calls the most recently registered first; merge in registration order instead
-        contributions = list(reversed(self.hook.device_profiles()))
+        contributions = [*reversed(self.hook.device_profiles()), user_rows()]
         from kolm.host import saved_host
 
         if host := saved_host():
             contributions.append([self.host_device(host)])
         return DeviceTable.merge(contributions)
+
+    def custom_device(self, name: str, bandwidth_gbps: float, memory_gb: float, kind: DeviceKind) -> DeviceProfile:
+        """A device the user describes by two numbers, with the backends the plugins' rows of its
+        kind run (the one most of them run first). Its OS and architecture are unknown."""
+        rows = [r for rows in self.hook.device_profiles() for r in rows if r.kind == kind]
+        listed = [b for r in rows for b in r.backends]
+        backends = sorted(set(listed), key=lambda b: (-listed.count(b), b))
+        if not backends:
+            raise UsageError(f"no installed plugin has a {kind} device, so none says which backend runs on one")
+        given = "given by the user"
+        return DeviceProfile(
+            name=name,
+            kind=kind,
+            os="unknown",
+            arch="unknown",
+            memory_gb=Sourced(value=memory_gb, source=USER, note=given),
+            memory_kind="vram" if kind == "desktop-gpu" else "ram",
+            bandwidth_gbps=Sourced(value=bandwidth_gbps, source=USER, note=given),
+            backends=backends,
+            notes="user-supplied: forecasts from these two numbers and the calibration of its kind",
+        )
 
     def device(self, name: str) -> DeviceProfile:
         """The row `name` names; `this-machine` (or `here`) profiles this machine first if need be."""

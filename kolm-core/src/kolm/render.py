@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kolm.bench import BenchReport
-from kolm.devices import DeviceProfile
+from kolm.devices import MEASURED, USER, DeviceProfile
 from kolm.forecast import Forecast
 from kolm.host import HostProfile
 from kolm.inventory import Inventory
@@ -56,8 +56,9 @@ def device_table(rows: list[DeviceProfile]) -> Table:
         table.add_column(column)
     for row in rows:
         options = f" (options {', '.join(f'{o:g}' for o in row.memory_options_gb)})" if row.memory_options_gb else ""
+        whose = {MEASURED: " (measured here)", USER: " (yours)"}.get(row.bandwidth_gbps.source, "")
         table.add_row(
-            row.name,
+            row.name + whose,
             ", ".join(row.aliases),
             row.kind,
             f"{row.memory_gb.value:g} GB {row.memory_kind}{options}",
