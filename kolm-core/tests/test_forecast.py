@@ -115,3 +115,17 @@ def test_memory_override_changes_the_verdict(registry):
     spec = resolve_model("Llama-3.2-1B")
     assert forecast(registry, spec, gpu, "fp16").fit.verdict == "over"
     assert forecast(registry, spec, gpu, "fp16", memory_gb=24).fit.verdict == "pass"
+
+
+def test_context_fits_with_the_kv_cache_of_its_tokens(registry):
+    """Llama-3.1-8B: 32 layers x 8 KV heads x 128 x 2 (K and V) x 2 bytes = 128 KiB a token."""
+    from kolm.modelspec import resolve_model
+
+    spec = resolve_model("Llama-3.1-8B")
+    assert spec.kv_cache_bytes(8192) == 8192 * 131072
+    device = registry.devices().find("tb4")  # 4 GB
+    flat = forecast(registry, spec, device, "int4")
+    long = forecast(registry, spec, device, "int4", context=8192)
+    assert flat.fit.overhead_bytes == 1_000_000_000 and long.fit.overhead_bytes == 8192 * 131072
+    assert long.fit.need_bytes == long.size_bytes + 8192 * 131072
+    assert "KV cache for 8,192 tokens" in long.fit.arithmetic

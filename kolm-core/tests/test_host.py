@@ -134,3 +134,13 @@ def test_a_shipped_row_cannot_claim_to_be_measured():
     row = device(bandwidth_gbps={"value": 50, "source": "kolm:measured"}).model_dump(mode="json")
     with pytest.raises(ValueError, match="a shipped row cites a public URL"):
         DeviceRows.model_validate({"devices": [row]})
+
+
+def test_a_decode_rate_the_memory_could_not_feed_is_not_logged():
+    from kolm.bench import check_ceiling
+    from kolm.errors import BackendError
+
+    box = device(bandwidth_gbps=sourced(10))  # 10 GB/s over 1 GB a token: 10 tok/s at most
+    check_ceiling(14.9, box, 1_000_000_000)  # within the margin (cache, a copy-measured bandwidth)
+    with pytest.raises(BackendError, match=r"measured 30\.0 tok/s is 3\.0x the bandwidth ceiling of Row"):
+        check_ceiling(30.0, box, 1_000_000_000)

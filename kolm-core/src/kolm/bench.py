@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from kolm import __version__, history
 from kolm.api import BenchRequest, BenchResult, SizeForecast, Steps
 from kolm.datamodel import KolmModel
+from kolm.devices import DeviceProfile
+from kolm.errors import BackendError
 from kolm.export import export_artifact
 from kolm.forecast import forecast, speed_of
 from kolm.host import HostProfile
@@ -35,6 +37,24 @@ class BenchReport(KolmModel):
     forecast_basis: str
     ratio: float
     log: Path
+
+
+# A decode rate above the device's bandwidth ceiling by more than this is not logged. Not 1.0: a
+# small model partly held in cache, and this machine's bandwidth measured by a copy (below the peak),
+# let a real run pass the ceiling a little.
+CEILING_MARGIN = 1.5
+
+
+def check_ceiling(tg: float, device: DeviceProfile, read_per_token_bytes: int) -> None:
+    """Refuse to log a decode rate the device's memory could not feed: a measurement error, or a run
+    on another machine than the device it is logged as."""
+    ceiling = device.bandwidth_gbps.value * 1e9 / max(read_per_token_bytes, 1)
+    if tg > CEILING_MARGIN * ceiling:
+        raise BackendError(
+            f"measured {tg:.1f} tok/s is {tg / ceiling:.1f}x the bandwidth ceiling of {device.name} "
+            f"({device.bandwidth_gbps.value:g} GB/s / {read_per_token_bytes / 1e9:.3f} GB per token = {ceiling:.1f} "
+            "tok/s): not logged, as a measurement error or a run on another machine"
+        )
 
 
 def run_bench(
@@ -95,6 +115,7 @@ def run_bench(
     read = record.size_check.read_per_token_bytes * actual // max(record.size_check.forecast_bytes, 1)
     size = SizeForecast(bytes=actual, read_per_token_bytes=read, method="the export's payload")
     speed = speed_of(owner, owner.name, device, None, record.tier, size)
+    check_ceiling(result.tg.mean, device, read)
     entry = history.BenchEntry(
         device=device.name,
         model=record.manifest.base,

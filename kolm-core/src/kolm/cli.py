@@ -50,6 +50,7 @@ def loaded():
     return reg
 
 
+CONTEXT_HELP = "Fit with the KV cache of this many tokens (f16) instead of the flat 1 GB runtime allowance."
 KINDS = ["sbc", "phone", "laptop", "desktop", "desktop-gpu", "edge-gpu"]
 
 
@@ -292,6 +293,7 @@ def inspect(artifact: Path, as_json: bool) -> None:
 @click.option("--target", "-t", help="Only this device (name or alias); with --bandwidth, your device's name.")
 @click.option("--quant", "-q", help="Only this tier: fp16, int8, int4, int3.")
 @click.option("--memory", "memory_gb", type=float, help="With --bandwidth: your device's memory, GB.")
+@click.option("--context", type=click.IntRange(min=1), help=CONTEXT_HELP)
 @own_device_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def pick(
@@ -299,6 +301,7 @@ def pick(
     target: str | None,
     quant: str | None,
     memory_gb: float | None,
+    context: int | None,
     device_file: Path | None,
     bandwidth_gbps: float | None,
     kind: str,
@@ -327,7 +330,7 @@ def pick(
     own = own_device(reg, target, device_file, bandwidth_gbps, memory_gb, kind)
     devices_ = [own] if own else [reg.device(target)] if target else reg.devices().rows
     tiers = (parse_tier(quant),) if quant else TIERS
-    rows = pick_all(reg, resolve_model(model), devices_, tiers)
+    rows = pick_all(reg, resolve_model(model), devices_, tiers, context)
     if as_json:
         return emit_json([row.model_dump() for row in rows])
     from kolm.render import pick_table
@@ -341,6 +344,7 @@ def pick(
 @click.option("--quant", "-q", required=True, help="Tier: fp16, int8, int4 (Q4_K_M) or int3 (Q3_K_S).")
 @click.option("--backend", "-b", help="Backend (default: the device's recommended one).")
 @click.option("--memory", "memory_gb", type=float, help="Device memory in GB if not the row's default.")
+@click.option("--context", type=click.IntRange(min=1), help=CONTEXT_HELP)
 @own_device_options
 @click.option("--preview", is_flag=True, help="Only forecast; convert nothing (no toolchain needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -354,6 +358,7 @@ def export(
     quant: str,
     backend: str | None,
     memory_gb: float | None,
+    context: int | None,
     device_file: Path | None,
     bandwidth_gbps: float | None,
     kind: str,
@@ -385,7 +390,7 @@ def export(
         raise UsageError("name the device: --target NAME (see kolm devices), or describe yours with --device-file")
     device = device or reg.device(target)
     spec = resolve_model(model)
-    result = forecast(reg, spec, device, tier, backend, memory_gb)
+    result = forecast(reg, spec, device, tier, backend, memory_gb, context)
     if preview:
         if as_json:
             return emit_json(result.model_dump())

@@ -41,10 +41,14 @@ class Fit(KolmModel):
 
 
 class TokS(KolmModel):
+    """Decode tokens/s: the band claimed, how it was found (`forecast`, `ceiling`, `measured`), the
+    arithmetic and constants behind it, and the command that measures it on the device itself."""
+
     low: float
     high: float
     method: str
     basis: str
+    check: str = ""
 
 
 class Forecast(KolmModel):
@@ -71,12 +75,20 @@ class Forecast(KolmModel):
     notes: list[str] = []
 
 
-def fit_verdict(size_bytes: int, memory_bytes: int, memory_kind: str) -> Fit:
-    need = size_bytes + RUNTIME_OVERHEAD_BYTES
+def fit_verdict(
+    size_bytes: int,
+    memory_bytes: int,
+    memory_kind: str,
+    overhead_bytes: int = RUNTIME_OVERHEAD_BYTES,
+    overhead: str = "runtime",
+) -> Fit:
+    """Weights plus `overhead_bytes` (the flat runtime allowance, or the KV cache of a context the
+    user names) against the device's memory."""
+    need = size_bytes + overhead_bytes
     ratio = need / memory_bytes
     verdict = "pass" if ratio <= PASS_FRACTION else "tight" if ratio <= 1.0 else "over"
     arithmetic = (
-        f"need {size_bytes / 1e9:.2f} GB weights + {RUNTIME_OVERHEAD_BYTES / 1e9:.2f} GB runtime"
+        f"need {size_bytes / 1e9:.2f} GB weights + {overhead_bytes / 1e9:.2f} GB {overhead}"
         f" = {need / 1e9:.2f} GB of {memory_bytes / 1e9:.1f} GB {memory_kind} ({ratio:.0%});"
         f" pass ≤ {PASS_FRACTION:.0%}, tight ≤ 100%"
     )
@@ -85,9 +97,18 @@ def fit_verdict(size_bytes: int, memory_bytes: int, memory_kind: str) -> Fit:
         need_bytes=need,
         memory_bytes=memory_bytes,
         weights_bytes=size_bytes,
-        overhead_bytes=RUNTIME_OVERHEAD_BYTES,
+        overhead_bytes=overhead_bytes,
         arithmetic=arithmetic,
     )
+
+
+def fit_for(spec: ModelSpec, size_bytes: int, memory_bytes: int, memory_kind: str, context: int | None) -> Fit:
+    """The fit verdict: with the flat runtime allowance, or with the KV cache of `context` tokens."""
+    if context is None:
+        return fit_verdict(size_bytes, memory_bytes, memory_kind)
+    kv = spec.kv_cache_bytes(context)
+    label = f"KV cache for {context:,} tokens (f16; runtime buffers not counted)"
+    return fit_verdict(size_bytes, memory_bytes, memory_kind, kv, label)
 
 
 def recommend_backend(device: DeviceProfile, installed: set[str]) -> str:
@@ -140,8 +161,10 @@ def forecast(
     tier: Tier,
     backend: str | None = None,
     memory_gb: float | None = None,
+    context: int | None = None,
 ) -> Forecast:
-    """Forecast one pick. Raises `BackendError` when the backend cannot do `tier`."""
+    """Forecast one pick (the fit with the KV cache of `context` tokens when given). Raises
+    `BackendError` when the backend cannot do `tier`."""
     usable = registry.backends()
     recommended = recommend_backend(device, set(usable))
     name = backend or recommended
@@ -182,6 +205,8 @@ def forecast(
     )
     measured_k = history.latest_k(spec.name, tier, name)
     command = None if refusal else export_command(spec, device, tier, name, recommended)
+    if command:
+        tok_s.check = f"on the {device.name} itself: {command} -o EXPORT && kolm bench EXPORT --device {device.slug}"
     if measured_k is not None and measured_k.k.drop_points is not None:
         k_loss = measured_k.k.drop_points
         if k_loss > DEFAULT_MAX_K_DROP and command:
@@ -206,7 +231,7 @@ def forecast(
         tok_s=tok_s,
         k_loss_points=k_loss,
         k_loss_method=k_method,
-        fit=fit_verdict(size.bytes, memory_bytes, device.memory_kind),
+        fit=fit_for(spec, size.bytes, memory_bytes, device.memory_kind, context),
         command=command,
         forecast_sources=list(dict.fromkeys(sources)),
         notes=notes,
@@ -214,7 +239,11 @@ def forecast(
 
 
 def pick(
-    registry: Registry, spec: ModelSpec, devices: list[DeviceProfile], tiers: tuple[str, ...] = TIERS
+    registry: Registry,
+    spec: ModelSpec,
+    devices: list[DeviceProfile],
+    tiers: tuple[str, ...] = TIERS,
+    context: int | None = None,
 ) -> list[Forecast]:
     """The picker: one forecast per device and tier with each device's recommended backend.
     Tiers the recommended backend refuses are left out."""
@@ -222,7 +251,7 @@ def pick(
     for device in devices:
         for tier in tiers:
             try:
-                rows.append(forecast(registry, spec, device, tier))
+                rows.append(forecast(registry, spec, device, tier, context=context))
             except BackendError:
                 continue
     return rows

@@ -29,6 +29,11 @@ class ReferenceBase(KolmModel):
     config: dict
 
 
+# llama.cpp's default KV cache type is f16, 2 bytes a value: "-ctk, --cache-type-k TYPE | KV cache data
+# type for K ... (default: f16)", https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md
+KV_CACHE_BYTES = 2
+
+
 class ModelSpec(KolmModel):
     """A model as the forecast sees it.
 
@@ -62,6 +67,16 @@ class ModelSpec(KolmModel):
         if self.tied_embeddings:
             return 0
         return sum(t.numel for t in self.inventory.tensors if t.name.endswith("embed_tokens.weight"))
+
+    def kv_cache_bytes(self, context: int, bytes_per_value: int = KV_CACHE_BYTES) -> int:
+        """Bytes of the K and V caches for `context` tokens: 2 x layers x KV heads x head size per
+        token, each value `bytes_per_value` (llama.cpp's default cache type, f16). Every layer holds
+        the whole context: an upper bound for sliding-window layers (Gemma 2/3)."""
+        c = self.config
+        heads = c.get("num_attention_heads") or 1
+        kv_heads = c.get("num_key_value_heads") or heads
+        head_dim = c.get("head_dim") or c.get("hidden_size", 0) // heads
+        return 2 * c.get("num_hidden_layers", 0) * kv_heads * head_dim * context * bytes_per_value
 
     def model_files(self) -> set[str] | None:
         """The names of the Hugging Face folder's files; None when there is no folder (a config or a
