@@ -129,3 +129,26 @@ def test_context_fits_with_the_kv_cache_of_its_tokens(registry):
     assert flat.fit.overhead_bytes == 1_000_000_000 and long.fit.overhead_bytes == 8192 * 131072
     assert long.fit.need_bytes == long.size_bytes + 8192 * 131072
     assert "KV cache for 8,192 tokens" in long.fit.arithmetic
+
+
+def test_a_fixed_cost_per_token_is_added_to_the_time_the_bytes_take():
+    from kolm.devices import DeviceProfile, Sourced
+    from kolm.throughput import Efficiency, roofline
+
+    cited = "https://example.org/run"
+    box = DeviceProfile(
+        name="Fast GPU",
+        kind="desktop-gpu",
+        os="linux",
+        arch="x86_64",
+        memory_gb=Sourced(value=24, source=cited),
+        memory_kind="vram",
+        bandwidth_gbps=Sourced(value=1000, source=cited),
+        backends=["x"],
+    )
+    band = Efficiency(kinds=["desktop-gpu"], low=0.5, high=1.0, source=cited, note="test")
+    plain = roofline(box, 100_000_000, band)  # 1000 GB/s / 0.1 GB: 10,000 tok/s at most
+    assert (plain.low, plain.high) == pytest.approx((5000, 10000))
+    slow = roofline(box, 100_000_000, band.model_copy(update={"per_token_ms": Sourced(value=1, source=cited)}))
+    assert (slow.low, slow.high) == pytest.approx((1 / (0.0002 + 0.001), 1 / (0.0001 + 0.001)))
+    assert "plus 1 ms a token" in slow.basis and cited in slow.sources

@@ -1,6 +1,7 @@
 """Decode throughput forecasts: a memory-bandwidth roofline with per-backend calibration.
 
-Decoding one token reads every weight once, so `tok/s ≈ efficiency × bandwidth / bytes per token`.
+Decoding one token reads every weight once, so `tok/s ≈ efficiency × bandwidth / bytes per token`;
+where a band says so, a fixed cost per token (kernel launches, sampling) is added to each token's time.
 `efficiency` is what a backend really achieves on a class of devices, derived from published
 benchmarks (each `Efficiency` row says which and how); `tier_factor` corrects for per-tier kernel
 cost (int3's dequantisation is slower per byte than int4's). A measured `kolm bench` replaces all of it.
@@ -29,6 +30,12 @@ class Efficiency(KolmModel):
     high: float = Field(gt=0, le=1, description="Highest fraction of peak bandwidth measured.")
     source: str = Field(pattern=r"^https?://\S+$", description="The public benchmark it is derived from.")
     note: str = Field(description="The derivation: published tok/s x bytes per token / bandwidth, per run used.")
+    per_token_ms: Sourced | None = Field(
+        None,
+        description="A fixed cost per decoded token (kernel launches, sampling, synchronisation), ms, added "
+        "to the time the bytes take; dominates for small models on fast devices. Derived from published "
+        "small-model runs (the note shows how).",
+    )
 
 
 class Calibration(KolmModel):
@@ -53,19 +60,24 @@ class Calibration(KolmModel):
 def roofline(
     device: DeviceProfile, bytes_per_token: int, efficiency: Efficiency, factor: float = 1.0
 ) -> ThroughputForecast:
-    """Apply the roofline with a calibrated efficiency range."""
+    """Apply the roofline with a calibrated efficiency range, plus the band's fixed cost per token:
+    `1 / (bytes / (efficiency x bandwidth x factor) + per_token)`."""
     peak = device.bandwidth_gbps.value * 1e9 / bytes_per_token
-    low, high = peak * efficiency.low * factor, peak * efficiency.high * factor
+    overhead_s = efficiency.per_token_ms.value / 1e3 if efficiency.per_token_ms else 0.0
+
+    def rate(fraction: float) -> float:
+        return 1 / (1 / (peak * fraction * factor) + overhead_s)
+
     basis = (
         f"{efficiency.low:.2f}–{efficiency.high:.2f} × {device.bandwidth_gbps.value:g} GB/s"
         f" / {bytes_per_token / 1e9:.3g} GB per token" + (f" × tier factor {factor:.2f}" if factor != 1.0 else "")
     )
+    sources = [device.bandwidth_gbps.source, efficiency.source]
+    if efficiency.per_token_ms:
+        basis += f", plus {efficiency.per_token_ms.value:g} ms a token (fixed cost per token)"
+        sources.append(efficiency.per_token_ms.source)
     return ThroughputForecast(
-        low=low,
-        high=high,
-        method="forecast",
-        basis=basis,
-        sources=[device.bandwidth_gbps.source, efficiency.source],
+        low=rate(efficiency.low), high=rate(efficiency.high), method="forecast", basis=basis, sources=sources
     )
 
 
