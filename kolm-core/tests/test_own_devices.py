@@ -76,3 +76,12 @@ def test_a_damaged_saved_row_is_named(table):
     assert result.exit_code == 2
     assert result.stderr.strip().startswith(f"kolm: error: {saved}: not a device row (")
     assert result.stderr.strip().endswith("; fix or delete it")
+
+
+def test_the_kinds_a_user_may_give_are_the_device_kinds_but_the_browser():
+    from typing import get_args
+
+    from kolm.cli import KINDS
+    from kolm.devices import DeviceKind
+
+    assert KINDS == [k for k in get_args(DeviceKind) if k != "browser"]

@@ -51,6 +51,7 @@ def loaded():
 
 
 CONTEXT_HELP = "Fit with the KV cache of this many tokens (f16) instead of the flat 1 GB runtime allowance."
+# kolm.devices.DeviceKind but the browser, spelled here so that `kolm --help` imports no pydantic (tested equal).
 KINDS = ["sbc", "phone", "laptop", "desktop", "desktop-gpu", "edge-gpu"]
 
 
