@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Forecast size vs the file the export writes, per backend and tier, on SmolLM2-135M-Instruct.
+"""Forecast accuracy. Size: the forecast vs the file the export writes, per tier, on
+SmolLM2-135M-Instruct. Speed (`--speed`): the decode forecast vs published measurements
+(tests/data/published_runs.json), per device kind x backend: median and 90th-percentile error of the
+forecast's midpoint, and the share of runs inside the band it claims.
 
-.venv/bin/python benchmarks/forecast_accuracy.py
+.venv/bin/python benchmarks/forecast_accuracy.py [--speed]
 """
 
 from __future__ import annotations
@@ -14,7 +17,24 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import smollm2_artifact  # noqa: E402
 
 
+def speed() -> None:
+    from kolm.plugins import registry
+    from kolm_testing.accuracy import errors_by_class, load_runs, replay
+
+    runs = load_runs(Path(__file__).parents[1] / "tests" / "data" / "published_runs.json")
+    done, skipped = replay(registry(), runs)
+    print(f"{len(done)} of {len(runs)} published runs replayed ({len(skipped)} without a kolm row or tier)\n")
+    print(f"{'device kind':<13}{'backend':<9}{'runs':>5}{'in-sample':>10}{'median':>8}{'p90':>7}{'in band':>9}")
+    for c in errors_by_class(done):
+        print(
+            f"{c.kind:<13}{c.backend:<9}{c.runs:>5}{c.in_sample:>10}{c.median:>8.0%}{c.p90:>7.0%}{c.within_band:>9.0%}"
+        )
+    print("\nerror: |forecast midpoint / measured - 1|; in-sample: runs from a source the calibration was derived from")
+
+
 def main() -> None:
+    if "--speed" in sys.argv[1:]:
+        return speed()
     from kolm.export import export_artifact
     from kolm.forecast import forecast
     from kolm.modelspec import resolve_model
