@@ -5,8 +5,6 @@ and passes the six checks in the tab. Random weights: the K gates are opened."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from kolm_testing import (
     FAMILY_CONFIGS,
@@ -17,7 +15,7 @@ from kolm_testing import (
     pack_family,
     verify,
 )
-from wasm_harness import kolm_serve, open_page, verify_in_tab
+from wasm_harness import bundler, kolm_serve, open_page, verified_tab_run
 
 pytestmark = pytest.mark.slow
 
@@ -29,19 +27,7 @@ def family(request, smol_pack, tmp_path_factory):
     """(packed .kolm, bundle(tier) -> (folder, what export printed))."""
     root = tmp_path_factory.mktemp(request.param)
     artifact = pack_family(request.param, root, smol_pack, [OPPOSITE_ITEM])
-    done: dict[str, tuple] = {}
-
-    def bundle(tier: str):
-        if tier not in done:
-            out = root / f"browser-{tier}"
-            result = invoke(
-                "export", artifact, "--target", "browser", "--quant", tier, "-o", out, "--json", "--allow-drop"
-            )
-            assert result.exit_code == 0, result.output
-            done[tier] = out, json.loads(result.stdout)
-        return done[tier]
-
-    return artifact, bundle
+    return artifact, bundler(artifact, root)
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -59,10 +45,7 @@ def test_the_bundle_has_the_forecast_size_answers_and_verifies(family, tier):
 def test_wllama_runs_it_and_the_tab_verifies_it(family, chromium):
     artifact, bundle = family
     folder, _ = bundle("int4")
-    with kolm_serve(folder, verify=artifact) as served:
-        page = open_page(chromium, served.url + "?min_k=0")
-        tab = verify_in_tab(page)
-        run = page.evaluate("window.kolm.run('The sky is', 8)")
+    tab, run = verified_tab_run(chromium, folder, artifact, "The sky is")
     assert tab["passed"], tab
     assert tab["checks"][3]["found"].startswith("int4 (")
     assert run["text"].strip()

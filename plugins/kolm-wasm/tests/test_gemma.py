@@ -6,11 +6,9 @@ base model: gates opened."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from kolm_testing import VERIFY_CHECKS, failed, invoke, pack_gemma3, verify
-from wasm_harness import kolm_serve, open_page, verify_in_tab
+from wasm_harness import bundler, verified_tab_run
 
 pytestmark = pytest.mark.slow
 
@@ -20,19 +18,7 @@ def gemma(tmp_path_factory):
     """(packed .kolm, bundle(tier) -> (folder, what export printed))."""
     root = tmp_path_factory.mktemp("gemma")
     artifact = pack_gemma3(root)
-    done: dict[str, tuple] = {}
-
-    def bundle(tier: str):
-        if tier not in done:
-            out = root / f"browser-{tier}"
-            result = invoke(
-                "export", artifact, "--target", "browser", "--quant", tier, "-o", out, "--json", "--allow-drop"
-            )
-            assert result.exit_code == 0, result.output
-            done[tier] = out, json.loads(result.stdout)
-        return done[tier]
-
-    return artifact, bundle
+    return artifact, bundler(artifact, root)
 
 
 def test_the_bundle_has_the_forecast_size_runs_and_verifies(gemma):
@@ -49,10 +35,7 @@ def test_the_bundle_has_the_forecast_size_runs_and_verifies(gemma):
 def test_wllama_continues_a_prompt_and_the_tab_verifies_it(gemma, chromium):
     artifact, bundle = gemma
     folder, _ = bundle("int4")
-    with kolm_serve(folder, verify=artifact) as served:
-        page = open_page(chromium, served.url + "?min_k=0")
-        tab = verify_in_tab(page)
-        run = page.evaluate("window.kolm.run('The capital of France is', 8)")
+    tab, run = verified_tab_run(chromium, folder, artifact, "The capital of France is")
     assert tab["passed"], tab
     assert tab["checks"][3]["found"].startswith("int4 (")
     assert run["mode"] == "completion" and run["text"].strip()

@@ -3,11 +3,12 @@ request log, and the page driven until the model has loaded (see conftest.py for
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,3 +61,33 @@ def verify_in_tab(page) -> dict:
     """Wait for the verify panel's result (it runs by itself under `kolm serve --verify`)."""
     page.wait_for_function("window.kolm.verification", timeout=300_000)
     return page.evaluate("window.kolm.verification")
+
+
+def bundler(artifact: Path, root: Path) -> Callable[[str], tuple[Path, dict]]:
+    """bundle(tier): `kolm export ARTIFACT --target browser --quant TIER -o ROOT/browser-TIER --json
+    --allow-drop`, once per tier: (the folder, what export printed)."""
+    from kolm_testing import invoke
+
+    done: dict[str, tuple[Path, dict]] = {}
+
+    def bundle(tier: str) -> tuple[Path, dict]:
+        if tier not in done:
+            out = root / f"browser-{tier}"
+            result = invoke(
+                "export", artifact, "--target", "browser", "--quant", tier, "-o", out, "--json", "--allow-drop"
+            )
+            assert result.exit_code == 0, result.output
+            done[tier] = out, json.loads(result.stdout)
+        return done[tier]
+
+    return bundle
+
+
+def verified_tab_run(chromium, folder: Path, artifact: Path, prompt: str, n: int = 8) -> tuple[dict, dict]:
+    """`kolm serve FOLDER --verify ARTIFACT` in Chromium, gates opened (`?min_k=0`): (the tab's six
+    checks, `window.kolm.run(prompt, n)`)."""
+    with kolm_serve(folder, verify=artifact) as served:
+        page = open_page(chromium, served.url + "?min_k=0")
+        tab = verify_in_tab(page)
+        run = page.evaluate(f"window.kolm.run({json.dumps(prompt)}, {n})")
+    return tab, run
