@@ -1,6 +1,8 @@
 """The real Gemma 3 270M on mlx: packed from PyPI's chunked GGUF (SHA-256 checked, imported by
-kolm-gguf), its fp16 K measured through mlx-lm, converted by mlx_lm at every tier at its forecast
-size, run (no chat template: the prompt is continued) and verified. A base model: gates opened."""
+kolm-gguf), its fp16 K measured through mlx-lm, converted by mlx_lm at int4 at its forecast size,
+run (no chat template: the prompt is continued) and verified. A base model: gates opened. The
+other tiers take the same path with other bits (every family's tiny model covers them in
+test_families.py); run by hand on 2026-11-28, all four passed here in 267 s, over CI's budget."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 # Least top-1 agreement with fp16 on the three items' 23 positions: int4 (mlx's 4-bit, groups of 64)
 # measured 0.74 here, 3 positions above this floor.
-TOP1_AGREEMENT = {"int8": 0.8, "int4": 0.6}
+TOP1_AGREEMENT = 0.6
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +31,11 @@ def test_its_fp16_k_is_measured_through_mlx(gemma):
     assert manifest["arch"] == "Gemma3ForCausalLM" and manifest["k_score_fp16_reference"] is not None
 
 
-@pytest.mark.parametrize("tier", ["fp16", "int8", "int4", "int3"])
-def test_it_exports_at_the_forecast_size_runs_and_verifies(gemma, tier):
+def test_int4_exports_at_the_forecast_size_runs_and_verifies(gemma):
     artifact, export = gemma
-    done = export(tier)
+    done = export("int4")
     assert abs(done.printed["size_check"]["error_percent"]) < 1.0  # int4 measured +0.0004 %
-    if tier in TOP1_AGREEMENT:
-        assert done.printed["k"]["fidelity"]["top1_agreement"] > TOP1_AGREEMENT[tier]
+    assert done.printed["k"]["fidelity"]["top1_agreement"] > TOP1_AGREEMENT
     run = invoke("run", done.folder, "--prompt", "The capital of France is", "-n", "8")
     assert run.exit_code == 0 and run.stdout.strip(), run.output
     code, evidence = verify(done.folder, artifact)
