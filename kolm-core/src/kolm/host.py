@@ -80,10 +80,24 @@ def cpu_model() -> str:
 
 
 def memory_bytes() -> int:
+    """Total RAM: sysconf on Linux and macOS, GlobalMemoryStatusEx on Windows (not tested here)."""
     try:
+        if sys.platform == "win32":
+            import ctypes
+
+            class MemoryStatus(ctypes.Structure):
+                _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong)] + [
+                    (name, ctypes.c_ulonglong)
+                    for name in ("phys", "avail_phys", "page", "avail_page", "virtual", "avail_virtual", "ext")
+                ]
+
+            status = MemoryStatus(length=ctypes.sizeof(MemoryStatus))
+            if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+                raise OSError("GlobalMemoryStatusEx failed")
+            return status.phys
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError) as exc:
-        raise UsageError(f"cannot read this machine's memory size on {sys.platform}") from exc
+        raise UsageError(f"cannot read this machine's memory size on {sys.platform}: {exc}") from exc
 
 
 def gpu_name() -> str:
