@@ -20,6 +20,7 @@ HOST = HostProfile(
     cpu="Test CPU",
     cores=8,
     memory_gb=16.4,
+    kind="desktop",
     bandwidth_gbps=40.0,
     bandwidth_method="measured: test",
     profiled_at="2026-11-28T00:00:00Z",

@@ -13,8 +13,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kolm.errors import OutputError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 def _check_parent(target: Path) -> None:
@@ -40,6 +44,14 @@ def atomic_file(target: Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_model(target: Path, model: BaseModel) -> Path:
+    """`model` as indented JSON at `target` (its folder made if need be), written atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(target) as part:
+        part.write_text(model.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return target
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from kolm.host import HostProfile
 from kolm.modelspec import resolve_model
 from kolm.quant import Tier
 from kolm.record import load_record
+from kolm.throughput import peak_tok_s
 
 if TYPE_CHECKING:
     from kolm.plugins import Registry
@@ -48,7 +49,7 @@ CEILING_MARGIN = 1.5
 def check_ceiling(tg: float, device: DeviceProfile, read_per_token_bytes: int) -> None:
     """Refuse to log a decode rate the device's memory could not feed: a measurement error, or a run
     on another machine than the device it is logged as."""
-    ceiling = device.bandwidth_gbps.value * 1e9 / max(read_per_token_bytes, 1)
+    ceiling = peak_tok_s(device, read_per_token_bytes)
     if tg > CEILING_MARGIN * ceiling:
         raise BackendError(
             f"measured {tg:.1f} tok/s is {tg / ceiling:.1f}x the bandwidth ceiling of {device.name} "

@@ -133,13 +133,9 @@ def user_rows() -> list[DeviceProfile]:
 
 def save_user_row(row: DeviceProfile) -> Path:
     """Keep `row` for later commands (`--target` finds it by name), replacing one of the same name."""
-    from kolm.atomic import atomic_file
+    from kolm.atomic import write_json_model
 
-    target = user_dir() / f"{row.slug}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(target) as part:
-        part.write_text(row.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    return target
+    return write_json_model(user_dir() / f"{row.slug}.json", row)
 
 
 def read_device_file(path: Path) -> DeviceProfile:

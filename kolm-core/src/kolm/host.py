@@ -38,6 +38,7 @@ class HostProfile(KolmModel):
     memory_gb: float
     board: str = ""
     gpu: str = ""
+    kind: DeviceKind
     bandwidth_gbps: float
     bandwidth_method: str
     profiled_at: str
@@ -148,6 +149,7 @@ def profile_host() -> HostProfile:
     from kolm.history import now
 
     gbps, how = measure_bandwidth()
+    board = _read("/proc/device-tree/model")
     return HostProfile(
         hostname=socket.gethostname() or "localhost",
         os={"darwin": "macos", "win32": "windows"}.get(sys.platform, sys.platform.rstrip("0123456789")),
@@ -155,8 +157,9 @@ def profile_host() -> HostProfile:
         cpu=cpu_model(),
         cores=os.cpu_count() or 1,
         memory_gb=round(memory_bytes() / 1e9, 2),
-        board=_read("/proc/device-tree/model"),
+        board=board,
         gpu=gpu_name(),
+        kind=kind_of(board),
         bandwidth_gbps=round(gbps, 1),
         bandwidth_method=how,
         profiled_at=now(),
@@ -178,25 +181,23 @@ def saved_host() -> HostProfile | None:
 
 def this_machine(refresh: bool = False) -> HostProfile:
     """This machine's profile: the saved one, or a new one (saved) when asked or when none is."""
-    from kolm.atomic import atomic_file
+    from kolm.atomic import write_json_model
 
     host = None if refresh else saved_host()
     if host is None:
         host = profile_host()
-        saved_path().parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(saved_path()) as part:
-            part.write_text(host.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        write_json_model(saved_path(), host)
     return host
 
 
-def kind_of(host: HostProfile) -> DeviceKind:
-    """The class of device this machine is, for the throughput calibration of its kind."""
-    board = host.board.lower()
-    if "raspberry pi" in board:
+def kind_of(board: str) -> DeviceKind:
+    """The class of device this machine is (its `board`, the device tree's model), for the
+    throughput calibration of its kind."""
+    if "raspberry pi" in board.lower():
         return "sbc"
-    if "jetson" in board:
+    if "jetson" in board.lower():
         return "edge-gpu"
-    model = _command("sysctl", "-n", "hw.model") if host.os == "macos" else ""
+    model = _command("sysctl", "-n", "hw.model") if sys.platform == "darwin" else ""
     laptop = "book" in model.lower() or any(Path("/sys/class/power_supply").glob("BAT*"))
     return "laptop" if laptop else "desktop"
 
@@ -207,7 +208,7 @@ def as_device(host: HostProfile, backends: list[str]) -> DeviceProfile:
     return DeviceProfile(
         name=host.name,
         aliases=ALIASES,
-        kind=kind_of(host),
+        kind=host.kind,
         os=host.os,
         arch=host.arch,
         memory_gb=Sourced(value=host.memory_gb, source=MEASURED, note="total RAM as the OS reports it"),

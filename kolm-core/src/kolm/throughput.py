@@ -57,12 +57,17 @@ class Calibration(KolmModel):
         return self.tier_factor[tier].value if tier in self.tier_factor else 1.0
 
 
+def peak_tok_s(device: DeviceProfile, bytes_per_token: int) -> float:
+    """The bandwidth ceiling: tokens/s if every byte a token reads came at the device's bandwidth."""
+    return device.bandwidth_gbps.value * 1e9 / max(bytes_per_token, 1)
+
+
 def roofline(
     device: DeviceProfile, bytes_per_token: int, efficiency: Efficiency, factor: float = 1.0
 ) -> ThroughputForecast:
     """Apply the roofline with a calibrated efficiency range, plus the band's fixed cost per token:
     `1 / (bytes / (efficiency x bandwidth x factor) + per_token)`."""
-    peak = device.bandwidth_gbps.value * 1e9 / bytes_per_token
+    peak = peak_tok_s(device, bytes_per_token)
     overhead_s = efficiency.per_token_ms.value / 1e3 if efficiency.per_token_ms else 0.0
 
     def rate(fraction: float) -> float:
@@ -83,7 +88,7 @@ def roofline(
 
 def ceiling(device: DeviceProfile, bytes_per_token: int, why: str) -> ThroughputForecast:
     """The bandwidth ceiling, labelled as uncalibrated (`why` says what calibration is missing)."""
-    peak = device.bandwidth_gbps.value * 1e9 / bytes_per_token
+    peak = peak_tok_s(device, bytes_per_token)
     return ThroughputForecast(
         low=peak,
         high=peak,
