@@ -316,6 +316,18 @@ def failed(evidence: dict) -> list[int]:
     return [c["number"] for c in evidence["checks"] if not c["passed"]]
 
 
+def exports_runs_and_verifies(artifact: Path, folder: Path, printed: dict, *run_args: str) -> str:
+    """The cell the family and real-model tests check on every backend: the export's size within 1 %
+    of its forecast, `kolm run FOLDER RUN_ARGS` printing an answer, and `kolm verify` passing its six
+    checks. Returns what run printed."""
+    assert abs(printed["size_check"]["error_percent"]) < 1.0, printed["size_check"]
+    run = invoke("run", folder, *run_args)
+    assert run.exit_code == 0 and run.stdout.strip(), run.output
+    code, evidence = verify(folder, artifact)
+    assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
+    return run.stdout
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -8,12 +8,9 @@ import pytest
 from kolm_testing import (
     FAMILY_CONFIGS,
     OPPOSITE_ITEM,
-    VERIFY_CHECKS,
     cli_exporter,
-    failed,
-    invoke,
+    exports_runs_and_verifies,
     pack_family,
-    verify,
 )
 
 pytestmark = pytest.mark.slow
@@ -33,8 +30,4 @@ def family(request, smol_pack, tmp_path_factory):
 def test_it_converts_at_the_forecast_size_runs_and_verifies(family, tier):
     artifact, export = family
     done = export(tier)
-    assert abs(done.printed["size_check"]["error_percent"]) < 1.0
-    run = invoke("run", done.folder, "--raw", "--prompt", "The sky is", "-n", "4")
-    assert run.exit_code == 0 and run.stdout.strip(), run.output
-    code, evidence = verify(done.folder, artifact)
-    assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
+    exports_runs_and_verifies(artifact, done.folder, done.printed, "--raw", "--prompt", "The sky is", "-n", "4")

@@ -9,11 +9,9 @@ import pytest
 from kolm_testing import (
     FAMILY_CONFIGS,
     OPPOSITE_ITEM,
-    VERIFY_CHECKS,
-    failed,
+    exports_runs_and_verifies,
     invoke,
     pack_family,
-    verify,
 )
 from wasm_harness import bundler, kolm_serve, open_page, verified_tab_run
 
@@ -34,11 +32,7 @@ def family(request, smol_pack, tmp_path_factory):
 def test_the_bundle_has_the_forecast_size_answers_and_verifies(family, tier):
     artifact, bundle = family
     folder, printed = bundle(tier)
-    assert abs(printed["size_check"]["error_percent"]) < 1.0
-    run = invoke("run", folder, "--raw", "--prompt", "The sky is", "-n", "4")
-    assert run.exit_code == 0 and run.stdout.strip(), run.output
-    code, evidence = verify(folder, artifact)
-    assert code == 0 and [c["name"] for c in evidence["checks"]] == VERIFY_CHECKS and failed(evidence) == []
+    exports_runs_and_verifies(artifact, folder, printed, "--raw", "--prompt", "The sky is", "-n", "4")
 
 
 @pytest.mark.requires_browser
