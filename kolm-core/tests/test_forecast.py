@@ -152,3 +152,70 @@ def test_a_fixed_cost_per_token_is_added_to_the_time_the_bytes_take():
     slow = roofline(box, 100_000_000, band.model_copy(update={"per_token_ms": Sourced(value=1, source=cited)}))
     assert (slow.low, slow.high) == pytest.approx((1 / (0.0002 + 0.001), 1 / (0.0001 + 0.001)))
     assert "plus 1 ms a token" in slow.basis and cited in slow.sources
+
+
+def test_a_mixture_of_experts_is_sized_by_all_its_parameters_and_timed_by_its_active_ones(registry):
+    """Qwen3-30B-A3B's model card: "30.5B in total and 3.3B activated" (8 of 128 experts a token).
+    The nominal forecast stores every expert and reads, per token, the shared weights and 8/128 of the
+    experts' (not the input embedding, which is untied)."""
+    spec = resolve_model("Qwen3-30B-A3B")
+    assert spec.inventory.params == pytest.approx(30.5e9, rel=0.005)
+    assert spec.active_params == pytest.approx(3.3e9, rel=0.02)
+    assert spec.read_share("model.layers.0.mlp.experts.5.up_proj.weight") == 8 / 128
+    assert spec.read_share("model.embed_tokens.weight") == 0 and spec.read_share("lm_head.weight") == 1
+    f = forecast(registry, spec, registry.devices().find("tb4"), "int4")
+    assert f.size_bytes == int(spec.inventory.params * 4.5 / 8)
+    embedding = 151936 * 2048
+    assert f.read_per_token_bytes == pytest.approx((spec.active_params - embedding) * 4.5 / 8, rel=1e-6)
+    assert any("a token reads 8 of 128 experts (3.35 B of 30.53 B parameters active)" in n for n in f.notes)
+
+
+def test_a_dense_model_reads_every_weight_but_an_untied_input_embedding():
+    spec = resolve_model("Llama-3.1-8B")
+    assert spec.active_params == spec.inventory.params
+    assert spec.read_share("model.layers.3.mlp.down_proj.weight") == 1
+    assert spec.read_share("model.embed_tokens.weight") == 0
+    assert resolve_model("Qwen3-0.6B").read_share("model.embed_tokens.weight") == 1  # tied: it is the output layer
+
+
+def test_the_pick_takes_the_devices_next_backend_when_the_first_refuses_the_model(table, table_backend, artifact):
+    """A device served by two backends: when its preferred one refuses the model, the forecast and
+    the printed command take the other (no --backend needed); naming the refusing one still says why."""
+    from kolm import hookimpl
+    from kolm.api import Backend
+    from kolm.devices import DeviceProfile, Sourced
+
+    source = "https://example.org/spec"
+
+    class Second(type(table_backend)):
+        """The table backend under another name, on a box that prefers `table`."""
+
+        @hookimpl
+        def backend(self):
+            return Backend(name="second", description="t", tiers=self.TIERS, install="-")
+
+        @hookimpl
+        def device_profiles(self):
+            return [
+                DeviceProfile(
+                    name="Two Backend Box",
+                    kind="laptop",
+                    os="linux",
+                    arch="x86_64",
+                    memory_gb=Sourced(value=16, source=source),
+                    memory_kind="ram",
+                    bandwidth_gbps=Sourced(value=50, source=source),
+                    backends=["table", "second"],
+                )
+            ]
+
+    assert table.add(Second(), "second", "kolm-second", "0.1")
+    spec = resolve_model(str(artifact))
+    box = table.devices().find("Two Backend Box")
+    assert forecast(table, spec, box, "int4").backend == "table"
+    table_backend.refusal = "no {arch} here"
+    chosen = forecast(table, spec, box, "int4")
+    assert chosen.backend == "second" and chosen.refusal is None
+    assert chosen.command == f"kolm export {artifact} --target two-backend-box --quant int4"
+    named = forecast(table, spec, box, "int4", backend="table")
+    assert named.command is None and "no LlamaForCausalLM here" in named.refusal

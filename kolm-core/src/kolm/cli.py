@@ -180,13 +180,20 @@ def bases(as_json: bool) -> None:
       kolm bases --json
       kolm export Llama-3.1-8B --target rtx-4090 --quant int4 --preview
     """
-    from kolm.inventory import config_inventory
-    from kolm.modelspec import reference_bases
+    from kolm.modelspec import reference_bases, resolve_model
 
-    rows = [
-        {"name": b.name, "aliases": b.aliases, "params": config_inventory(b.config).params, "source": b.source}
-        for b in reference_bases()
-    ]
+    rows = []
+    for b in reference_bases():
+        spec = resolve_model(b.name)
+        rows.append(
+            {
+                "name": b.name,
+                "aliases": b.aliases,
+                "params": spec.inventory.params,
+                "active_params": spec.active_params,
+                "source": b.source,
+            }
+        )
     if as_json:
         return emit_json(rows)
     from kolm.render import base_table

@@ -116,6 +116,23 @@ def recommend_backend(device: DeviceProfile, installed: set[str]) -> str:
     return next((b for b in device.backends if b in installed), device.backends[0])
 
 
+def choose_backend(registry: Registry, spec: ModelSpec, device: DeviceProfile, tier: Tier) -> str:
+    """The backend a pick takes when the user names none: the device's most preferred installed backend
+    that does not refuse `spec`, else `recommend_backend`'s. A tier a backend lacks, or a backend that
+    only forecasts, is not a refusal here (the forecast reports it)."""
+    installed = registry.backends()
+    for name in device.backends:
+        owner = installed.get(name)
+        if owner is None:
+            continue
+        try:
+            if not owner.can_export or not owner.cannot_export(spec, tier, device):
+                return name
+        except BackendError:
+            return name
+    return recommend_backend(device, set(installed))
+
+
 def export_command(spec: ModelSpec, device: DeviceProfile, tier: str, backend: str, recommended: str) -> str:
     ref = spec.ref if spec.origin == "artifact" else f"{spec.name}.kolm"
     command = f"kolm export {shlex.quote(ref)} --target {device.slug} --quant {tier}"
@@ -126,9 +143,10 @@ def nominal_size(spec: ModelSpec, tier: Tier, why: str) -> SizeForecast:
     """Tier bits per weight plus one fp16 scale per 32-weight block, labelled (`why` says what is missing)."""
     bits = NOMINAL_BITS[tier]
     weights = int(spec.inventory.params * bits / 8)
+    read = sum(t.numel * spec.read_share(t.name) for t in spec.inventory.tensors)
     return SizeForecast(
         bytes=weights,
-        read_per_token_bytes=weights - int(spec.input_embedding_params * bits / 8),
+        read_per_token_bytes=int(read * bits / 8),
         method=f"nominal {bits:g} bits per weight ({why})",
     )
 
@@ -165,8 +183,7 @@ def forecast(
 ) -> Forecast:
     """Forecast one pick (the fit with the KV cache of `context` tokens when given). Raises
     `BackendError` when the backend cannot do `tier`."""
-    usable = registry.backends()
-    recommended = recommend_backend(device, set(usable))
+    recommended = choose_backend(registry, spec, device, tier)
     name = backend or recommended
     if name not in device.backends:
         raise UsageError(f"{device.name} is not a {name} target; its backends: {', '.join(device.backends)}")
@@ -215,6 +232,12 @@ def forecast(
         k_method = (
             f"measured by kolm export {measured_k.measured_at}: K {measured_k.k.score:.3f} vs fp16 "
             f"{measured_k.k.fp16_reference:.3f} on {measured_k.k.items} items"
+        )
+    if spec.active_params < spec.inventory.params:
+        notes.append(
+            f"mixture of experts: a token reads {spec.config['num_experts_per_tok']} of {spec.config['num_experts']}"
+            f" experts ({spec.active_params / 1e9:.2f} B of {spec.inventory.params / 1e9:.2f} B parameters active);"
+            " speed counts those, size all of them"
         )
     if spec.origin == "artifact" and spec.quant != "fp16":
         notes.append(f"the artifact already holds {spec.quant} weights; loss is counted from there")

@@ -2,7 +2,7 @@
 
 Forecasts need no weights, only this list. It comes from a `.kolm`'s safetensors headers, or is
 derived from a Hugging Face `config.json` for the decoder families in FAMILIES (Llama, Mistral,
-Qwen2/3, Phi-3, Gemma 2/3), so a base name alone is enough to forecast.
+Qwen2/3, Qwen3-MoE, Phi-3, Gemma 2/3), so a base name alone is enough to forecast.
 """
 
 from __future__ import annotations
@@ -65,15 +65,17 @@ class Family(KolmModel):
     sandwich_norms: bool = False  # norms before and after the MLP besides the two Llama ones (Gemma 2/3)
     fused: bool = False  # one qkv_proj and one gate_up_proj (Phi-3)
     tied_by_default: bool = False  # the config's tie_word_embeddings default (transformers)
+    routed_experts: bool = False  # sparse layers route each token to num_experts_per_tok of num_experts MLPs
 
 
-# Checked against transformers 5.24's `from_config` state dicts for each architecture (the test
-# test_config_inventory_is_what_transformers_builds in kolm-gguf's suite).
+# Checked against transformers 5.24's `from_config` state dicts for each architecture, as
+# `save_pretrained` writes them (test_the_config_inventory_is_what_transformers_builds in kolm-gguf's suite).
 FAMILIES = {
     "LlamaForCausalLM": Family(),
     "MistralForCausalLM": Family(),
     "Qwen2ForCausalLM": Family(qkv_bias=True),
     "Qwen3ForCausalLM": Family(qk_norm=True),
+    "Qwen3MoeForCausalLM": Family(qk_norm=True, routed_experts=True),
     "Phi3ForCausalLM": Family(fused=True),
     "Gemma2ForCausalLM": Family(sandwich_norms=True, tied_by_default=True),
     "Gemma3ForCausalLM": Family(qk_norm=True, sandwich_norms=True, tied_by_default=True),
@@ -95,6 +97,26 @@ def tied(config: dict) -> bool:
     arch = (config.get("architectures") or ["?"])[0]
     default = FAMILIES[arch].tied_by_default if arch in FAMILIES else False
     return bool(config.get("tie_word_embeddings", default))
+
+
+EXPERT_MARK = ".mlp.experts."  # in the name of every routed expert's weight (checkpoint names)
+
+
+def routed_share(config: dict) -> float:
+    """The share of a routed expert's weights one token reads: experts per token over experts (1 for a
+    dense model)."""
+    experts = config.get("num_experts") or 0
+    return (config.get("num_experts_per_tok") or experts) / experts if experts else 1.0
+
+
+def _sparse_layer(config: dict, family: Family, i: int) -> bool:
+    """Whether layer `i` routes to experts (transformers' Qwen3MoeDecoderLayer rule)."""
+    return (
+        family.routed_experts
+        and (config.get("num_experts") or 0) > 0
+        and i not in (config.get("mlp_only_layers") or [])
+        and (i + 1) % (config.get("decoder_sparse_step") or 1) == 0
+    )
 
 
 def config_inventory(config: dict, dtype: str = "BF16") -> Inventory:
@@ -127,12 +149,28 @@ def config_inventory(config: dict, dtype: str = "BF16") -> Inventory:
                 tensor(p + "self_attn.q_norm.weight", head_dim),
                 tensor(p + "self_attn.k_norm.weight", head_dim),
             ]
-        if family.fused:
-            tensors.append(tensor(p + "mlp.gate_up_proj.weight", 2 * ffn, hidden))
+        if _sparse_layer(config, family, i):
+            moe_ffn = config["moe_intermediate_size"]
+            tensors.append(tensor(p + "mlp.gate.weight", config["num_experts"], hidden))
+            for e in range(config["num_experts"]):
+                q = f"{p}mlp.experts.{e}."
+                tensors += [
+                    tensor(q + "gate_proj.weight", moe_ffn, hidden),
+                    tensor(q + "up_proj.weight", moe_ffn, hidden),
+                    tensor(q + "down_proj.weight", hidden, moe_ffn),
+                ]
+        elif family.fused:
+            tensors += [
+                tensor(p + "mlp.gate_up_proj.weight", 2 * ffn, hidden),
+                tensor(p + "mlp.down_proj.weight", hidden, ffn),
+            ]
         else:
-            tensors += [tensor(p + "mlp.gate_proj.weight", ffn, hidden), tensor(p + "mlp.up_proj.weight", ffn, hidden)]
+            tensors += [
+                tensor(p + "mlp.gate_proj.weight", ffn, hidden),
+                tensor(p + "mlp.up_proj.weight", ffn, hidden),
+                tensor(p + "mlp.down_proj.weight", hidden, ffn),
+            ]
         tensors += [
-            tensor(p + "mlp.down_proj.weight", hidden, ffn),
             tensor(p + "input_layernorm.weight", hidden),
             tensor(p + "post_attention_layernorm.weight", hidden),
         ]

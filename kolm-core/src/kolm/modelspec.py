@@ -16,7 +16,7 @@ from typing import Literal
 from kolm.datamodel import KolmModel
 from kolm.devices import normalize_name
 from kolm.errors import UnknownModelError
-from kolm.inventory import Inventory, config_inventory, tied
+from kolm.inventory import EXPERT_MARK, Inventory, config_inventory, routed_share, tied
 
 
 class ReferenceBase(KolmModel):
@@ -60,13 +60,20 @@ class ModelSpec(KolmModel):
     def tied_embeddings(self) -> bool:
         return tied(self.config)
 
+    def read_share(self, name: str) -> float:
+        """The share of tensor `name`'s bytes (a weight, or a quantized weight's scales and biases) one
+        decoded token reads: none of an untied input embedding (one row is gathered), experts per
+        token over experts of a routed expert's weights (mixture of experts), all of any other."""
+        if "embed_tokens." in name and not self.tied_embeddings:
+            return 0.0
+        return routed_share(self.config) if EXPERT_MARK in name else 1.0
+
     @property
-    def input_embedding_params(self) -> int:
-        """Weights of the input embedding that a token does not read (only one row is gathered),
-        zero when the embedding doubles as the output layer."""
-        if self.tied_embeddings:
-            return 0
-        return sum(t.numel for t in self.inventory.tensors if t.name.endswith("embed_tokens.weight"))
+    def active_params(self) -> int:
+        """Parameters one token computes with: all of a dense model's; a mixture of experts' shared
+        weights plus its routed experts' share (the "active parameters" of a model card)."""
+        share = routed_share(self.config)
+        return round(sum(t.numel * (share if EXPERT_MARK in t.name else 1) for t in self.inventory.tensors))
 
     def kv_cache_bytes(self, context: int, bytes_per_value: int = KV_CACHE_BYTES) -> int:
         """Bytes of the K and V caches for `context` tokens: 2 x layers x KV heads x head size per

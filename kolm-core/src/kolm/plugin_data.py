@@ -20,12 +20,12 @@ from importlib.resources import files
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from kolm import hookimpl
-from kolm.api import Backend, SizeForecast, ThroughputForecast
+from kolm.api import Backend, ModelSpec, SizeForecast, ThroughputForecast
 from kolm.datamodel import KolmModel
 from kolm.devices import MEASURED, USER, DeviceProfile
 from kolm.errors import PluginError, one_line
 from kolm.quant import Tier
-from kolm.throughput import Calibration, roofline
+from kolm.throughput import Calibration, ceiling, roofline
 
 
 class DeviceRows(KolmModel):
@@ -84,10 +84,18 @@ class PluginData:
         return read_data(self.package, "devices").devices
 
     @hookimpl
-    def forecast_throughput(self, device: DeviceProfile, tier: Tier, size: SizeForecast) -> ThroughputForecast | None:
+    def forecast_throughput(
+        self, device: DeviceProfile, spec: ModelSpec | None, tier: Tier, size: SizeForecast
+    ) -> ThroughputForecast | None:
         efficiency = self.calibration.efficiency_for(device)
         if efficiency is None:
             return None
+        if spec is not None and spec.active_params < spec.inventory.params:
+            return ceiling(
+                device,
+                size.read_per_token_bytes,
+                "the efficiency bands were measured on dense models, none on a mixture of experts",
+            )
         forecast = roofline(device, size.read_per_token_bytes, efficiency, self.calibration.factor(tier))
         if tier in self.calibration.tier_factor:
             forecast.sources.append(self.calibration.tier_factor[tier].source)

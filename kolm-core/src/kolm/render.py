@@ -119,7 +119,10 @@ def base_table(rows: list[dict]) -> Table:
     for column in ("name", "aliases", "params", "source"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], ", ".join(row["aliases"]), f"{row['params'] / 1e9:.2f} B", row["source"])
+        params = f"{row['params'] / 1e9:.2f} B"
+        if row["active_params"] < row["params"]:
+            params += f" ({row['active_params'] / 1e9:.2f} B active)"
+        table.add_row(row["name"], ", ".join(row["aliases"]), params, row["source"])
     return table
 
 

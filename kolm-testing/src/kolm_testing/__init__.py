@@ -168,6 +168,21 @@ FAMILY_CONFIGS = {
         **_GEMMA,
     },
 }
+# Mixture-of-experts families, kept out of FAMILY_CONFIGS (every backend's matrix): only gguf exports
+# them; mlx and onnx refuse them up front. Two of eight experts a token, every layer sparse.
+MOE_CONFIGS = {
+    "qwen3moe": {
+        "architectures": ["Qwen3MoeForCausalLM"],
+        "model_type": "qwen3_moe",
+        "tie_word_embeddings": False,
+        "num_experts": 8,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 128,
+        "decoder_sparse_step": 1,
+        "mlp_only_layers": [],
+        "norm_topk_prob": True,
+    },
+}
 SENTENCEPIECE_FAMILIES = {"mistral", "qwen2", "phi3", "gemma2", "gemma3"}
 TINY_SPM = Path(__file__).parent / "data" / "tiny-spm"
 # The chat template the tiny SentencePiece tokenizer carries (Gemma's turn markers).
@@ -180,13 +195,13 @@ TURN_TEMPLATE = (
 def random_family(
     family: str, folder: Path, tokenizer_from: Path, sentencepiece: bool | None = None, chat_template: bool = True
 ) -> Path:
-    """A Hugging Face folder holding a random-weight float16 model of `family` (a FAMILY_CONFIGS key),
-    its tensors those kolm.inventory derives from the config, and its tokenizer: the tiny
-    SentencePiece one, or the BPE tokenizer of the packed SmolLM2 at `tokenizer_from` (by default
-    as SENTENCEPIECE_FAMILIES says), with a chat template unless `chat_template` is False."""
+    """A Hugging Face folder holding a random-weight float16 model of `family` (a FAMILY_CONFIGS or
+    MOE_CONFIGS key), its tensors those kolm.inventory derives from the config, and its tokenizer:
+    the tiny SentencePiece one, or the BPE tokenizer of the packed SmolLM2 at `tokenizer_from` (by
+    default as SENTENCEPIECE_FAMILIES says), with a chat template unless `chat_template` is False."""
     if sentencepiece is None:
         sentencepiece = family in SENTENCEPIECE_FAMILIES
-    config = {**_TINY, **FAMILY_CONFIGS[family], "vocab_size": 1024 if sentencepiece else 49152}
+    config = {**_TINY, **(FAMILY_CONFIGS | MOE_CONFIGS)[family], "vocab_size": 1024 if sentencepiece else 49152}
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     if sentencepiece:

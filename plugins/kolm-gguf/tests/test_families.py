@@ -1,7 +1,8 @@
 """Every decoder family kolm forecasts, on gguf at every tier: a tiny random-weight model of each
-(kolm_testing.FAMILY_CONFIGS) packs, exports through llama.cpp's own converter and quantizer with
-its size forecast exact to 1 % and its tensor types llama.cpp's, runs a greedy completion, and
-verifies. Random weights: K says nothing, so the gates are opened (--min-k 0, --allow-drop)."""
+(kolm_testing.FAMILY_CONFIGS, and the mixture of experts in MOE_CONFIGS) packs, exports through
+llama.cpp's own converter and quantizer with its size forecast exact to 1 % and its tensor types
+llama.cpp's, runs a greedy completion, and verifies. Random weights: K says nothing, so the gates
+are opened (--min-k 0, --allow-drop)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from kolm.inventory import config_inventory
 from kolm_testing import (
     FAMILY_CONFIGS,
+    MOE_CONFIGS,
     OPPOSITE_ITEM,
     cli_exporter,
     exports_runs_and_verifies,
@@ -27,7 +29,7 @@ TIERS = ("fp16", "int8", "int4", "int3")
 ITEMS = [OPPOSITE_ITEM, {"id": "sky", "kind": "contains", "prompt": "The sky is", "answer": "blue"}]
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILY_CONFIGS))
+@pytest.fixture(scope="module", params=sorted(FAMILY_CONFIGS | MOE_CONFIGS))
 def family(request, smol_pack, tmp_path_factory):
     """(family name, its packed .kolm, export(tier))."""
     root = tmp_path_factory.mktemp(request.param)
@@ -35,20 +37,21 @@ def family(request, smol_pack, tmp_path_factory):
     return request.param, artifact, cli_exporter(artifact, root, "raspberry-pi-5", "--allow-drop")
 
 
-def test_the_config_inventory_is_what_transformers_builds(family):
+def test_the_config_inventory_is_what_transformers_builds(family, tmp_path):
     """kolm's config-only tensor list (what forecasts by base name rest on) names and shapes every
-    tensor transformers' own model class holds for the family."""
+    tensor transformers' own model class writes for the family (`save_pretrained`: a mixture of
+    experts one tensor per expert, as published checkpoints hold them)."""
     name, artifact, _ = family
     pytest.importorskip("transformers")
+    from safetensors import safe_open
     from transformers import AutoConfig, AutoModelForCausalLM
 
     with zipfile.ZipFile(artifact) as art:
         config = json.loads(art.read("model/config.json"))
-    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config))
-    built = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if model.config.tie_word_embeddings:
-        built.pop("lm_head.weight")
-    assert {t.name: t.shape for t in config_inventory(config).tensors} == built
+    AutoModelForCausalLM.from_config(AutoConfig.for_model(**config)).save_pretrained(tmp_path)
+    with safe_open(tmp_path / "model.safetensors", "np") as saved:
+        written = {key: tuple(saved.get_slice(key).get_shape()) for key in saved.keys()}  # noqa: SIM118
+    assert {t.name: t.shape for t in config_inventory(config).tensors} == written
 
 
 @pytest.mark.parametrize("tier", TIERS)

@@ -38,3 +38,19 @@ def test_what_mlx_lm_has_no_model_for_is_refused_before_converting():
     assert refusal("MistralForCausalLM", "mistral") is None  # remapped to llama by mlx-lm
     assert refusal("Gemma3ForCausalLM", "gemma3_text") is None
     assert refusal("NovelForCausalLM", "novel") == "mlx-lm has no model for model_type 'novel' (NovelForCausalLM)"
+
+
+def test_a_mixture_of_experts_goes_to_gguf_on_a_mac_with_the_reason_mlx_gives():
+    """kolm's MLX size model and tier check cover dense models only, so mlx refuses Qwen3-30B-A3B up
+    front; a Mac's pick then takes its next backend (llama.cpp, which exports it), and its speed is
+    the labelled ceiling of the active experts' bytes (no band is calibrated on a mixture of experts)."""
+    reg = registry()
+    mac = reg.devices().find("Apple M4 Max")
+    spec = resolve_model("Qwen3-30B-A3B")
+    named = forecast(reg, spec, mac, "int4", backend="mlx")
+    assert named.command is None and "do not cover a mixture of experts" in named.refusal
+    picked = forecast(reg, spec, mac, "int4")
+    assert picked.backend == "gguf" and picked.refusal is None
+    assert picked.command == "kolm export Qwen3-30B-A3B.kolm --target apple-m4-max --quant int4"
+    assert picked.tok_s.method == "ceiling" and "none on a mixture of experts" in picked.tok_s.basis
+    assert picked.read_per_token_bytes < picked.size_bytes / 5  # 8 of 128 experts, 3.3 B of 30.5 B

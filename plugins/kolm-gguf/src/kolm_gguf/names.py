@@ -20,13 +20,16 @@ BLOCK = {
 }
 GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 # Other families' extra modules (Qwen3 and Gemma 3 norm queries and keys per head; Phi-3 fuses
-# q/k/v and gate/up, and llama.cpp stores the fused gate/up as ffn_up).
+# q/k/v and gate/up, and llama.cpp stores the fused gate/up as ffn_up; a mixture of experts' router).
 _EXTRA = {
     "self_attn.q_norm": "attn_q_norm",
     "self_attn.k_norm": "attn_k_norm",
     "self_attn.qkv_proj": "attn_qkv",
     "mlp.gate_up_proj": "ffn_up",
+    "mlp.gate": "ffn_gate_inp",
 }
+# A routed expert's projections, which the converter stacks into one tensor per layer (all experts).
+_EXPERT = re.compile(r"^model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight$")
 # Gemma 2 and 3 wrap attention and MLP in norms: there, post_attention_layernorm follows attention.
 _SANDWICH = {
     "post_attention_layernorm": "post_attention_norm",
@@ -51,3 +54,13 @@ def gguf_name(hf_name: str, arch: str = "llama") -> str | None:
     module, _, suffix = hf_name.rpartition(".")
     short = _HF_GLOBAL.get(module)
     return f"{short}.{suffix}" if short else None
+
+
+def expert_name(hf_name: str) -> tuple[str, int] | None:
+    """`model.layers.3.mlp.experts.7.up_proj.weight` -> (`blk.3.ffn_up_exps.weight`, 7): the stacked
+    GGUF tensor a routed expert's weight goes into, and its index there; None for any other name."""
+    match = _EXPERT.match(hf_name)
+    if not match:
+        return None
+    layer, expert, proj = match.groups()
+    return f"blk.{layer}.ffn_{proj}_exps.weight", int(expert)

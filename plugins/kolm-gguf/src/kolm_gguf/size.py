@@ -10,9 +10,10 @@ from functools import lru_cache
 
 from kolm.api import ModelSpec, SizeForecast
 from kolm.errors import UnsupportedModelError
+from kolm.inventory import routed_share
 
 from kolm_gguf import quant_plan
-from kolm_gguf.names import gguf_name
+from kolm_gguf.names import expert_name, gguf_name
 
 # Metadata keys besides the tokenizer (architecture, hyper-parameters, file type, manifest):
 # measured on SmolLM2-135M exports at ~0.5 KB, plus the kolm.manifest JSON (~1.5 KB).
@@ -33,6 +34,7 @@ GGUF_ARCH = {
     "MistralForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
     "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3moe",
     "Phi3ForCausalLM": "phi3",
     "Gemma2ForCausalLM": "gemma2",
     "Gemma3ForCausalLM": "gemma3",
@@ -50,9 +52,18 @@ def gguf_tensors(spec: ModelSpec) -> list[tuple[str, tuple[int, ...], str]]:
     """(GGUF name, GGUF-order shape, source type) of every tensor the F16 GGUF holds."""
     arch = gguf_arch(spec)
     out = []
+    experts: dict[str, list[int]] = {}  # stacked expert tensor -> its GGUF shape, filled expert by expert
     for t in spec.inventory.tensors:
         if t.name == "lm_head.weight" and (spec.tied_embeddings or arch == "gemma2"):
             continue  # Gemma 2's converter drops lm_head: llama.cpp always ties its output
+        stacked = expert_name(t.name)
+        if stacked:
+            name, index = stacked
+            if name not in experts:
+                experts[name] = [*reversed(t.shape), 0]
+                out.append((name, experts[name], converted_type(name, t.shape)))
+            experts[name][-1] = max(experts[name][-1], index + 1)
+            continue
         name = gguf_name(t.name, arch)
         if name is None:
             if t.name.endswith("rotary_emb.inv_freq"):
@@ -61,8 +72,15 @@ def gguf_tensors(spec: ModelSpec) -> list[tuple[str, tuple[int, ...], str]]:
         shape = tuple(reversed(t.shape))
         if name == "token_embd.weight" and arch == "gemma3":
             shape = (shape[0], min(shape[1], tokenizer_vocab(spec) or shape[1]))  # rows past the vocabulary go
-        out.append((name, shape, "F16" if len(t.shape) > 1 else "F32"))
-    return _rope_tensors(spec.config) + out
+        out.append((name, shape, converted_type(name, shape)))
+    return _rope_tensors(spec.config) + [(name, tuple(shape), kind) for name, shape, kind in out]
+
+
+def converted_type(name: str, shape: tuple[int, ...]) -> str:
+    """The type llama.cpp's converter writes a tensor in at --outtype f16: F32 for 1-D tensors, norms
+    and a mixture of experts' router (conversion/base.py, "Some tensor types are always in
+    float32"), F16 for the rest."""
+    return "F32" if len(shape) <= 1 or name.endswith(("_norm.weight", "ffn_gate_inp.weight")) else "F16"
 
 
 def _rope_tensors(config: dict) -> list[tuple[str, tuple[int, ...], str]]:
@@ -146,14 +164,16 @@ def gguf_size(spec: ModelSpec, ftype: str) -> SizeForecast:
     size = quant_plan.gguf_file_size(tensors, ftype, FIXED_METADATA_BYTES + tokenizer_bytes, arch)
     types = quant_plan.plan_types(tensors, ftype, arch)
     counts, mix = type_mix(types.values())
-    embedding = 0
-    if not spec.tied_embeddings:
-        shape = next(s for n, s, _ in tensors if n == "token_embd.weight")
-        embedding = quant_plan.tensor_nbytes(shape, types["token_embd.weight"])
+    unread = 0  # bytes a decoded token does not read: the untied input embedding, unrouted experts
+    for name, shape, _ in tensors:
+        if name == "token_embd.weight" and not spec.tied_embeddings:
+            unread += quant_plan.tensor_nbytes(shape, types[name])
+        elif name.endswith("_exps.weight"):
+            unread += round(quant_plan.tensor_nbytes(shape, types[name]) * (1 - routed_share(spec.config)))
     how = "tokenizer counted" if exact else "tokenizer estimated from vocab size"
     return SizeForecast(
         bytes=size,
-        read_per_token_bytes=size - embedding,
+        read_per_token_bytes=size - unread,
         method=f"llama.cpp {ftype} per-tensor rule ({mix}); {how}",
         tensor_types=counts,
     )
@@ -162,7 +182,7 @@ def gguf_size(spec: ModelSpec, ftype: str) -> SizeForecast:
 def tier_of(tensors: list[tuple[str, tuple[int, ...], str]], ftypes: dict[str, str], arch: str = "llama") -> str | None:
     """The tier (of `ftypes`, tier -> file type) whose llama.cpp per-tensor rule gives exactly these
     (name, shape, type) tensors."""
-    shapes = [(name, shape, "F16" if len(shape) > 1 else "F32") for name, shape, _ in tensors]
+    shapes = [(name, shape, converted_type(name, shape)) for name, shape, _ in tensors]
     found = {name: kind for name, _, kind in tensors}
     for tier, ftype in ftypes.items():
         if quant_plan.plan_types(shapes, ftype, arch) == found:

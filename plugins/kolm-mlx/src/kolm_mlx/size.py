@@ -119,12 +119,11 @@ def mlx_size(spec: ModelSpec, tier: str, recipe: TierRecipe) -> SizeForecast:
         + README_BYTES
         + (len(generation) if generation else 0)
     )
-    embedding = 0 if spec.tied_embeddings else sum(nbytes(t) for t in tensors if t[0].startswith("model.embed_tokens."))
     quantized = sum(1 for t in tensors if t[1] == "U32")
     how = f"{quantized} tensors at {recipe.spelling}, the rest float16" if quant else "float16"
     return SizeForecast(
         bytes=data + headers + files,
-        read_per_token_bytes=data - embedding,
+        read_per_token_bytes=round(sum(nbytes(t) * spec.read_share(t[0]) for t in tensors)),
         method=f"mlx-lm per-tensor rule ({how}); tokenizer {'counted' if exact else 'estimated from vocab size'}",
         tensor_types={"U32": quantized, "F16": len(tensors) - quantized},
     )

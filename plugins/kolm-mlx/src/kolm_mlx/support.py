@@ -28,8 +28,14 @@ def mlx_lm_source() -> tuple[Path, dict, dict] | None:
 
 
 def cannot_load(spec: ModelSpec) -> str | None:
-    """Why mlx-lm will refuse `spec`: no `model_type`, or one it has no module for. None when it can,
-    or when mlx-lm is not installed here (the export then names the install)."""
+    """Why `spec` cannot go through mlx-lm: no `model_type`, one it has no module for, or a mixture of
+    experts (which kolm cannot forecast or check on MLX yet). None when it can, or when mlx-lm is not
+    installed here (the export then names the install)."""
+    if spec.active_params < spec.inventory.params:
+        return (
+            "kolm's MLX size model and tier check do not cover a mixture of experts yet"
+            " (mlx-lm stacks the experts and keeps each router at 8 bits)"
+        )
     source = mlx_lm_source()
     if source is None:
         return None
