@@ -12,6 +12,23 @@ from kolm.modelspec import resolve_model
 from kolm.quant import parse_tier
 
 
+def linux_box(name: str, kind: str, memory_gb: float, bandwidth_gbps: float, backends: list[str], memory_kind="ram"):
+    """An x86_64 Linux device row with made-up (but cited-looking) memory and bandwidth."""
+    from kolm.devices import DeviceProfile, Sourced
+
+    cited = "https://example.org/spec"
+    return DeviceProfile(
+        name=name,
+        kind=kind,
+        os="linux",
+        arch="x86_64",
+        memory_gb=Sourced(value=memory_gb, source=cited),
+        memory_kind=memory_kind,
+        bandwidth_gbps=Sourced(value=bandwidth_gbps, source=cited),
+        backends=backends,
+    )
+
+
 @pytest.mark.parametrize(
     "size_gb, memory_gb, verdict",
     [(2.2, 4.0, "pass"), (2.3, 4.0, "tight"), (3.0, 4.0, "tight"), (3.01, 4.0, "over")],
@@ -132,20 +149,11 @@ def test_context_fits_with_the_kv_cache_of_its_tokens(registry):
 
 
 def test_a_fixed_cost_per_token_is_added_to_the_time_the_bytes_take():
-    from kolm.devices import DeviceProfile, Sourced
+    from kolm.devices import Sourced
     from kolm.throughput import Efficiency, roofline
 
     cited = "https://example.org/run"
-    box = DeviceProfile(
-        name="Fast GPU",
-        kind="desktop-gpu",
-        os="linux",
-        arch="x86_64",
-        memory_gb=Sourced(value=24, source=cited),
-        memory_kind="vram",
-        bandwidth_gbps=Sourced(value=1000, source=cited),
-        backends=["x"],
-    )
+    box = linux_box("Fast GPU", "desktop-gpu", 24, 1000, ["x"], memory_kind="vram")
     band = Efficiency(kinds=["desktop-gpu"], low=0.5, high=1.0, source=cited, note="test")
     plain = roofline(box, 100_000_000, band)  # 1000 GB/s / 0.1 GB: 10,000 tok/s at most
     assert (plain.low, plain.high) == pytest.approx((5000, 10000))
@@ -183,9 +191,6 @@ def test_the_pick_takes_the_devices_next_backend_when_the_first_refuses_the_mode
     the printed command take the other (no --backend needed); naming the refusing one still says why."""
     from kolm import hookimpl
     from kolm.api import Backend
-    from kolm.devices import DeviceProfile, Sourced
-
-    source = "https://example.org/spec"
 
     class Second(type(table_backend)):
         """The table backend under another name, on a box that prefers `table`."""
@@ -196,18 +201,7 @@ def test_the_pick_takes_the_devices_next_backend_when_the_first_refuses_the_mode
 
         @hookimpl
         def device_profiles(self):
-            return [
-                DeviceProfile(
-                    name="Two Backend Box",
-                    kind="laptop",
-                    os="linux",
-                    arch="x86_64",
-                    memory_gb=Sourced(value=16, source=source),
-                    memory_kind="ram",
-                    bandwidth_gbps=Sourced(value=50, source=source),
-                    backends=["table", "second"],
-                )
-            ]
+            return [linux_box("Two Backend Box", "laptop", 16, 50, ["table", "second"])]
 
     assert table.add(Second(), "second", "kolm-second", "0.1")
     spec = resolve_model(str(artifact))
