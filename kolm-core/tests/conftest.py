@@ -24,8 +24,9 @@ from kolm.api import (
     SizeForecast,
     TierRecipe,
 )
-from kolm.devices import DeviceProfile, Sourced
+from kolm.devices import DeviceProfile
 from kolm.inventory import config_inventory
+from kolm_testing import device_row
 
 TINY_CONFIG = {
     "architectures": ["LlamaForCausalLM"],
@@ -44,7 +45,6 @@ EVAL_ITEMS = [
     {"id": "capital", "prompt": "The capital of France is", "kind": "contains", "answer": "Paris"},
     {"id": "sum", "prompt": "2 + 2 =", "kind": "choice", "choices": [" 3", " 4"], "answer": " 4"},
 ]
-SOURCE = "https://example.org/spec"
 
 
 def write_safetensors(path: Path, tensors: dict[str, tuple[tuple[int, ...], str]]) -> None:
@@ -91,35 +91,27 @@ def artifact(tmp_path: Path, hf_folder: Path, eval_pack: Path) -> Path:
     return out
 
 
-def sourced(value: float) -> Sourced:
-    return Sourced(value=value, source=SOURCE)
-
-
 class BoardPlugin:
     """A test plugin: one SBC row and one GPU row, both served by a backend named `testbe`."""
 
     @hookimpl
     def device_profiles(self) -> list[DeviceProfile]:
         return [
-            DeviceProfile(
+            device_row(
                 name="Test Board 4",
                 aliases=["tb4"],
                 kind="sbc",
-                os="linux",
                 arch="arm64",
-                memory_gb=sourced(4),
-                memory_kind="ram",
-                bandwidth_gbps=sourced(10),
+                memory_gb=4,
+                bandwidth_gbps=10,
                 backends=["testbe"],
             ),
-            DeviceProfile(
+            device_row(
                 name="Test GPU",
                 kind="desktop-gpu",
-                os="linux",
-                arch="x86_64",
-                memory_gb=sourced(2),
+                memory_gb=2,
                 memory_kind="vram",
-                bandwidth_gbps=sourced(500),
+                bandwidth_gbps=500,
                 backends=["testbe"],
             ),
         ]
@@ -167,19 +159,7 @@ class TableBackend:
 
     @hookimpl
     def device_profiles(self) -> list[DeviceProfile]:
-        return [
-            DeviceProfile(
-                name="Test Table Box",
-                aliases=["ttb"],
-                kind="laptop",
-                os="linux",
-                arch="x86_64",
-                memory_gb=sourced(16),
-                memory_kind="ram",
-                bandwidth_gbps=sourced(50),
-                backends=["table"],
-            )
-        ]
+        return [device_row(name="Test Table Box", aliases=["ttb"])]
 
     @hookimpl
     def forecast_size(self, spec, recipe: TierRecipe) -> SizeForecast:

@@ -10,23 +10,7 @@ from kolm.errors import BackendError, UnknownDeviceError, UnknownModelError, Usa
 from kolm.forecast import fit_verdict, forecast, pick
 from kolm.modelspec import resolve_model
 from kolm.quant import parse_tier
-
-
-def linux_box(name: str, kind: str, memory_gb: float, bandwidth_gbps: float, backends: list[str], memory_kind="ram"):
-    """An x86_64 Linux device row with made-up (but cited-looking) memory and bandwidth."""
-    from kolm.devices import DeviceProfile, Sourced
-
-    cited = "https://example.org/spec"
-    return DeviceProfile(
-        name=name,
-        kind=kind,
-        os="linux",
-        arch="x86_64",
-        memory_gb=Sourced(value=memory_gb, source=cited),
-        memory_kind=memory_kind,
-        bandwidth_gbps=Sourced(value=bandwidth_gbps, source=cited),
-        backends=backends,
-    )
+from kolm_testing import device_row
 
 
 @pytest.mark.parametrize(
@@ -153,7 +137,9 @@ def test_a_fixed_cost_per_token_is_added_to_the_time_the_bytes_take():
     from kolm.throughput import Efficiency, roofline
 
     cited = "https://example.org/run"
-    box = linux_box("Fast GPU", "desktop-gpu", 24, 1000, ["x"], memory_kind="vram")
+    box = device_row(
+        name="Fast GPU", kind="desktop-gpu", memory_gb=24, memory_kind="vram", bandwidth_gbps=1000, backends=["x"]
+    )
     band = Efficiency(kinds=["desktop-gpu"], low=0.5, high=1.0, source=cited, note="test")
     plain = roofline(box, 100_000_000, band)  # 1000 GB/s / 0.1 GB: 10,000 tok/s at most
     assert (plain.low, plain.high) == pytest.approx((5000, 10000))
@@ -201,7 +187,7 @@ def test_the_pick_takes_the_devices_next_backend_when_the_first_refuses_the_mode
 
         @hookimpl
         def device_profiles(self):
-            return [linux_box("Two Backend Box", "laptop", 16, 50, ["table", "second"])]
+            return [device_row(name="Two Backend Box", backends=["table", "second"])]
 
     assert table.add(Second(), "second", "kolm-second", "0.1")
     spec = resolve_model(str(artifact))

@@ -8,10 +8,9 @@ import os
 import socket
 
 import pytest
-from kolm.devices import DeviceProfile, Sourced
 from kolm.history import BenchEntry
 from kolm.host import HostProfile, contradiction, profile_host
-from kolm_testing import invoke
+from kolm_testing import device_row, invoke
 
 HOST = HostProfile(
     hostname="box",
@@ -27,24 +26,6 @@ HOST = HostProfile(
 )
 
 
-def sourced(value: float) -> Sourced:
-    return Sourced(value=value, source="https://example.org/spec")
-
-
-def device(**fields) -> DeviceProfile:
-    row = dict(
-        name="Row",
-        kind="laptop",
-        os="linux",
-        arch="x86_64",
-        memory_gb=sourced(16),
-        memory_kind="ram",
-        bandwidth_gbps=sourced(50),
-        backends=["table"],
-    )
-    return DeviceProfile(**{**row, **fields})
-
-
 def test_the_profile_is_read_from_this_machine():
     host = profile_host()
     assert host.hostname == (socket.gethostname() or "localhost") and host.cores == os.cpu_count()
@@ -57,16 +38,16 @@ def test_the_profile_is_read_from_this_machine():
     [
         ({"arch": "arm64"}, "this machine is x86_64, Row is arm64"),
         ({"os": "macos"}, "this machine runs linux, Row runs macos"),
-        ({"memory_gb": sourced(8), "memory_options_gb": [4]}, "this machine has 16.4 GB of memory, Row has 4, 8 GB"),
+        ({"memory_gb": 8, "memory_options_gb": [4]}, "this machine has 16.4 GB of memory, Row has 4, 8 GB"),
         ({"kind": "desktop-gpu", "memory_kind": "vram"}, "Row has a GPU and this machine has none"),
         ({}, None),
-        ({"memory_gb": sourced(8), "memory_options_gb": [16]}, None),  # one of the sizes it is sold with
+        ({"memory_gb": 8, "memory_options_gb": [16]}, None),  # one of the sizes it is sold with
         ({"os": "android"}, None),  # Linux underneath
-        ({"os": "browser", "arch": "wasm32", "memory_gb": sourced(4)}, None),  # a browser runs anywhere
+        ({"os": "browser", "arch": "wasm32", "memory_gb": 4}, None),  # a browser runs anywhere
     ],
 )
 def test_what_this_machine_contradicts(fields, reason):
-    assert contradiction(HOST, device(**fields)) == reason
+    assert contradiction(HOST, device_row(**fields)) == reason
 
 
 @pytest.fixture
@@ -132,7 +113,7 @@ def test_devices_here_profiles_this_machine_into_a_row_forecasts_use(this_box, p
 def test_a_shipped_row_cannot_claim_to_be_measured():
     from kolm.plugin_data import DeviceRows
 
-    row = device(bandwidth_gbps={"value": 50, "source": "kolm:measured"}).model_dump(mode="json")
+    row = device_row(bandwidth_gbps={"value": 50, "source": "kolm:measured"}).model_dump(mode="json")
     with pytest.raises(ValueError, match="a shipped row cites a public URL"):
         DeviceRows.model_validate({"devices": [row]})
 
@@ -141,7 +122,7 @@ def test_a_decode_rate_the_memory_could_not_feed_is_not_logged():
     from kolm.bench import check_ceiling
     from kolm.errors import BackendError
 
-    box = device(bandwidth_gbps=sourced(10))  # 10 GB/s over 1 GB a token: 10 tok/s at most
+    box = device_row(bandwidth_gbps=10)  # 10 GB/s over 1 GB a token: 10 tok/s at most
     check_ceiling(14.9, box, 1_000_000_000)  # within the margin (cache, a copy-measured bandwidth)
     with pytest.raises(BackendError, match=r"measured 30\.0 tok/s is 3\.0x the bandwidth ceiling of Row"):
         check_ceiling(30.0, box, 1_000_000_000)

@@ -299,6 +299,29 @@ def require(module: str, install: str) -> None:
         pytest.fail(f"{module} is not installed: {install}")
 
 
+def device_row(**fields):
+    """A made-up device row for tests: "Row", an x86_64 Linux laptop with 16 GB of RAM at 50 GB/s,
+    served by backend `table`. `fields` override any of it; a number for `memory_gb` or
+    `bandwidth_gbps` is cited to example.org like the defaults."""
+    from kolm.devices import DeviceProfile, Sourced
+
+    row = dict(
+        name="Row",
+        kind="laptop",
+        os="linux",
+        arch="x86_64",
+        memory_gb=16,
+        memory_kind="ram",
+        bandwidth_gbps=50,
+        backends=["table"],
+    )
+    row.update(fields)
+    for key in ("memory_gb", "bandwidth_gbps"):
+        if isinstance(row[key], int | float):
+            row[key] = Sourced(value=row[key], source="https://example.org/spec")
+    return DeviceProfile(**row)
+
+
 def invoke(*args):
     """`kolm ARGS...` in this process (click's CliRunner; stdout and stderr kept apart)."""
     from click.testing import CliRunner
