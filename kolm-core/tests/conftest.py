@@ -139,11 +139,21 @@ class TableSession(Session):
 
 
 class TableBackend:
-    """Backend `table` (tiers fp16/int8/int4 spelled F16/I8/I4) and the Test Table Box it runs on.
+    """Backend `table` (tiers fp16/int8/int4 spelled F16/I8/I4, and a second int4 recipe `fine`
+    spelled I4F that keeps K) and the Test Table Box it runs on.
     The payload is `model.json` (the spelling and, once embedded, the manifest) beside a copy of the
     weights, so every byte of it is hashed and checked as a real payload is."""
 
     TIERS = {"fp16": "F16", "int8": "I8", "int4": "I4"}
+    ALTERNATIVES = {
+        "int4": [
+            {
+                "name": "fine",
+                "spelling": "I4F",
+                "measured_drop": {"points": {"SmolLM2-135M-Instruct": 1.5, "other": 3.5}, "source": "a test"},
+            }
+        ]
+    }
 
     def __init__(self) -> None:
         self.refusal: str | None = None  # what `cannot_export` answers (a test sets it)
@@ -154,6 +164,7 @@ class TableBackend:
             name="table",
             description="a lookup-table model for kolm-core's tests",
             tiers=self.TIERS,
+            alternatives=self.ALTERNATIVES,
             install="(kolm-core's tests)",
         )
 
@@ -193,8 +204,9 @@ class TableBackend:
     @hookimpl
     def read_payload(self, request: RunRequest) -> PayloadFacts:
         model = json.loads((request.path / request.payload[0]).read_text())
-        tier = {spelling: tier for tier, spelling in self.TIERS.items()}.get(model["spelling"])
-        return PayloadFacts(manifest_json=model["manifest"], tier=tier, types=model["spelling"])
+        shown = {r.spelling: (tier, r.name) for tier, r in self.backend().recipes()}.get(model["spelling"])
+        tier, recipe = shown or (None, None)
+        return PayloadFacts(manifest_json=model["manifest"], tier=tier, recipe=recipe, types=model["spelling"])
 
 
 @pytest.fixture(autouse=True)

@@ -56,6 +56,7 @@ def test_plugins_json(registry):
             "version": "0.1",
             "hooks": ["device_profiles"],
             "backend": None,
+            "recipes": {},
             "toolchain": {},
             "install": None,
             "error": None,

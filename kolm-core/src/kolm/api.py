@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceKind, DeviceProfile, Sourced
@@ -39,6 +39,7 @@ __all__ = [
     "Fidelity",
     "Inventory",
     "Manifest",
+    "MeasuredDrop",
     "ModelSpec",
     "PayloadFacts",
     "Rate",
@@ -74,15 +75,47 @@ def silent(description: str) -> Iterator[Callable[[int, int], None]]:
 # -- what a backend declares ---------------------------------------------------------------------
 
 
-class TierRecipe(KolmModel):
-    """How a backend makes one tier. In `backend.json` a bare string stands for `{"spelling": ...}`."""
+class MeasuredDrop(KolmModel):
+    """A recipe's K drop measured on reference models, the forecast's K-loss until `kolm export`
+    measures it for the user's own model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    points: dict[str, float] = Field(
+        min_length=1, description="Model name -> K drop in points (K x 100) below the same backend's fp16 export."
+    )
+    source: str = Field(description="How it was measured: the benchmark command and the table it printed.")
+
+    def describe(self) -> str:
+        models = ", ".join(f"{model} {points:.1f}" for model, points in self.points.items())
+        return f"measured drop for this recipe ({models}; {self.source})"
+
+
+class TierRecipe(KolmModel):
+    """How a backend makes one tier. In `backend.json` a bare string stands for `{"spelling": ...}`;
+    a recipe without a `name` is named after its spelling (`4-bit g64` -> `4-bit-g64`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", description="What `--recipe` and the manifest call the recipe."
+    )
     spelling: str = Field(description="The toolchain's own name for the tier (`Q4_K_M`, `4-bit g64`); shown to users.")
     options: Flags = Field(
         {}, description="The toolchain options that make the tier (bits, group size ...), passed on by the export."
     )
+    measured_drop: MeasuredDrop | None = Field(
+        None, description="K drop measured on reference models; the forecast's typical loss for this recipe."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            data = {"spelling": data}
+        if isinstance(data, dict) and "name" not in data and isinstance(data.get("spelling"), str):
+            data = {**data, "name": data["spelling"].replace(" ", "-").replace(",", "")}
+        return data
 
 
 class Backend(KolmModel):
@@ -98,22 +131,36 @@ class Backend(KolmModel):
     tiers: dict[Tier, TierRecipe] = Field(
         {}, description="Every tier the backend makes (a bare string is a spelling); others are refused."
     )
+    alternatives: dict[Tier, list[TierRecipe]] = Field(
+        {},
+        description="Other recipes for a tier of `tiers`, chosen with `--recipe NAME`; the tier's own is the default.",
+    )
     builds_on: str | None = Field(None, description="The backend whose tier table and payload this one reuses.")
     toolchain: list[str] = Field([], description="Import names `kolm plugins` checks with importlib (never imports).")
     install: str = Field(description="The command that installs the toolchain, shown when a module is missing.")
-
-    @field_validator("tiers", mode="before")
-    @classmethod
-    def _bare_spellings(cls, tiers: Any) -> Any:
-        if isinstance(tiers, dict):
-            return {tier: {"spelling": r} if isinstance(r, str) else r for tier, r in tiers.items()}
-        return tiers
 
     @model_validator(mode="after")
     def _one_tier_table(self) -> Backend:
         if bool(self.tiers) == bool(self.builds_on):
             raise ValueError("give either `tiers` or `builds_on`, not both or neither")
+        for tier, others in self.alternatives.items():
+            if tier not in self.tiers:
+                raise ValueError(f"alternatives for {tier}, a tier `tiers` does not make")
+            names = [self.tiers[tier].name, *(r.name for r in others)]
+            if len(set(names)) < len(names):
+                raise ValueError(f"two {tier} recipes share a name: {', '.join(names)}")
         return self
+
+    def recipes(self) -> list[tuple[Tier, TierRecipe]]:
+        """Every (tier, recipe) the backend makes: each tier's default, then its alternatives."""
+        return [(tier, r) for tier, default in self.tiers.items() for r in [default, *self.alternatives.get(tier, [])]]
+
+    def recipe_names(self) -> dict[Tier, list[str]]:
+        """Tier -> the names `--recipe` takes, the default first."""
+        names: dict[Tier, list[str]] = {}
+        for tier, recipe in self.recipes():
+            names.setdefault(tier, []).append(recipe.name)
+        return names
 
     def toolchain_status(self) -> dict[str, bool]:
         """Whether each toolchain module is importable, found without importing it."""
@@ -215,6 +262,8 @@ class PayloadFacts(KolmModel):
     """The manifest `embed_manifest` wrote, or None if the payload carries none."""
     tier: Tier | None
     """The tier the stored tensor types show, or None if they match no tier of the backend."""
+    recipe: str | None = None
+    """The name of the backend's recipe (of `tier`) the stored types show, or None if they match none."""
     types: str
     """A summary of the stored types for humans ("16 Q4_K, 14 Q6_K, 166 Q5_0")."""
 
@@ -372,14 +421,14 @@ class BackendPlugin:
     def __init__(
         self,
         declared: Backend,
-        tiers: dict[Tier, TierRecipe],
+        table: Backend,
         distribution: str,
         version: str,
         call: Callable[..., Any],
         implements: Callable[[str], bool],
         base: BackendPlugin | None,
     ) -> None:
-        self.declared, self.tiers, self.base = declared, tiers, base
+        self.declared, self.table, self.base = declared, table, base
         self.distribution, self.version = distribution, version
         self._call, self._implements = call, implements
 
@@ -390,12 +439,25 @@ class BackendPlugin:
     def __repr__(self) -> str:
         return f"<backend {self.name} of {self.distribution} {self.version}>"
 
-    def recipe(self, tier: Tier) -> TierRecipe:
-        """The recipe for `tier`, or a one-line refusal naming the tiers this backend can make."""
+    @property
+    def tiers(self) -> dict[Tier, TierRecipe]:
+        """The tier table: the backend's own, or that of the backend it builds on."""
+        return self.table.tiers
+
+    def recipe(self, tier: Tier, name: str | None = None) -> TierRecipe:
+        """The recipe for `tier` (its default, or the one called `name`), or a one-line refusal
+        naming the tiers, or the recipes, this backend has."""
         if tier not in self.tiers:
             can = ", ".join(t for t in TIERS if t in self.tiers)
             raise BackendError(f"{tier} is not supported by {self.name}; use {can}")
-        return self.tiers[tier]
+        recipes = [self.tiers[tier], *self.table.alternatives.get(tier, [])]
+        if name is None:
+            return recipes[0]
+        chosen = next((r for r in recipes if r.name == name), None)
+        if chosen is None:
+            names = ", ".join(f"{r.name} ({r.spelling})" for r in recipes)
+            raise UsageError(f"{self.name} has no {tier} recipe {name!r}; its {tier} recipes: {names}")
+        return chosen
 
     def implements(self, hook: str) -> bool:
         """Whether the owner implements `hook` (a backend inherits nothing from the one it builds on)."""
@@ -429,10 +491,14 @@ class BackendPlugin:
             f"{got}, not a {expected.__name__}"
         )
 
-    def forecast_size(self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None) -> SizeForecast | None:
-        """The owner's size forecast, or None when it has no size model (the caller labels a nominal one)."""
+    def forecast_size(
+        self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None, recipe: TierRecipe | None = None
+    ) -> SizeForecast | None:
+        """The owner's size forecast for `recipe` (the tier's default without one), or None when it
+        has no size model (the caller labels a nominal one)."""
+        recipe = recipe or self.recipe(tier)
         return self._ask(
-            "forecast_size", SizeForecast, required=False, spec=spec, tier=tier, recipe=self.recipe(tier), device=device
+            "forecast_size", SizeForecast, required=False, spec=spec, tier=tier, recipe=recipe, device=device
         )
 
     def forecast_throughput(

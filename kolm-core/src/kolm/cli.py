@@ -51,6 +51,7 @@ def loaded():
 
 
 CONTEXT_HELP = "Fit with the KV cache of this many tokens (f16) instead of the flat 1 GB runtime allowance."
+RECIPE_HELP = "The backend's recipe for the tier, by name (default: its measured best; `kolm plugins` lists them)."
 # kolm.devices.DeviceKind but the browser, spelled here so that `kolm --help` imports no pydantic (tested equal).
 KINDS = ["sbc", "phone", "laptop", "desktop", "desktop-gpu", "edge-gpu"]
 
@@ -302,6 +303,7 @@ def inspect(artifact: Path, as_json: bool) -> None:
 @click.option("--quant", "-q", help="Only this tier: fp16, int8, int4, int3.")
 @click.option("--memory", "memory_gb", type=float, help="With --bandwidth: your device's memory, GB.")
 @click.option("--context", type=click.IntRange(min=1), help=CONTEXT_HELP)
+@click.option("--recipe", help=RECIPE_HELP)
 @own_device_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def pick(
@@ -310,6 +312,7 @@ def pick(
     quant: str | None,
     memory_gb: float | None,
     context: int | None,
+    recipe: str | None,
     device_file: Path | None,
     bandwidth_gbps: float | None,
     kind: str,
@@ -338,7 +341,7 @@ def pick(
     own = own_device(reg, target, device_file, bandwidth_gbps, memory_gb, kind)
     devices_ = [own] if own else [reg.device(target)] if target else reg.devices().rows
     tiers = (parse_tier(quant),) if quant else TIERS
-    rows = pick_all(reg, resolve_model(model), devices_, tiers, context)
+    rows = pick_all(reg, resolve_model(model), devices_, tiers, context, recipe)
     if as_json:
         return emit_json([row.model_dump() for row in rows])
     from kolm.render import pick_table
@@ -353,6 +356,7 @@ def pick(
 @click.option("--backend", "-b", help="Backend (default: the device's recommended one).")
 @click.option("--memory", "memory_gb", type=float, help="Device memory in GB if not the row's default.")
 @click.option("--context", type=click.IntRange(min=1), help=CONTEXT_HELP)
+@click.option("--recipe", help=RECIPE_HELP)
 @own_device_options
 @click.option("--preview", is_flag=True, help="Only forecast; convert nothing (no toolchain needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -367,6 +371,7 @@ def export(
     backend: str | None,
     memory_gb: float | None,
     context: int | None,
+    recipe: str | None,
     device_file: Path | None,
     bandwidth_gbps: float | None,
     kind: str,
@@ -398,7 +403,7 @@ def export(
         raise UsageError("name the device: --target NAME (see kolm devices), or describe yours with --device-file")
     device = device or reg.device(target)
     spec = resolve_model(model)
-    result = forecast(reg, spec, device, tier, backend, memory_gb, context)
+    result = forecast(reg, spec, device, tier, backend, memory_gb, context, recipe)
     if preview:
         if as_json:
             return emit_json(result.model_dump())
@@ -436,6 +441,7 @@ def export(
         result.read_per_token_bytes,
         steps=progress_bar,
         max_drop_points=None if allow_drop else max_k_drop,
+        recipe_name=result.recipe,
     )
     if as_json:
         return emit_json(record.model_dump(mode="json", by_alias=True))

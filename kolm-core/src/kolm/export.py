@@ -44,13 +44,15 @@ def export_artifact(
     steps: Steps = silent,
     score: bool = True,
     max_drop_points: float | None = DEFAULT_MAX_K_DROP,
+    recipe_name: str | None = None,
 ) -> ExportRecord:
-    """Run the whole export pipeline; the output folder appears only if every step succeeded.
+    """Run the whole export pipeline with the backend's recipe `recipe_name` for `tier` (its default
+    without one); the output folder appears only if every step succeeded.
 
     With `max_drop_points`, a K more than that many points below the fp16 reference fails the
     export (nothing is written); None allows any drop (`--allow-drop`)."""
     owner = registry.backend(backend)
-    recipe = owner.recipe(tier)
+    recipe = owner.recipe(tier, recipe_name)
     owner.refuse_missing("export", "export")
     if score:
         owner.refuse_missing("run", "measure K on its export")
@@ -88,7 +90,9 @@ def export_artifact(
                 )
             if binder:
                 (staging / BINDER).write_text(binder.model_dump_json(indent=2) + "\n", encoding="utf-8")
-            embedded = manifest.model_copy(update={"quant": tier, "k_score": k.score if k else None})
+            embedded = manifest.model_copy(
+                update={"quant": tier, "recipe": recipe.name, "k_score": k.score if k else None}
+            )
             owner.embed_manifest(staging, result.payload, embedded.to_json())
             files = [(name, staging / name) for name in result.payload]
             with steps("hashing the payload") as advance:
@@ -112,6 +116,7 @@ def export_artifact(
                 lockfile=Lockfile(
                     input=artifact.name,
                     input_manifest_sha256=input_sha,
+                    recipe=recipe.name,
                     toolchain={"kolm-core": __version__, **result.toolchain},
                     flags=result.flags,
                     seed=0,
@@ -125,6 +130,7 @@ def export_artifact(
                 model=manifest.base,
                 tier=tier,
                 backend=backend,
+                recipe=recipe.name,
                 k=record.k,
                 export=str(out_dir.resolve()),
                 measured_at=history.now(),
@@ -207,6 +213,7 @@ def check_reproducible(
             steps,
             score=before.k is not None,
             max_drop_points=None,
+            recipe_name=before.manifest.recipe,
         )
     old = {p.path: p.sha256 for p in before.payload}
     new = {p.path: p.sha256 for p in again.payload}

@@ -1,8 +1,10 @@
 """The forecast shown by the picker and `kolm export --preview`, computed before converting.
 
-Size comes from the backend's per-tensor rule (`forecast_size`), tokens/s from its calibrated
-roofline (`forecast_throughput`), K-loss from typical per-tier deltas, and the fit verdict from
-`need = size + 1 GB runtime overhead` against the device's memory (docs/architecture.md, "Forecast").
+Size comes from the backend's per-tensor rule (`forecast_size`) for the chosen recipe, tokens/s
+from its calibrated roofline (`forecast_throughput`), K-loss from what `kolm export` measured on
+this model, else the recipe's drop measured on reference models, else typical per-tier deltas, and
+the fit verdict from `need = size + 1 GB runtime overhead` against the device's memory
+(docs/architecture.md, "Forecast").
 A backend without a size model or calibration gets a nominal size and the bandwidth ceiling, labelled.
 """
 
@@ -12,7 +14,7 @@ import shlex
 from typing import TYPE_CHECKING, Literal
 
 from kolm import history
-from kolm.api import BackendPlugin, SizeForecast, ThroughputForecast
+from kolm.api import BackendPlugin, SizeForecast, ThroughputForecast, TierRecipe
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceProfile
 from kolm.errors import BackendError, UsageError
@@ -60,6 +62,10 @@ class Forecast(KolmModel):
     tier: str
     backend: str
     backend_installed: bool
+    recipe: str | None = None
+    """The backend's recipe for the tier (`--recipe`); None when the backend is not installed."""
+    spelling: str | None = None
+    """The toolchain's own name for that recipe (`Q4_K_M`, `5-bit g32, embedding 8-bit`)."""
     refusal: str | None = None
     """Why `kolm export` would refuse this pick (the backend forecasts only, or cannot convert this
     model), None when it would export."""
@@ -133,10 +139,14 @@ def choose_backend(registry: Registry, spec: ModelSpec, device: DeviceProfile, t
     return recommend_backend(device, set(installed))
 
 
-def export_command(spec: ModelSpec, device: DeviceProfile, tier: str, backend: str, recommended: str) -> str:
+def export_command(
+    spec: ModelSpec, device: DeviceProfile, tier: str, backend: str, recommended: str, recipe: str | None = None
+) -> str:
+    """The `kolm export` that makes this pick (`--recipe` only for a recipe other than the default)."""
     ref = spec.ref if spec.origin == "artifact" else f"{spec.name}.kolm"
     command = f"kolm export {shlex.quote(ref)} --target {device.slug} --quant {tier}"
-    return command + (f" --backend {backend}" if backend != recommended else "")
+    command += f" --backend {backend}" if backend != recommended else ""
+    return command + (f" --recipe {shlex.quote(recipe)}" if recipe else "")
 
 
 def nominal_size(spec: ModelSpec, tier: Tier, why: str) -> SizeForecast:
@@ -152,10 +162,16 @@ def nominal_size(spec: ModelSpec, tier: Tier, why: str) -> SizeForecast:
 
 
 def size_of(
-    backend: BackendPlugin | None, name: str, spec: ModelSpec, tier: Tier, device: DeviceProfile | None
+    backend: BackendPlugin | None,
+    name: str,
+    spec: ModelSpec,
+    tier: Tier,
+    device: DeviceProfile | None,
+    recipe: TierRecipe | None = None,
 ) -> SizeForecast:
-    """The backend's size forecast, or the nominal one when it has none (or is not installed)."""
-    answer = backend.forecast_size(spec, tier, device) if backend else None
+    """The backend's size forecast (for `recipe`, else the tier's default), or the nominal one when
+    it has none (or is not installed)."""
+    answer = backend.forecast_size(spec, tier, device, recipe) if backend else None
     return answer or nominal_size(spec, tier, f"backend {name} has no size model for {spec.arch}")
 
 
@@ -180,26 +196,30 @@ def forecast(
     backend: str | None = None,
     memory_gb: float | None = None,
     context: int | None = None,
+    recipe_name: str | None = None,
 ) -> Forecast:
-    """Forecast one pick (the fit with the KV cache of `context` tokens when given). Raises
-    `BackendError` when the backend cannot do `tier`."""
+    """Forecast one pick with the backend's recipe `recipe_name` (the tier's default without one;
+    the fit with the KV cache of `context` tokens when given). Raises `BackendError` when the
+    backend cannot do `tier`, `UsageError` for a recipe it does not list."""
     recommended = choose_backend(registry, spec, device, tier)
     name = backend or recommended
     if name not in device.backends:
         raise UsageError(f"{device.name} is not a {name} target; its backends: {', '.join(device.backends)}")
     owner = registry.backend(name) if registry.declared(name) else None  # one line if declared but unusable
-    notes, refusal = [], None
+    notes, refusal, recipe = [], None, None
     if owner is None:
+        if recipe_name:
+            raise UsageError(f"--recipe needs backend {name} installed to list its recipes; pip install kolm-{name}")
         notes.append(f"backend {name} is not installed (pip install kolm-{name}); nominal forecast")
     else:
-        owner.recipe(tier)
+        recipe = owner.recipe(tier, recipe_name)
         if not owner.can_export:
             refusal = f"{owner.distribution} {owner.version} forecasts only"
         else:
             refusal = owner.cannot_export(spec, tier, device)
         if refusal:
             notes.append(f"{name} cannot export {spec.name}: {refusal}")
-    size = size_of(owner, name, spec, tier, device)
+    size = size_of(owner, name, spec, tier, device, recipe)
     speed = speed_of(owner, name, device, spec, tier, size)
     tok_s = TokS(low=speed.low, high=speed.high, method=speed.method, basis=speed.basis)
     sources = [*speed.sources, *spec.sources]
@@ -216,22 +236,24 @@ def forecast(
         )
         sources = [str(history.log_path("bench"))]
     memory_bytes = int(memory_gb * 1e9) if memory_gb else device.memory_bytes
-    k_loss = max(0.0, TYPICAL_K_LOSS_POINTS[tier] - TYPICAL_K_LOSS_POINTS[spec.quant])
-    k_method = (
-        f"typical delta vs fp16 for {tier} until kolm export measures it (kolm's planning figure, not a measurement)"
-    )
-    measured_k = history.latest_k(spec.name, tier, name)
-    command = None if refusal else export_command(spec, device, tier, name, recommended)
+    k_loss, k_method, this_model = typical_k_loss(spec, tier, recipe)
+    measured_k = history.latest_k(spec.name, tier, name, recipe.name) if recipe else None
+    chosen = recipe_name if recipe and recipe != owner.recipe(tier) else None
+    command = None if refusal else export_command(spec, device, tier, name, recommended, chosen)
     if command:
         tok_s.check = f"on the {device.name} itself: {command} -o EXPORT && kolm bench EXPORT --device {device.slug}"
     if measured_k is not None and measured_k.k.drop_points is not None:
-        k_loss = measured_k.k.drop_points
-        if k_loss > DEFAULT_MAX_K_DROP and command:
-            command += " --allow-drop"
-            notes.append(f"the measured K drop exceeds the default --max-k-drop {DEFAULT_MAX_K_DROP:g}")
+        k_loss, this_model = measured_k.k.drop_points, True
         k_method = (
             f"measured by kolm export {measured_k.measured_at}: K {measured_k.k.score:.3f} vs fp16 "
             f"{measured_k.k.fp16_reference:.3f} on {measured_k.k.items} items"
+        )
+    if k_loss > DEFAULT_MAX_K_DROP and command:
+        if this_model:
+            command += " --allow-drop"
+        notes.append(
+            f"the {'measured' if this_model else 'expected'} K drop exceeds the default --max-k-drop "
+            f"{DEFAULT_MAX_K_DROP:g}" + ("" if this_model else "; kolm export fails if this model's drop does too")
         )
     if spec.active_params < spec.inventory.params:
         notes.append(
@@ -247,6 +269,8 @@ def forecast(
         tier=tier,
         backend=name,
         backend_installed=owner is not None,
+        recipe=recipe.name if recipe else None,
+        spelling=recipe.spelling if recipe else None,
         refusal=refusal,
         size_bytes=size.bytes,
         size_method=size.method,
@@ -261,20 +285,45 @@ def forecast(
     )
 
 
+def typical_k_loss(spec: ModelSpec, tier: Tier, recipe: TierRecipe | None) -> tuple[float, str, bool]:
+    """(K-loss to expect before `kolm export` measures it, how it was found, whether it was measured
+    on this very model): the recipe's drop measured on this model, else the mean of the drops it
+    showed on the reference models, else kolm's per-tier planning delta."""
+    if spec.quant == "fp16" and recipe is not None and recipe.measured_drop is not None:
+        points = recipe.measured_drop.points
+        if spec.name in points:
+            return max(0.0, points[spec.name]), recipe.measured_drop.describe(), True
+        mean = max(0.0, sum(points.values()) / len(points))  # a K that rose by noise is no loss
+        return mean, f"mean of the {recipe.measured_drop.describe()}; {spec.name} not measured", False
+    loss = max(0.0, TYPICAL_K_LOSS_POINTS[tier] - TYPICAL_K_LOSS_POINTS[spec.quant])
+    return (
+        loss,
+        (f"typical delta vs fp16 for {tier} until kolm export measures it (kolm's planning figure, not a measurement)"),
+        False,
+    )
+
+
 def pick(
     registry: Registry,
     spec: ModelSpec,
     devices: list[DeviceProfile],
     tiers: tuple[str, ...] = TIERS,
     context: int | None = None,
+    recipe_name: str | None = None,
 ) -> list[Forecast]:
     """The picker: one forecast per device and tier with each device's recommended backend.
-    Tiers the recommended backend refuses are left out."""
+    Tiers the recommended backend refuses are left out, and with `recipe_name` the rows whose
+    backend has no recipe of that name (a `UsageError` when that leaves none)."""
     rows = []
     for device in devices:
         for tier in tiers:
             try:
-                rows.append(forecast(registry, spec, device, tier, context=context))
+                rows.append(forecast(registry, spec, device, tier, context=context, recipe_name=recipe_name))
             except BackendError:
                 continue
+            except UsageError:
+                if recipe_name is None:
+                    raise
+    if recipe_name and not rows:
+        raise UsageError(f"no backend of these devices has a recipe {recipe_name!r} for {', '.join(tiers)}")
     return rows

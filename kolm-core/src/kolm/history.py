@@ -25,6 +25,7 @@ class KEntry(KolmModel):
     model: str
     tier: str
     backend: str
+    recipe: str | None = None
     k: KRecord
     export: str
     measured_at: str
@@ -93,6 +94,7 @@ def latest_bench(device: DeviceProfile, model: str, tier: str, backend: str) -> 
     return latest("bench", BenchEntry, usable)
 
 
-def latest_k(model: str, tier: str, backend: str) -> KEntry | None:
-    """The newest K that `kolm export` measured for this model, tier and backend, if any."""
-    return latest("k", KEntry, lambda e: (e.model, e.tier, e.backend) == (model, tier, backend))
+def latest_k(model: str, tier: str, backend: str, recipe: str) -> KEntry | None:
+    """The newest K that `kolm export` measured for this model, tier, backend and recipe, if any
+    (entries logged before exports named their recipe match none)."""
+    return latest("k", KEntry, lambda e: (e.model, e.tier, e.backend, e.recipe) == (model, tier, backend, recipe))

@@ -35,7 +35,8 @@ class EvalPackRef(KolmModel):
 class Manifest(KolmModel):
     """`manifest.json` of an RS-1 artifact.
 
-    `quant` is the tier of the weights inside (fp16 for packed sources); `k_score` is the K
+    `quant` is the tier of the weights inside (fp16 for packed sources) and `recipe` the name of the
+    backend recipe that made it (an export's; None in an artifact); `k_score` is the K
     measured on the embedded eval pack at that tier and `k_score_fp16_reference` the fp16 K,
     both None until measured. `refusals` names the backends that could not convert the model when
     it was packed, with their reasons, so forecasts refuse them before anyone converts again.
@@ -48,6 +49,7 @@ class Manifest(KolmModel):
     arch: str
     params: int = Field(ge=1)
     quant: Literal[TIERS]  # type: ignore[valid-type]
+    recipe: str | None = None
     k_score: float | None = Field(None, ge=0, le=1)
     k_score_fp16_reference: float | None = Field(None, ge=0, le=1)
     refusals: dict[str, str] = {}
@@ -105,6 +107,7 @@ class Lockfile(KolmModel):
 
     input: str
     input_manifest_sha256: str = SHA256
+    recipe: str | None = None
     toolchain: dict[str, str]
     flags: dict[str, str | int | float | bool]
     seed: int

@@ -19,11 +19,10 @@ from importlib.metadata import entry_points
 import pluggy
 
 from kolm import hookspecs
-from kolm.api import Backend, BackendPlugin, TierRecipe
+from kolm.api import Backend, BackendPlugin
 from kolm.datamodel import KolmModel
 from kolm.devices import USER, DeviceKind, DeviceProfile, DeviceTable, Sourced, user_rows
 from kolm.errors import BackendError, KolmError, PluginError, UsageError, one_line
-from kolm.quant import Tier
 
 GROUP = "kolm"
 
@@ -36,6 +35,8 @@ class PluginInfo(KolmModel):
     version: str
     hooks: list[str]
     backend: str | None = None
+    recipes: dict[str, list[str]] = {}
+    """Tier -> the names `--recipe` takes, the default first (a backend that builds on another: none)."""
     toolchain: dict[str, bool] = {}
     install: str | None = None
     error: str | None = None
@@ -182,19 +183,18 @@ class Registry:
         if len(owners) > 1:
             raise PluginError(self._conflict(name))
         origin, declared = owners[0]
-        base = None
-        tiers: dict[Tier, TierRecipe] = declared.tiers
+        base, table = None, declared
         if declared.builds_on:
             try:
                 base = self.backend(declared.builds_on)
             except KolmError as exc:
                 raise BackendError(f"backend {name} builds on {declared.builds_on}, which is unusable: {exc}") from exc
-            tiers = base.tiers
+            table = base.table
         plugin = self.pm.get_plugin(origin.key)
         hooks = set(self._hooks(plugin))
         return BackendPlugin(
             declared,
-            tiers,
+            table,
             origin.distribution,
             origin.version,
             call=lambda hook, **kw: self.pm.subset_hook_caller(hook, self._others(plugin))(**kw),
@@ -275,6 +275,7 @@ class Registry:
                     version=origin.version,
                     hooks=self._hooks(self.pm.get_plugin(origin.key)),
                     backend=declared.name if declared else None,
+                    recipes=declared.recipe_names() if declared else {},
                     toolchain=toolchain,
                     install=declared.install if declared and not all(toolchain.values()) else None,
                     error=error,

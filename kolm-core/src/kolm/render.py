@@ -97,20 +97,21 @@ CAPABILITIES = {
 
 def plugin_table(rows: list[PluginInfo]) -> Table:
     table = Table(title="Plugins (kolm plugins --json: entry points and every hook)")
-    for column in ("distribution", "backend", "can", "toolchain"):
+    for column in ("distribution", "backend", "can", "recipes (--recipe; default first)", "toolchain"):
         table.add_column(column, overflow="fold")
     order = list(dict.fromkeys(CAPABILITIES.values()))
     for row in rows:
         distribution = f"{row.distribution} {row.version}"
         if row.error and not row.hooks:
-            table.add_row(distribution, "", Text(f"skipped: {row.error}", style="red"), "")
+            table.add_row(distribution, "", Text(f"skipped: {row.error}", style="red"), "", "")
             continue
         toolchain = Text(", ".join(f"{m} {'✓' if ok else '✗'}" for m, ok in row.toolchain.items()))
         toolchain.append(f"\n{row.install}" if row.install else "")  # Text: `pip install 'x[extra]'` is not markup
         can = Text(", ".join(sorted({CAPABILITIES[h] for h in row.hooks if h in CAPABILITIES}, key=order.index)))
         if row.error:
             can.append(f"\n{row.error}", style="red")
-        table.add_row(distribution, row.backend or "", can, toolchain)
+        recipes = "\n".join(f"{tier}: {', '.join(names)}" for tier, names in row.recipes.items())
+        table.add_row(distribution, row.backend or "", can, recipes, toolchain)
     return table
 
 
@@ -163,6 +164,12 @@ def pick_table(rows: list[Forecast]) -> Table:
     return table
 
 
+def recipe_label(record: ExportRecord) -> str:
+    """The toolchain's spelling, with the recipe's name where the two differ."""
+    recipe = record.manifest.recipe
+    return record.spelling if recipe in (None, record.spelling) else f"{record.spelling}, recipe {recipe}"
+
+
 def forecast_report(f: Forecast) -> Group:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -172,6 +179,8 @@ def forecast_report(f: Forecast) -> Group:
     table.add_row("K-score loss", f"{f.k_loss_points:.1f} points — {f.k_loss_method}")
     table.add_row("fit", Text.assemble((f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]), f" — {f.fit.arithmetic}"))
     table.add_row("backend", f.backend + backend_status(f))
+    if f.recipe:
+        table.add_row("recipe", f"{f.recipe} ({f.spelling})")
     table.add_row("command", f.command or f"none: {f.backend} cannot export {f.model}: {f.refusal}")
     table.add_row("sources", "\n".join(f.forecast_sources))
     for note in f.notes:
@@ -263,7 +272,9 @@ def export_report(out: Path, record: ExportRecord) -> Group:
     table.add_row("record", str(out / "kolm-export.json"))
     table.add_row("next", f'kolm run {out} --prompt "..."   ·   kolm bench {out} --device {shlex.quote(record.device)}')
     return Group(
-        Text(f"Exported {record.manifest.base} → {record.device}, {record.tier} ({record.spelling})", style="bold"),
+        Text(
+            f"Exported {record.manifest.base} → {record.device}, {record.tier} ({recipe_label(record)})", style="bold"
+        ),
         table,
     )
 

@@ -105,11 +105,13 @@ def verify_export(
         f"{pack_sha[:16]}… ({artifact.name}:{source.eval_pack.path})",
     )
 
+    wanted = f"{manifest.quant}, recipe {manifest.recipe}" if manifest.recipe else manifest.quant
+    shown = f"{facts.tier}, recipe {facts.recipe}" if facts.tier and facts.recipe else facts.tier or "no tier"
     check(
         "quant tier matches the tensor types",
-        facts.tier == manifest.quant,
-        f"{manifest.quant} (manifest)",
-        f"{facts.tier or 'no tier'} ({facts.types})",
+        facts.tier == manifest.quant and manifest.recipe in (None, facts.recipe),
+        f"{wanted} (manifest)",
+        f"{shown} ({facts.types})",
     )
 
     with owner.run(request) as session:
@@ -160,7 +162,7 @@ def _fidelity(
             manifest=art.manifest,
             model_dir=model_dir,
             tier=record.tier,
-            recipe=owner.recipe(record.tier),
+            recipe=owner.recipe(record.tier, record.manifest.recipe),
             device=None,
             out_dir=Path(work),
             work_dir=Path(work),

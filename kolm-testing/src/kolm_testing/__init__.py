@@ -486,18 +486,20 @@ class Export:
         return self.folder / self.record.payload[0].path
 
 
-def cli_exporter(artifact: Path, root: Path, device: str, *options: str) -> Callable[[str], Export]:
-    """export(tier): `kolm export ART --target DEVICE --quant TIER -o ROOT/... --json OPTIONS`, run
-    once per tier (asserted to succeed) and remembered."""
-    done: dict[str, Export] = {}
+def cli_exporter(artifact: Path, root: Path, device: str, *options: str) -> Callable[..., Export]:
+    """export(tier, recipe=None): `kolm export ART --target DEVICE --quant TIER [--recipe RECIPE]
+    -o ROOT/... --json OPTIONS`, run once per tier and recipe (asserted to succeed) and remembered."""
+    done: dict[tuple[str, str | None], Export] = {}
 
-    def export(tier: str) -> Export:
-        if tier not in done:
-            folder = root / f"{artifact.stem}-{device}-{tier}"
-            result = invoke("export", artifact, "--target", device, "--quant", tier, "-o", folder, "--json", *options)
+    def export(tier: str, recipe: str | None = None) -> Export:
+        if (tier, recipe) not in done:
+            folder = root / f"{artifact.stem}-{device}-{tier}" if recipe is None else root / f"{artifact.stem}-{recipe}"
+            chosen = ("--recipe", recipe) if recipe else ()
+            command = ("export", artifact, "--target", device, "--quant", tier, *chosen, "-o", folder, "--json")
+            result = invoke(*command, *options)
             assert result.exit_code == 0, result.output
-            done[tier] = Export(folder, load_record(folder)[1], json.loads(result.stdout))
-        return done[tier]
+            done[tier, recipe] = Export(folder, load_record(folder)[1], json.loads(result.stdout))
+        return done[tier, recipe]
 
     return export
 
