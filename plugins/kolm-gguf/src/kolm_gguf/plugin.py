@@ -113,9 +113,11 @@ def read_payload(request: RunRequest) -> PayloadFacts:
     from kolm_gguf.size import tier_of, type_mix
 
     header = read_header(request.path / request.payload[0])
+    tier = tier_of(header.tensors, ftypes(), header.get("general.architecture", "llama"))
     return PayloadFacts(
         manifest_json=header.get(MANIFEST_KEY),
-        tier=tier_of(header.tensors, ftypes(), header.get("general.architecture", "llama")),
+        tier=tier,
+        recipe=_data.declared.tiers[tier].name if tier else None,
         types=type_mix(kind for _, _, kind in header.tensors)[1],
     )
 
