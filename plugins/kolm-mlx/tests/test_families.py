@@ -1,10 +1,12 @@
 """Every decoder family kolm forecasts, on mlx at every tier: a tiny random-weight model of each
 (kolm_testing.FAMILY_CONFIGS) packs, converts with mlx_lm at its forecast size, runs a greedy
-completion and verifies. Random weights: K says nothing, so the gates are opened."""
+completion and verifies; every other recipe backend.json lists does the same on two families (one
+with tied embeddings, one without). Random weights: K says nothing, so the gates are opened."""
 
 from __future__ import annotations
 
 import pytest
+from kolm.plugin_data import read_data
 from kolm_testing import (
     FAMILY_CONFIGS,
     OPPOSITE_ITEM,
@@ -18,16 +20,41 @@ pytestmark = pytest.mark.slow
 TIERS = ("fp16", "int8", "int4", "int3")
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILY_CONFIGS))
-def family(request, smol_pack, tmp_path_factory):
-    """(packed .kolm, export(tier))."""
-    root = tmp_path_factory.mktemp(request.param)
-    artifact = pack_family(request.param, root, smol_pack, [OPPOSITE_ITEM])
-    return artifact, cli_exporter(artifact, root, "m3-pro", "--allow-drop")
+@pytest.fixture(scope="module")
+def family_of(smol_pack, tmp_path_factory):
+    """family_of(name): (packed .kolm, export(tier, recipe=None)), packed once per family."""
+    made = {}
+
+    def family(name: str):
+        if name not in made:
+            root = tmp_path_factory.mktemp(name)
+            artifact = pack_family(name, root, smol_pack, [OPPOSITE_ITEM])
+            made[name] = artifact, cli_exporter(artifact, root, "m3-pro", "--allow-drop")
+        return made[name]
+
+    return family
+
+
+@pytest.fixture(params=sorted(FAMILY_CONFIGS))
+def family(request, family_of):
+    return family_of(request.param)
 
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_it_converts_at_the_forecast_size_runs_and_verifies(family, tier):
     artifact, export = family
     done = export(tier)
+    exports_runs_and_verifies(artifact, done.folder, done.printed, "--raw", "--prompt", "The sky is", "-n", "4")
+
+
+DECLARED = read_data("kolm_mlx", "backend")
+ALTERNATIVES = [(tier, recipe.name) for tier, others in DECLARED.alternatives.items() for recipe in others]
+
+
+@pytest.mark.parametrize(("tier", "recipe"), ALTERNATIVES)
+@pytest.mark.parametrize("name", ["llama3", "gemma3"])
+def test_every_other_recipe_converts_at_its_forecast_size_and_reads_back(name, tier, recipe, family_of):
+    artifact, export = family_of(name)
+    done = export(tier, recipe)
+    assert done.record.manifest.recipe == done.record.lockfile.recipe == recipe
     exports_runs_and_verifies(artifact, done.folder, done.printed, "--raw", "--prompt", "The sky is", "-n", "4")

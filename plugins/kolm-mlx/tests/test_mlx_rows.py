@@ -54,3 +54,25 @@ def test_a_mixture_of_experts_goes_to_gguf_on_a_mac_with_the_reason_mlx_gives():
     assert picked.command == "kolm export Qwen3-30B-A3B.kolm --target apple-m4-max --quant int4"
     assert picked.tok_s.method == "ceiling" and "none on a mixture of experts" in picked.tok_s.basis
     assert picked.read_per_token_bytes < picked.size_bytes / 5  # 8 of 128 experts, 3.3 B of 30.5 B
+
+
+def header_of(tensors) -> dict:
+    return {name: {"dtype": dtype, "shape": list(shape)} for name, dtype, shape in tensors}
+
+
+def test_each_recipe_is_read_back_module_by_module_and_a_mismatch_is_none():
+    """The read-back (`recipe_of`) against what the size rule says each recipe writes; the real
+    files are read back by every export test (kolm verify's check 4)."""
+    from kolm_mlx.quant_plan import quantization, recipe_of, stored_tensors
+
+    spec = resolve_model("SmolLM2-135M")
+    declared = read_data("kolm_mlx", "backend")
+    recipes = [(tier, r.name, r.options) for tier, r in declared.recipes()]
+    for tier, recipe in declared.recipes():
+        tensors, paths = stored_tensors(spec, recipe.options)
+        config = {"quantization": quantization(recipe.options, paths)} if recipe.options["quantize"] else {}
+        assert recipe_of(header_of(tensors), config, recipes) == (tier, recipe.name)
+    # config.json says 8-bit embeddings, the tensors hold them at 5 bits: no recipe
+    options = declared.tiers["int4"].options
+    tensors, paths = stored_tensors(spec, {**options, "embedding_bits": 5})
+    assert recipe_of(header_of(tensors), {"quantization": quantization(options, paths)}, recipes) is None

@@ -10,6 +10,7 @@ from pathlib import Path
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
 from kolm.errors import BackendError, UnsupportedModelError
 
+from kolm_mlx.quant_plan import convert_arguments
 from kolm_mlx.runtime import import_mlx_lm
 
 WEIGHTS = "model.safetensors"
@@ -33,7 +34,7 @@ def export_mlx(request: ExportRequest) -> ExportResult:
     with request.steps(f"converting with mlx_lm.convert ({request.spelling})"):
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # its [INFO] lines would mix with `--json`
-                convert(str(request.model_dir), str(target), **flags)
+                convert(str(request.model_dir), str(target), **convert_arguments(flags))
         except (ValueError, KeyError) as exc:  # the model: an unknown type, a config field mlx-lm needs
             raise UnsupportedModelError(f"mlx_lm.convert cannot convert {request.manifest.base}: {exc!r}") from exc
         except OSError as exc:

@@ -68,7 +68,7 @@ def run(request: RunRequest) -> Session:
 
 @hookimpl
 def read_payload(request: RunRequest) -> PayloadFacts:
-    from kolm_mlx.quant_plan import tier_of, type_mix
+    from kolm_mlx.quant_plan import recipe_of, type_mix
     from kolm_mlx.safetensors_file import MANIFEST_KEY, read_header
 
     metadata, tensors = read_header(request.path / request.payload[0])
@@ -81,10 +81,12 @@ def read_payload(request: RunRequest) -> PayloadFacts:
         raise ArtifactError(f"{request.path}: no readable config.json ({exc})") from exc
     quant = config.get("quantization")
     said = f"config.json quantization {quant}" if quant else "config.json: not quantized"
-    recipes = {tier: recipe.options for tier, recipe in _data.declared.tiers.items()}
+    recipes = [(tier, recipe.name, recipe.options) for tier, recipe in _data.declared.recipes()]
+    tier, recipe = recipe_of(tensors, config, recipes) or (None, None)
     return PayloadFacts(
         manifest_json=metadata.get(MANIFEST_KEY),
-        tier=tier_of(tensors, config, recipes),
+        tier=tier,
+        recipe=recipe,
         types=f"{type_mix(tensors)}; {said}",
     )
 

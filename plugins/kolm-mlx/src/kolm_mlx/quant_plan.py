@@ -1,50 +1,91 @@
 """mlx-lm's quantization rule (mlx-lm 0.32, `mlx_lm.utils.quantize_model` with affine mode): every
 Linear and Embedding whose input dimension divides the group size is stored as packed uint32
 weights plus one float16 scale and bias per group; everything else stays float16. Used both to
-forecast an export and to read a payload's tier back from its tensors.
+forecast an export and to read a payload's recipe back from its tensors.
 
-A tier's recipe (backend.json) holds the exact `mlx_lm.convert` keyword arguments: `quantize`,
-`q_bits`, `q_group_size`, `q_mode`."""
+A recipe's options (backend.json) are `mlx_lm.convert`'s own keyword arguments (`quantize`,
+`q_bits`, `q_group_size`, `q_mode`, `dtype`) plus kolm's `embedding_bits`: the token embedding (and
+an untied `lm_head`) at more bits, which the export passes to `mlx_lm.convert` as a `quant_predicate`
+and mlx-lm records per module in config.json's `quantization`."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from kolm.api import Flags, ModelSpec
 
 DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "U32": 4}
+EMBEDDING_MODULES = ("embed_tokens", "lm_head")  # a tied model decodes through embed_tokens
+KOLM_OPTIONS = ("embedding_bits",)  # recipe options that are kolm's, not mlx_lm.convert's
 
 Stored = tuple[str, str, tuple[int, ...]]  # (name, safetensors dtype, shape)
 
 
-def quantization(options: Flags) -> dict | None:
-    """The `quantization` entry `mlx_lm.convert` writes into config.json for these convert options
-    (None when it does not quantize)."""
+def is_embedding(path: str) -> bool:
+    """Whether the module at `path` (`model.embed_tokens`, `lm_head`) is the embedding or output layer."""
+    return path.rsplit(".", 1)[-1] in EMBEDDING_MODULES
+
+
+def module_quant(options: Flags, path: str) -> dict:
+    """The quantization parameters mlx-lm applies to the module at `path` under these options."""
+    bits = options.get("embedding_bits", options["q_bits"]) if is_embedding(path) else options["q_bits"]
+    return {"group_size": options["q_group_size"], "bits": bits, "mode": options["q_mode"]}
+
+
+def quantization(options: Flags, paths: list[str] = ()) -> dict | None:
+    """The `quantization` entry `mlx_lm.convert` writes into config.json for these options, given the
+    paths of the modules it quantizes (each with its own parameters where they differ); None when
+    it does not quantize."""
     if not options.get("quantize"):
         return None
-    return {"group_size": options["q_group_size"], "bits": options["q_bits"], "mode": options["q_mode"]}
+    base = module_quant(options, "")
+    return {**base, **{path: module_quant(options, path) for path in paths if module_quant(options, path) != base}}
 
 
-def stored_tensors(spec: ModelSpec, options: Flags) -> list[Stored]:
-    """The tensors `mlx_lm.convert` writes for `spec` with these convert options (float16 when
-    not quantizing, and for every tensor left unquantized): a 2-D `.weight` is a Linear or Embedding."""
-    quant = quantization(options) or {"bits": None, "group_size": 1}
-    bits, group = quant["bits"], quant["group_size"]
+def convert_arguments(options: Flags) -> dict:
+    """`mlx_lm.convert`'s keyword arguments for these options (`embedding_bits` as a `quant_predicate`)."""
+    arguments = {k: v for k, v in options.items() if k not in KOLM_OPTIONS}
+    if "embedding_bits" in options:
+        arguments["quant_predicate"] = per_module_predicate(options)
+    return arguments
+
+
+def per_module_predicate(options: Flags) -> Callable[[str, object], bool | dict]:
+    """A `quant_predicate`: the embedding modules' own parameters, the defaults (True) elsewhere."""
+    base = module_quant(options, "")
+
+    def predicate(path: str, module: object) -> bool | dict:
+        own = module_quant(options, path)
+        return own if own != base else True
+
+    return predicate
+
+
+def stored_tensors(spec: ModelSpec, options: Flags) -> tuple[list[Stored], list[str]]:
+    """(the tensors `mlx_lm.convert` writes for `spec` with these options, the paths of the modules
+    it quantizes): a 2-D `.weight` is a Linear or Embedding; float16 when not quantizing, and for
+    every tensor left unquantized."""
+    quantize = bool(options.get("quantize"))
     out: list[Stored] = []
+    paths: list[str] = []
     for t in spec.inventory.tensors:
         if t.name.endswith("rotary_emb.inv_freq") or (t.name == "lm_head.weight" and spec.tied_embeddings):
             continue
         rows, cols = (t.shape[0], t.shape[-1]) if len(t.shape) == 2 else (0, 0)
-        if bits and t.name.endswith(".weight") and len(t.shape) == 2 and cols % group == 0:
-            prefix = t.name.removesuffix(".weight")
+        path = t.name.removesuffix(".weight")
+        if quantize and t.name.endswith(".weight") and len(t.shape) == 2 and cols % options["q_group_size"] == 0:
+            quant = module_quant(options, path)
+            bits, group = quant["bits"], quant["group_size"]
+            paths.append(path)
             out += [
                 (t.name, "U32", (rows, cols * bits // 32)),
-                (prefix + ".scales", "F16", (rows, cols // group)),
-                (prefix + ".biases", "F16", (rows, cols // group)),
+                (path + ".scales", "F16", (rows, cols // group)),
+                (path + ".biases", "F16", (rows, cols // group)),
             ]
         else:
             out.append((t.name, "F16", t.shape))
-    return out
+    return out, paths
 
 
 def nbytes(tensor: Stored) -> int:
@@ -54,34 +95,34 @@ def nbytes(tensor: Stored) -> int:
     return n
 
 
-def tensor_bits(tensors: dict[str, dict], group_size: int) -> set[float]:
-    """The bit widths the quantized tensors show for this group size: a packed `X.weight` (uint32)
-    of shape (rows, cols·bits/32) beside `X.scales` of shape (rows, cols/group_size). Shapes fix
-    only bits × group size, so the group size comes from config.json."""
-    bits = set()
+def module_bits(tensors: dict[str, dict], quant: dict) -> dict[str, float | None]:
+    """Each quantized module's bit width as its tensors show it: a packed `X.weight` (uint32) of shape
+    (rows, cols·bits/32) beside `X.scales` of shape (rows, cols/group_size). Shapes fix only
+    bits × group size, so each module's group size comes from config.json's `quantization`."""
+    bits = {}
     for name, info in tensors.items():
-        scales = tensors.get(name.removesuffix(".weight") + ".scales")
+        path = name.removesuffix(".weight")
+        scales = tensors.get(path + ".scales")
         if name.endswith(".weight") and info["dtype"] == "U32" and scales is not None:
-            bits.add(info["shape"][-1] * 32 / (scales["shape"][-1] * group_size))
+            own = quant.get(path)
+            group = (own if isinstance(own, dict) else quant).get("group_size")
+            bits[path] = info["shape"][-1] * 32 / (scales["shape"][-1] * group) if isinstance(group, int) else None
     return bits
 
 
-def tier_of(tensors: dict[str, dict], config: dict, recipes: dict[str, Flags]) -> str | None:
-    """The tier (of `recipes`, tier -> convert options) that both config.json's "quantization" and
-    the tensors themselves show, or None when they disagree or match no tier (a mixed-bit model,
-    another group size, bfloat16 weights)."""
+def recipe_of(tensors: dict[str, dict], config: dict, recipes: list[tuple[str, str, Flags]]) -> tuple[str, str] | None:
+    """The (tier, recipe name), of `recipes` (tier, name, options), that both config.json's
+    `quantization` and the tensors themselves show, module by module; None when they disagree or
+    match no recipe (another group size or bit mix, bfloat16 weights)."""
     quant = config.get("quantization")
     floats = {info["dtype"] for info in tensors.values() if info["dtype"] != "U32"}
     if floats != {"F16"}:
         return None
-    if quant is not None and (set(quant) - {"group_size", "bits", "mode"} or quant.get("mode", "affine") != "affine"):
-        return None  # per-layer overrides: a mixed-precision model
-    for tier, options in recipes.items():
-        wanted = quantization(options)
-        if wanted is None and quant is None and not tensor_bits(tensors, 1):
-            return tier
-        if wanted is not None and quant == wanted and tensor_bits(tensors, wanted["group_size"]) == {wanted["bits"]}:
-            return tier
+    shown = module_bits(tensors, quant or {"group_size": 1})
+    for tier, name, options in recipes:
+        expected = {path: module_quant(options, path)["bits"] for path in shown} if options.get("quantize") else {}
+        if quantization(options, list(shown)) == quant and shown == expected:
+            return tier, name
     return None
 
 

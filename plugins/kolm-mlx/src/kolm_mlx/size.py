@@ -87,8 +87,8 @@ def config_bytes(spec: ModelSpec, quant: dict | None) -> int:
 
 def mlx_size(spec: ModelSpec, tier: str, recipe: TierRecipe) -> SizeForecast:
     """Every file of the export folder, the weights counted tensor by tensor."""
-    tensors = stored_tensors(spec, recipe.options)
-    quant = quantization(recipe.options)
+    tensors, paths = stored_tensors(spec, recipe.options)
+    quant = quantization(recipe.options, paths)
     parts = shards(tensors)
     names = (
         ["model.safetensors"]
