@@ -4,7 +4,7 @@
   (kolm-gguf's import_weights, no llama.cpp needed) on a 3-item eval pack, and exported for a
   Pixel 8 at each tier on first use, K and fidelity measured.
 - A random-weight, untied Llama (numpy + safetensors, SmolLM2's tokenizer) exported for a
-  Snapdragon X Elite (no `model.ort`) without K scoring: sizes and tensor types.
+  Snapdragon X Elite without K scoring: sizes and tensor types.
 
 Nothing is mocked and nothing is downloaded: onnxruntime-genai's builder converts and quantizes,
 onnxruntime-genai runs. `KOLM_HOME` points at a private folder for the session.

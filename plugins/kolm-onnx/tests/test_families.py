@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from kolm.plugin_data import read_data
 from kolm_testing import FAMILY_CONFIGS, OPPOSITE_ITEM, failed, invoke, pack_family, random_family, verify
 
 pytestmark = pytest.mark.slow
@@ -18,6 +19,8 @@ PHONE = "pixel-8"
 # Families onnxruntime-genai 0.18.0's builder names but fails on, with the start of onnx's reason.
 REFUSED = {"gemma3": "onnxruntime-genai 0.18.0's model builder fails on Gemma3ForCausalLM: "}
 BUILT = sorted(set(FAMILY_CONFIGS) - set(REFUSED))
+DECLARED = read_data("kolm_onnx", "backend")
+ALTERNATIVES = [(tier, recipe.name) for tier, others in DECLARED.alternatives.items() for recipe in others]
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +44,27 @@ def test_exports_within_one_percent_runs_and_verifies(packed, tier, tmp_path):
     printed = json.loads(result.stdout)
     assert abs(printed["size_check"]["error_percent"]) < 1.0, printed["size_check"]
     names = {p["path"] for p in printed["payload"]}
-    assert {"model.onnx", "model.onnx.data", "model.ort", "genai_config.json"} <= names
+    assert {"model.onnx", "model.onnx.data", "genai_config.json"} <= names
 
     ran = invoke("run", out, "--prompt", "What is the capital of France?", "-n", "8")
     assert ran.exit_code == 0, ran.output
     assert ran.stdout.removesuffix("\n"), "no token generated (through the family's chat template)"
 
+    code, evidence = verify(out, artifact)
+    assert code == 0 and failed(evidence) == [], evidence
+
+
+@pytest.mark.parametrize(("tier", "recipe"), ALTERNATIVES)
+@pytest.mark.parametrize("packed", ["llama3", "qwen3"], indirect=True)
+def test_every_other_recipe_exports_at_its_forecast_size_and_reads_back(packed, tier, recipe, tmp_path):
+    """Each recipe backend.json lists beside a tier's default, on an untied and a tied family."""
+    _, artifact = packed
+    out = tmp_path / "export"
+    chosen = ("--quant", tier, "--recipe", recipe)
+    result = invoke("export", artifact, "--target", PHONE, *chosen, "-o", out, "--json", "--allow-drop")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["manifest"]["recipe"] == recipe and abs(printed["size_check"]["error_percent"]) < 1.0
     code, evidence = verify(out, artifact)
     assert code == 0 and failed(evidence) == [], evidence
 

@@ -36,12 +36,13 @@ def test_snapdragon_x_elite_offers_onnx():
     assert "onnx" in registry().devices().find("x-elite").backends
 
 
-def test_phone_forecast_counts_the_ort_file():
+def test_a_phone_gets_the_files_a_laptop_gets():
+    """One copy of the weights (`model.onnx.data`), not also an ORT-format copy (issue 15)."""
     reg = registry()
     spec = resolve_model("SmolLM2-135M")
     phone = forecast(reg, spec, reg.devices().find("pixel-8"), "int4")
     laptop = forecast(reg, spec, reg.devices().find("x-elite"), "int4", backend="onnx")
-    assert phone.size_bytes > 1.9 * laptop.size_bytes - 5_000_000  # model.onnx(.data) + model.ort
+    assert phone.size_bytes == laptop.size_bytes and phone.backend == "onnx"
 
 
 def test_what_the_builder_does_not_build_is_refused_before_converting():

@@ -1,5 +1,7 @@
-"""ONNX export: onnxruntime-genai's model builder (`-p fp32|int8|int4 -e cpu`), the artifact's own
-tokenizer files, and for phones the ORT-format copy ONNX Runtime Mobile loads."""
+"""ONNX export: onnxruntime-genai's model builder (`-p fp32|int8|int4 -e cpu`) and the artifact's own
+tokenizer files. Phones get the same `model.onnx`: onnxruntime-genai on Android runs on the full
+`onnxruntime-android` package, which loads ONNX-format models (the ORT-format-only
+`onnxruntime-mobile` package ended at 1.18.0, https://mvnrepository.com/artifact/com.microsoft.onnxruntime/onnxruntime-mobile)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,7 @@ import sys
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
 from kolm.errors import BackendError, ToolchainMissingError
 
-from kolm_onnx.graph import ORT_FILE
-from kolm_onnx.size import TOKENIZER_FILES, ships_ort
+from kolm_onnx.size import TOKENIZER_FILES
 
 MAIN = "model.onnx"
 BUILDER = "onnxruntime_genai.models.builder"
@@ -26,6 +27,17 @@ def require_toolchain(*modules: str) -> None:
             raise ToolchainMissingError(f"{module} is not installed; {INSTALL}")
 
 
+def precision(options: dict) -> str:
+    """The builder's `-p` for a recipe's options: `int8`/`int4` by `bits`, `fp32` without."""
+    return f"int{options['bits']}" if "bits" in options else "fp32"
+
+
+def extra_options(options: dict) -> list[str]:
+    """The builder's `--extra_options` for a recipe's options: every option but `bits` (which the
+    precision, `-p int4`, already says), as `key=value`."""
+    return [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items() if k != "bits"]
+
+
 def build(request: ExportRequest) -> list[str]:
     """Run the model builder into `request.out_dir`; returns its exact command line."""
     command = [
@@ -37,12 +49,14 @@ def build(request: ExportRequest) -> list[str]:
         "-o",
         str(request.out_dir),
         "-p",
-        request.spelling,
+        precision(request.recipe.options),
         "-e",
         "cpu",
         "-c",
         str(request.work_dir / "builder-cache"),
     ]
+    if extra := extra_options(request.recipe.options):
+        command += ["--extra_options", *extra]
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
@@ -62,22 +76,15 @@ def use_artifact_tokenizer(request: ExportRequest) -> None:
 
 
 def export_onnx(request: ExportRequest) -> ExportResult:
-    from kolm_onnx.graph import write_ort
-
     require_toolchain("onnxruntime_genai", "onnxruntime", "onnx", "torch", "transformers")
     with request.steps(f"building the ONNX model ({request.spelling}) with onnxruntime-genai"):
         command = build(request)
     use_artifact_tokenizer(request)
-    phone = ships_ort(request.device)
-    if phone:
-        with request.steps("writing model.ort for ONNX Runtime Mobile"):
-            write_ort(request.out_dir / MAIN, request.out_dir / ORT_FILE)
     files = sorted(p.name for p in request.out_dir.iterdir() if p.is_file() and p.name != MAIN)
     flags: dict[str, str | int | bool] = {
-        "builder": " ".join(["python", "-m", BUILDER, "-i", "MODEL", "-o", "OUT", *command[7:11]]),
-        "precision": request.spelling,
+        "builder": " ".join(["python", "-m", BUILDER, "-i", "MODEL", "-o", "OUT", *command[7:11], *command[13:]]),
+        "precision": precision(request.recipe.options),
         "execution_provider": "cpu",
-        "ort_format": "model.ort, graph optimizations disabled" if phone else "none",
         "tokenizer": "artifact's files, unchanged",
     }
     if request.recipe.options:

@@ -1,5 +1,5 @@
-"""Reading and stamping the exported ONNX graph: the `kolm.manifest` metadata prop, the tier its
-MatMul nodes show, and the ORT-format copy for ONNX Runtime Mobile.
+"""Reading and stamping the exported ONNX graph: the `kolm.manifest` metadata prop and the recipe its
+MatMul nodes show.
 
 The weights live in `model.onnx.data` (external data); only the small graph proto is loaded and
 rewritten, so stamping a manifest never reads the weights into memory.
@@ -8,11 +8,12 @@ rewritten, so stamping a manifest never reads the weights into memory.
 from __future__ import annotations
 
 import os
-from collections import Counter
+import re
 from pathlib import Path
 
+from kolm_onnx.quant_plan import accuracy_level, matmul_bits
+
 MANIFEST_KEY = "kolm.manifest"
-ORT_FILE = "model.ort"
 
 
 def load_graph(path: Path):
@@ -42,50 +43,40 @@ def metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in load_graph(path).metadata_props}
 
 
-def matmul_kinds(path: Path) -> Counter:
-    """How many weight MatMuls of each kind the graph holds: "MatMulNBits bits=4 block=32" or "MatMul fp32"."""
+def weight_matmuls(path: Path) -> dict[str, str]:
+    """Each weight MatMul of the graph, by node name, and its kind: "MatMulNBits bits=4 block=32
+    accuracy=4" or "MatMul float32"."""
     import onnx
     from onnx import helper
 
     model = load_graph(path)
     types = {t.name: t.data_type for t in model.graph.initializer}
-    kinds: Counter = Counter()
+    kinds = {}
     for node in model.graph.node:
         if node.op_type == "MatMulNBits":
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            kinds[f"MatMulNBits bits={attrs.get('bits')} block={attrs.get('block_size')}"] += 1
+            kinds[node.name] = (
+                f"MatMulNBits bits={attrs.get('bits')} block={attrs.get('block_size')} "
+                f"accuracy={attrs.get('accuracy_level', 0)}"
+            )
         elif node.op_type == "MatMul" and node.input[1] in types:
-            kinds[f"MatMul {onnx.helper.tensor_dtype_to_np_dtype(types[node.input[1]])}"] += 1
+            kinds[node.name] = f"MatMul {onnx.helper.tensor_dtype_to_np_dtype(types[node.input[1]])}"
     return kinds
 
 
-def matmul_kind(options: dict) -> str:
-    """The weight MatMul kind (as `matmul_kinds` names it) a tier recipe's options make."""
-    return (
-        f"MatMulNBits bits={options['bits']} block={options['block_size']}" if "bits" in options else "MatMul float32"
-    )
+def expected_kind(node: str, layers: int, options: dict) -> str:
+    """The kind (as `weight_matmuls` names it) a recipe's options give the MatMul `node`."""
+    if "bits" not in options:
+        return "MatMul float32"
+    bits = matmul_bits(node, layers, options)
+    return f"MatMulNBits bits={bits} block={options['block_size']} accuracy={accuracy_level(options)}"
 
 
-def tier_of(kinds: Counter, recipes: dict[str, dict]) -> str | None:
-    """The tier (of `recipes`, tier -> options) a graph's weight MatMuls show; None if mixed or unknown."""
-    if len(kinds) != 1:
-        return None
-    kind = next(iter(kinds))
-    return next((tier for tier, options in recipes.items() if matmul_kind(options) == kind), None)
-
-
-def write_ort(onnx_path: Path, ort_path: Path) -> None:
-    """Re-serialise `onnx_path` in the ORT format ONNX Runtime Mobile loads, with graph optimizations
-    off so no x86-specific fusion is baked in (the device optimizes at load), atomically."""
-    import onnxruntime as ort
-
-    partial = ort_path.with_name(f".{ort_path.name}.part")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.optimized_model_filepath = str(partial)
-    options.add_session_config_entry("session.save_model_format", "ORT")
-    try:
-        ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        os.replace(partial, ort_path)
-    finally:
-        partial.unlink(missing_ok=True)
+def recipe_of(kinds: dict[str, str], recipes: list[tuple[str, str, dict]]) -> tuple[str, str] | None:
+    """The (tier, recipe name), of `recipes` (tier, name, options), whose rule gives every weight
+    MatMul of the graph its kind; None when none does."""
+    layers = len({match[1] for node in kinds if (match := re.search(r"/layers\.(\d+)/", node))})
+    for tier, name, options in recipes:
+        if kinds and all(kind == expected_kind(node, layers, options) for node, kind in kinds.items()):
+            return tier, name
+    return None

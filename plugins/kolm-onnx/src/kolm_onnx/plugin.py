@@ -6,13 +6,13 @@ and read_payload import it inside the hook.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from kolm import hookimpl
 from kolm.api import (
     BenchRequest,
     BenchResult,
-    DeviceProfile,
     ExportRequest,
     ExportResult,
     ModelSpec,
@@ -29,10 +29,10 @@ backend, device_profiles, forecast_throughput = _data.backend, _data.device_prof
 
 
 @hookimpl
-def forecast_size(spec: ModelSpec, recipe: TierRecipe, device: DeviceProfile | None) -> SizeForecast:
-    from kolm_onnx.size import onnx_size, ships_ort
+def forecast_size(spec: ModelSpec, recipe: TierRecipe) -> SizeForecast:
+    from kolm_onnx.size import onnx_size
 
-    return onnx_size(spec, recipe.options, with_ort=ships_ort(device))
+    return onnx_size(spec, recipe.options)
 
 
 @hookimpl
@@ -51,15 +51,12 @@ def export(request: ExportRequest) -> ExportResult:
 
 @hookimpl
 def embed_manifest(out_dir: Path, payload: list[str], manifest_json: str) -> bool:
-    """Stamp `model.onnx`'s metadata_props; the phone's `model.ort` is re-serialised from it."""
+    """Stamp `model.onnx`'s metadata_props (its weights file is not read)."""
     from kolm_onnx.export import require_toolchain
-    from kolm_onnx.graph import MANIFEST_KEY, ORT_FILE, set_metadata, write_ort
+    from kolm_onnx.graph import MANIFEST_KEY, set_metadata
 
     require_toolchain("onnx")
-    main = out_dir / payload[0]
-    set_metadata(main, MANIFEST_KEY, manifest_json)
-    if ORT_FILE in payload:
-        write_ort(main, out_dir / ORT_FILE)
+    set_metadata(out_dir / payload[0], MANIFEST_KEY, manifest_json)
     return True
 
 
@@ -73,16 +70,18 @@ def run(request: RunRequest) -> Session:
 @hookimpl
 def read_payload(request: RunRequest) -> PayloadFacts:
     from kolm_onnx.export import require_toolchain
-    from kolm_onnx.graph import MANIFEST_KEY, matmul_kinds, metadata, tier_of
+    from kolm_onnx.graph import MANIFEST_KEY, metadata, recipe_of, weight_matmuls
 
     require_toolchain("onnx")
     main = request.path / request.payload[0]
-    kinds = matmul_kinds(main)
-    recipes = {tier: recipe.options for tier, recipe in _data.declared.tiers.items()}
+    kinds = weight_matmuls(main)
+    recipes = [(tier, recipe.name, recipe.options) for tier, recipe in _data.declared.recipes()]
+    tier, recipe = recipe_of(kinds, recipes) or (None, None)
     return PayloadFacts(
         manifest_json=metadata(main).get(MANIFEST_KEY),
-        tier=tier_of(kinds, recipes),
-        types=", ".join(f"{n} {kind}" for kind, n in kinds.most_common()),
+        tier=tier,
+        recipe=recipe,
+        types=", ".join(f"{n} {kind}" for kind, n in Counter(kinds.values()).most_common()),
     )
 
 
