@@ -1,17 +1,17 @@
-"""Quality per byte of each int4 recipe a toolchain offers (issue 15): size, K, K drop, and fidelity
-(top-1 agreement and mean KL against the same backend's fp16 conversion) on the default eval pack.
+"""Quality per byte of each recipe a backend offers (issue 15): size, K, K drop, and fidelity (top-1
+agreement and mean KL against the same backend's fp16 conversion) on the default eval pack.
 
-Each candidate is converted by the toolchain itself (mlx-lm's `convert` with its quantization
-options or a per-module `quant_predicate`; onnxruntime-genai's model builder with its
-`--extra_options`) from the Hugging Face folder inside the .kolm, and scored with kolm's own K
-(`kolm.kscore.score_pack`) through the backend's `Session`. The row marked `(kolm's int4)` is the
-recipe `kolm export --quant int4` uses today.
+Every recipe kolm-gguf's and kolm-mlx's backend.json list (the tier's default marked), plus the
+toolchain's other options: mlx-lm's own `mixed_4_6`, and onnxruntime-genai's builder with its
+`--extra_options`. Each candidate is converted by the toolchain itself (gguf: kolm-gguf's export,
+i.e. llama.cpp's converter and quantizer; mlx: `mlx_lm.convert` with the recipe's arguments; onnx:
+the builder) from the Hugging Face folder inside the .kolm, and scored with kolm's own K
+(`kolm.kscore.score_pack`) through the backend's `Session`.
 
-    .venv/bin/python benchmarks/quality_per_bit.py --backend mlx [--model gemma3] [--recipes a,b]
+    .venv/bin/python benchmarks/quality_per_bit.py --backend gguf|mlx [--model gemma3] [--recipes 'a|b']
     .tox/onnx/bin/python benchmarks/quality_per_bit.py --backend onnx
 
-The gguf row of the README's table (llama.cpp Q4_K_M) is `kolm export ... --quant int4 --json`'s
-own K and fidelity.
+The README's tables are its output; each recipe's drop goes into its backend.json (`measured_drop`).
 """
 
 from __future__ import annotations
@@ -35,22 +35,23 @@ from common import CACHE  # noqa: E402
 DEFAULT_PACK = Path(__file__).parents[1] / "kolm-core" / "src" / "kolm" / "evalpacks" / "default.jsonl"
 
 
-def smollm2_folder() -> Path:
+def smollm2_artifact() -> Path:
     from common import smollm2_artifact
 
-    return unpacked(smollm2_artifact())
+    return smollm2_artifact()
 
 
-def gemma3_folder() -> Path:
+def gemma3_artifact() -> Path:
     from kolm_testing import pack_gemma3
 
-    artifact = CACHE / "gemma3" / "gemma3.kolm"
+    artifact = CACHE / "gemma3" / "gemma.kolm"
     if not artifact.exists():
+        (CACHE / "gemma3").mkdir(parents=True, exist_ok=True)
         artifact = pack_gemma3(CACHE / "gemma3")
-    return unpacked(artifact)
+    return artifact
 
 
-MODELS: dict[str, Callable[[], Path]] = {"smollm2": smollm2_folder, "gemma3": gemma3_folder}
+MODELS: dict[str, Callable[[], Path]] = {"smollm2": smollm2_artifact, "gemma3": gemma3_artifact}
 
 
 def unpacked(artifact: Path) -> Path:
@@ -70,55 +71,32 @@ def unpacked(artifact: Path) -> Path:
 # mlx-lm
 
 
-def _mlx_keep(modules: tuple[str, ...], bits: int, low: int = 4, group: int = 64):
-    """A `quant_predicate` for mlx_lm.convert: `modules` (path substrings) at `bits`, the rest at `low`."""
+def mlx_recipes() -> dict[str, dict]:
+    """Every recipe kolm-mlx's backend.json lists (named `tier: name`, the default marked), then
+    mlx-lm's own mixed recipe, whose per-layer rule kolm cannot forecast and so does not offer."""
+    from kolm.plugin_data import read_data
 
-    def predicate(path, module):
-        wanted = bits if any(m in path for m in modules) else low
-        return {"group_size": group, "bits": wanted, "mode": "affine"}
-
-    return predicate
-
-
-EMBEDDING = ("embed_tokens", "lm_head")  # the output layer too: tied models decode through embed_tokens
-MLX = {
-    "fp16": {},
-    "4-bit g64 (kolm's int4)": {"q_bits": 4, "q_group_size": 64},
-    "4-bit g32": {"q_bits": 4, "q_group_size": 32},
-    "mixed_4_6 g64 (mlx-lm recipe)": {"q_bits": 4, "q_group_size": 64, "quant_predicate": "mixed_4_6"},
-    "4-bit g64, embedding 6-bit": {
+    declared = read_data("kolm_mlx", "backend")
+    out = {}
+    for tier, recipe in declared.recipes():
+        default = " (default)" if recipe is declared.tiers[tier] else ""
+        out["fp16" if tier == "fp16" else f"{tier}: {recipe.name}{default}"] = recipe.options
+    plain = {k: v for k, v in declared.tiers["int4"].options.items() if k != "embedding_bits"}
+    out["int4: mixed_4_6 g64 (mlx-lm's recipe, not offered)"] = plain | {
         "q_bits": 4,
         "q_group_size": 64,
-        "quant_predicate": _mlx_keep(("embed_tokens", "lm_head"), 6),
-    },
-    "4-bit g64, embedding 8-bit": {
-        "q_bits": 4,
-        "q_group_size": 64,
-        "quant_predicate": _mlx_keep(("embed_tokens", "lm_head"), 8),
-    },
-    "4-bit g32, embedding 8-bit": {
-        "q_bits": 4,
-        "q_group_size": 32,
-        "quant_predicate": _mlx_keep(EMBEDDING, 8, group=32),
-    },
-    # llama.cpp's Q4_K_M is mostly Q5_0 on models whose rows are not a multiple of 256 (SmolLM2: 576)
-    "5-bit g64": {"q_bits": 5, "q_group_size": 64},
-    "5-bit g64, embedding 8-bit": {"q_bits": 5, "q_group_size": 64, "quant_predicate": _mlx_keep(EMBEDDING, 8, 5)},
-    "5-bit g32, embedding 8-bit": {
-        "q_bits": 5,
-        "q_group_size": 32,
-        "quant_predicate": _mlx_keep(EMBEDDING, 8, 5, group=32),
-    },
-}
+        "quant_predicate": "mixed_4_6",
+    }
+    return out
 
 
 def mlx_convert(source: Path, out: Path, options: dict):
+    from kolm_mlx.quant_plan import convert_arguments
     from kolm_mlx.runtime import MlxSession
     from mlx_lm.convert import convert
 
-    quantize = {"quantize": True, "q_mode": "affine", **options} if options else {}
     with contextlib.redirect_stdout(io.StringIO()):
-        convert(str(source), str(out), dtype="float16", **quantize)
+        convert(str(source), str(out), **convert_arguments(options))
     return sum(p.stat().st_size for p in out.glob("*.safetensors")), MlxSession(out)
 
 
@@ -126,21 +104,38 @@ def mlx_convert(source: Path, out: Path, options: dict):
 # onnxruntime-genai
 
 
-ONNX = {
-    "fp16": None,
-    "RTN symmetric, block 32 (kolm's int4)": [],
-    "asymmetric": ["is_symmetric=false"],
-    "lm_head int8": ["matmul_mixed_precision=last_matmul:int8"],
-    "k_quant": ["algo_config=k_quant"],
-    "k_quant_mixed": ["algo_config=k_quant_mixed"],
-    "k_quant_mixed, asymmetric": ["algo_config=k_quant_mixed", "is_symmetric=false"],
+ONNX: dict[str, tuple[str, list[str]]] = {  # name -> (builder precision, --extra_options)
+    "fp16": ("fp32", []),
+    "int8: RTN symmetric, block 32 (default)": ("int8", []),
+    "int4: RTN symmetric, block 32 (default)": ("int4", []),
+    "int8: fp32 compute (accuracy_level=1)": ("int8", ["accuracy_level=1"]),
+    "int4: block 16": ("int4", ["block_size=16"]),
+    "int4: fp32 compute (accuracy_level=1)": ("int4", ["accuracy_level=1"]),
+    "int4: block 16, fp32 compute": ("int4", ["block_size=16", "accuracy_level=1"]),
+    "int4: k_quant_mixed, fp32 compute": ("int4", ["algo_config=k_quant_mixed", "accuracy_level=1"]),
+    "int4: asymmetric": ("int4", ["is_symmetric=false"]),
+    "int4: lm_head int8": ("int4", ["matmul_mixed_precision=last_matmul:int8"]),
+    "int4: k_quant": ("int4", ["algo_config=k_quant"]),
+    "int4: k_quant, block 16": ("int4", ["algo_config=k_quant", "block_size=16"]),
+    "int4: k_quant_mixed": ("int4", ["algo_config=k_quant_mixed"]),
+    "int4: k_quant_mixed, asymmetric": ("int4", ["algo_config=k_quant_mixed", "is_symmetric=false"]),
+    "int4: k_quant_mixed, block 16": ("int4", ["algo_config=k_quant_mixed", "block_size=16"]),
+    "int4: rtn, lm_head and mixed layers int8": (
+        "int4",
+        ["algo_config=rtn", "matmul_mixed_precision=last_matmul:int8,mixed_layers:int8"],
+    ),
+    "int4: rtn, lm_head and mixed layers int8, fp32 compute": (
+        "int4",
+        ["algo_config=rtn", "matmul_mixed_precision=last_matmul:int8,mixed_layers:int8", "accuracy_level=1"],
+    ),
+    "int4: untied, lm_head int8": ("int4", ["shared_embeddings=false", "matmul_mixed_precision=last_matmul:int8"]),
 }
 
 
-def onnx_convert(source: Path, out: Path, extra: list[str] | None):
+def onnx_convert(source: Path, out: Path, recipe: tuple[str, list[str]]):
     from kolm_onnx.runtime import OnnxSession
 
-    precision = "fp32" if extra is None else "int4"
+    precision, extra = recipe
     command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(out)]
     command += ["-p", precision, "-e", "cpu", "-c", str(out.parent / f"{out.name}-cache")]
     if extra:
@@ -151,25 +146,65 @@ def onnx_convert(source: Path, out: Path, extra: list[str] | None):
     return sum(p.stat().st_size for p in out.glob("model.onnx*")), OnnxSession(out)
 
 
-BACKENDS = {"mlx": (MLX, mlx_convert), "onnx": (ONNX, onnx_convert)}
+# ------------------------------------------------------------------------------------------------
+# llama.cpp, through kolm-gguf's own export (its converter and quantizer)
+
+
+def gguf_recipes() -> dict[str, str]:
+    from kolm.plugin_data import read_data
+
+    return {
+        "fp16" if tier == "fp16" else f"{tier}: {r.name}": tier
+        for tier, r in read_data("kolm_gguf", "backend").recipes()
+    }
+
+
+def gguf_convert(source: Path, out: Path, tier: str):
+    from kolm.api import ExportRequest, RunRequest
+    from kolm.artifact import Artifact
+    from kolm.plugins import registry
+
+    owner = registry().backend("gguf")
+    with Artifact(source.with_suffix(".kolm")) as art:
+        manifest = art.manifest
+    out.mkdir()
+    request = ExportRequest(
+        manifest=manifest,
+        model_dir=source,
+        tier=tier,
+        recipe=owner.recipe(tier),
+        device=None,
+        out_dir=out,
+        work_dir=out,
+    )
+    result = owner.export(request)
+    return (out / result.payload[0]).stat().st_size, owner.run(RunRequest(path=out, payload=result.payload))
+
+
+BACKENDS = {
+    "gguf": (gguf_recipes, gguf_convert),
+    "mlx": (mlx_recipes, mlx_convert),
+    "onnx": (lambda: ONNX, onnx_convert),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=sorted(BACKENDS), required=True)
     parser.add_argument("--model", choices=sorted(MODELS), default="smollm2")
-    parser.add_argument("--recipes", help="comma-separated names (default: all)")
+    parser.add_argument("--recipes", help="parts of names, separated by | (default: all)")
     args = parser.parse_args()
 
     from kolm.errors import KolmError
     from kolm.evalpack import load_eval_pack
     from kolm.kscore import score_pack
 
-    candidates, convert = BACKENDS[args.backend]
+    recipes, convert = BACKENDS[args.backend]
+    candidates = recipes()
     chosen = [r for r in candidates if r != "fp16"]
     if args.recipes:
-        chosen = [r for r in chosen if r in args.recipes.split(",")]
-    source = MODELS[args.model]()
+        chosen = [r for r in chosen if any(part in r for part in args.recipes.split("|"))]
+    source = unpacked(MODELS[args.model]())
     items = load_eval_pack(DEFAULT_PACK)
     prompts = [item.prompt for item in items]
     work = Path(tempfile.mkdtemp(dir=CACHE, prefix=f"quality-{args.backend}-"))

@@ -35,8 +35,8 @@ def test_the_forecast_names_the_recipe_and_takes_its_measured_drop(table, artifa
     assert (fine.recipe, fine.spelling) == ("fine", "I4F") and fine.command == default.command + " --recipe fine"
     assert fine.k_loss_points == 2.5  # measured on other models only: their mean, labelled so
     assert fine.k_loss_method == (
-        "mean of the measured drop for this recipe (SmolLM2-135M-Instruct 1.5, other 3.5; a test); "
-        "tiny-llama not measured"
+        "mean of the drops measured for this recipe on other models, a rise as 0: "
+        "SmolLM2-135M-Instruct 1.5, other 3.5 (a test); tiny-llama not measured"
     )
     assert forecast(table, spec, box, "int4", recipe_name="I4").command == default.command
 

@@ -87,8 +87,8 @@ class MeasuredDrop(KolmModel):
     source: str = Field(description="How it was measured: the benchmark command and the table it printed.")
 
     def describe(self) -> str:
-        models = ", ".join(f"{model} {points:.1f}" for model, points in self.points.items())
-        return f"measured drop for this recipe ({models}; {self.source})"
+        """Each model's drop and the source (`SmolLM2-135M-Instruct 6.1, ... (benchmarks/...)`)."""
+        return ", ".join(f"{model} {points:.1f}" for model, points in self.points.items()) + f" ({self.source})"
 
 
 class TierRecipe(KolmModel):

@@ -288,13 +288,16 @@ def forecast(
 def typical_k_loss(spec: ModelSpec, tier: Tier, recipe: TierRecipe | None) -> tuple[float, str, bool]:
     """(K-loss to expect before `kolm export` measures it, how it was found, whether it was measured
     on this very model): the recipe's drop measured on this model, else the mean of the drops it
-    showed on the reference models, else kolm's per-tier planning delta."""
+    showed on the reference models (a K that rose counts as no loss), else kolm's per-tier planning
+    delta."""
     if spec.quant == "fp16" and recipe is not None and recipe.measured_drop is not None:
-        points = recipe.measured_drop.points
-        if spec.name in points:
-            return max(0.0, points[spec.name]), recipe.measured_drop.describe(), True
-        mean = max(0.0, sum(points.values()) / len(points))  # a K that rose by noise is no loss
-        return mean, f"mean of the {recipe.measured_drop.describe()}; {spec.name} not measured", False
+        measured = recipe.measured_drop
+        if spec.name in measured.points:
+            loss = max(0.0, measured.points[spec.name])
+            return loss, f"measured for this recipe on this model: {measured.describe()}", True
+        mean = sum(max(0.0, points) for points in measured.points.values()) / len(measured.points)
+        how = f"mean of the drops measured for this recipe on other models, a rise as 0: {measured.describe()}"
+        return mean, f"{how}; {spec.name} not measured", False
     loss = max(0.0, TYPICAL_K_LOSS_POINTS[tier] - TYPICAL_K_LOSS_POINTS[spec.quant])
     return (
         loss,

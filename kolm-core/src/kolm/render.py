@@ -180,7 +180,7 @@ def forecast_report(f: Forecast) -> Group:
     table.add_row("fit", Text.assemble((f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]), f" — {f.fit.arithmetic}"))
     table.add_row("backend", f.backend + backend_status(f))
     if f.recipe:
-        table.add_row("recipe", f"{f.recipe} ({f.spelling})")
+        table.add_row("recipe", f.recipe if f.recipe == f.spelling else f"{f.recipe} ({f.spelling})")
     table.add_row("command", f.command or f"none: {f.backend} cannot export {f.model}: {f.refusal}")
     table.add_row("sources", "\n".join(f.forecast_sources))
     for note in f.notes:

@@ -59,7 +59,8 @@ def test_a_relabelled_tier_fails_check_4(smol_pack, int4_copy):
     relabel(int4_copy, quant="int8")
     code, evidence = verify(int4_copy, smol_pack.path)
     assert failed(evidence) == [4]
-    assert evidence["checks"][3]["expected"] == "int8 (manifest)" and evidence["checks"][3]["found"].startswith("int4")
+    check = evidence["checks"][3]  # the quant relabelled, the recipe left: both are compared
+    assert check["expected"] == "int8, recipe Q4_K_M (manifest)" and check["found"].startswith("int4, recipe Q4_K_M (")
 
 
 def test_an_edited_recorded_k_fails_check_5(smol_pack, int4_copy):
