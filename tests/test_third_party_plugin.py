@@ -108,6 +108,7 @@ def test_the_backend_is_listed_with_its_toolchain_and_validated_data(kolm, npu_e
         "version": "0.1.0",
         "hooks": ["backend", "device_profiles", "forecast_size", "forecast_throughput"],
         "backend": "rkllm",
+        "recipes": {"int8": ["w8a8"]},
         "toolchain": {"rkllm": False},
         "install": "pip install rkllm-toolkit (Rockchip's, for x86 Linux)",
         "error": None,

@@ -144,8 +144,8 @@ export function typeMix(tensors) {
 
 // ---- the RS-1 manifest schema (kolm.manifest.Manifest; extra keys are refused, as pydantic does)
 export function manifestProblem(m) {
-  const keys = ['schema', 'base', 'arch', 'params', 'quant', 'k_score', 'k_score_fp16_reference', 'refusals',
-    'eval_pack', 'payload', 'created_by', 'license'];
+  const keys = ['schema', 'base', 'arch', 'params', 'quant', 'recipe', 'k_score', 'k_score_fp16_reference',
+    'refusals', 'eval_pack', 'payload', 'created_by', 'license'];
   const unit = (x) => x === null || x === undefined || (typeof x === 'number' && x >= 0 && x <= 1);
   if (typeof m !== 'object' || m === null) return 'not a JSON object';
   const extra = Object.keys(m).filter((k) => !keys.includes(k));
@@ -154,6 +154,7 @@ export function manifestProblem(m) {
   for (const k of ['base', 'arch', 'created_by', 'license']) if (typeof m[k] !== 'string') return `${k} is not a string`;
   if (!Number.isInteger(m.params) || m.params < 1) return 'params is not a positive integer';
   if (!TIERS.includes(m.quant)) return `quant ${m.quant} is not a tier`;
+  if (m.recipe !== null && m.recipe !== undefined && typeof m.recipe !== 'string') return 'recipe is not a string';
   if (!unit(m.k_score) || !unit(m.k_score_fp16_reference)) return 'a K-score is outside [0, 1]';
   const refusals = m.refusals ?? {};
   if (typeof refusals !== 'object' || Array.isArray(refusals) || Object.values(refusals).some((r) => typeof r !== 'string'))
