@@ -55,9 +55,10 @@ def test_exports_within_one_percent_runs_and_verifies(packed, tier, tmp_path):
 
 
 @pytest.mark.parametrize(("tier", "recipe"), ALTERNATIVES)
-@pytest.mark.parametrize("packed", ["llama3", "qwen3"], indirect=True)
+@pytest.mark.parametrize("packed", ["qwen3"], indirect=True)
 def test_every_other_recipe_exports_at_its_forecast_size_and_reads_back(packed, tier, recipe, tmp_path):
-    """Each recipe backend.json lists beside a tier's default, on an untied and a tied family."""
+    """Each recipe backend.json lists beside a tier's default, on a tied family (SmolLM2 in
+    test_onnx_export.py takes the mixed default through all 30 layers)."""
     _, artifact = packed
     out = tmp_path / "export"
     chosen = ("--quant", tier, "--recipe", recipe)

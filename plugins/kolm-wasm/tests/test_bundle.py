@@ -41,14 +41,14 @@ def test_large_gguf_is_split_into_parts_that_llama_cpp_loads(bundle, smol_pack):
     assert record.k.score == load_record(whole)[1].k.score
     verdict = verify_json(parts, smol_pack)
     assert verdict["passed"], verdict["checks"]
-    assert verdict["checks"][3]["found"].startswith("int4 (")  # the tensor types of every part
+    assert verdict["checks"][3]["found"].startswith("int4, recipe Q4_K_M (")  # the tensor types of every part
 
 
 def test_int3_bundle_exports_and_verifies(bundle, smol_pack):
     folder = bundle("int3")
     verdict = verify_json(folder, smol_pack)
     assert verdict["passed"], verdict["checks"]
-    assert verdict["checks"][3]["found"].startswith("int3 (")
+    assert verdict["checks"][3]["found"].startswith("int3, recipe Q3_K_S (")
 
 
 def test_without_the_gguf_backend_the_error_names_the_install(smol_pack, tmp_path, monkeypatch):
