@@ -151,9 +151,13 @@ class Backend(KolmModel):
                 raise ValueError(f"two {tier} recipes share a name: {', '.join(names)}")
         return self
 
+    def tier_recipes(self, tier: Tier) -> list[TierRecipe]:
+        """The recipes for `tier` (one of `tiers`): its default, then its alternatives."""
+        return [self.tiers[tier], *self.alternatives.get(tier, [])]
+
     def recipes(self) -> list[tuple[Tier, TierRecipe]]:
         """Every (tier, recipe) the backend makes: each tier's default, then its alternatives."""
-        return [(tier, r) for tier, default in self.tiers.items() for r in [default, *self.alternatives.get(tier, [])]]
+        return [(tier, recipe) for tier in self.tiers for recipe in self.tier_recipes(tier)]
 
     def recipe_names(self) -> dict[Tier, list[str]]:
         """Tier -> the names `--recipe` takes, the default first."""
@@ -450,7 +454,7 @@ class BackendPlugin:
         if tier not in self.tiers:
             can = ", ".join(t for t in TIERS if t in self.tiers)
             raise BackendError(f"{tier} is not supported by {self.name}; use {can}")
-        recipes = [self.tiers[tier], *self.table.alternatives.get(tier, [])]
+        recipes = self.table.tier_recipes(tier)
         if name is None:
             return recipes[0]
         chosen = next((r for r in recipes if r.name == name), None)
