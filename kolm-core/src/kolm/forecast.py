@@ -122,21 +122,28 @@ def recommend_backend(device: DeviceProfile, installed: set[str]) -> str:
     return next((b for b in device.backends if b in installed), device.backends[0])
 
 
-def choose_backend(registry: Registry, spec: ModelSpec, device: DeviceProfile, tier: Tier) -> str:
-    """The backend a pick takes when the user names none: the device's most preferred installed backend
-    that does not refuse `spec`, else `recommend_backend`'s. A tier a backend lacks, or a backend that
-    only forecasts, is not a refusal here (the forecast reports it)."""
+def choose_backend(
+    registry: Registry, spec: ModelSpec, device: DeviceProfile, tier: Tier
+) -> tuple[str, dict[str, str | None]]:
+    """(The backend a pick takes when the user names none, what each backend asked on the way answered
+    to `cannot_export`): the device's most preferred installed backend that does not refuse `spec`,
+    else `recommend_backend`'s. A tier a backend lacks, or a backend that only forecasts, is not a
+    refusal here (the forecast reports it)."""
     installed = registry.backends()
+    asked: dict[str, str | None] = {}
     for name in device.backends:
         owner = installed.get(name)
         if owner is None:
             continue
+        if not owner.can_export:
+            return name, asked
         try:
-            if not owner.can_export or not owner.cannot_export(spec, tier, device):
-                return name
+            asked[name] = owner.cannot_export(spec, tier, device)
         except BackendError:
-            return name
-    return recommend_backend(device, set(installed))
+            return name, asked
+        if not asked[name]:
+            return name, asked
+    return recommend_backend(device, set(installed)), asked
 
 
 def export_command(
@@ -201,7 +208,7 @@ def forecast(
     """Forecast one pick with the backend's recipe `recipe_name` (the tier's default without one;
     the fit with the KV cache of `context` tokens when given). Raises `BackendError` when the
     backend cannot do `tier`, `UsageError` for a recipe it does not list."""
-    recommended = choose_backend(registry, spec, device, tier)
+    recommended, asked = choose_backend(registry, spec, device, tier)
     name = backend or recommended
     if name not in device.backends:
         raise UsageError(f"{device.name} is not a {name} target; its backends: {', '.join(device.backends)}")
@@ -216,7 +223,7 @@ def forecast(
         if not owner.can_export:
             refusal = f"{owner.distribution} {owner.version} forecasts only"
         else:
-            refusal = owner.cannot_export(spec, tier, device)
+            refusal = asked[name] if name in asked else owner.cannot_export(spec, tier, device)
         if refusal:
             notes.append(f"{name} cannot export {spec.name}: {refusal}")
     size = size_of(owner, name, spec, tier, device, recipe)
