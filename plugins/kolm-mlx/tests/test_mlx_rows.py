@@ -67,8 +67,8 @@ def test_each_recipe_is_read_back_module_by_module_and_a_mismatch_is_none():
 
     spec = resolve_model("SmolLM2-135M")
     declared = read_data("kolm_mlx", "backend")
-    recipes = [(tier, r.name, r.options) for tier, r in declared.recipes()]
-    for tier, recipe in declared.recipes():
+    recipes = declared.recipes()
+    for tier, recipe in recipes:
         tensors, paths = stored_tensors(spec, recipe.options)
         config = {"quantization": quantization(recipe.options, paths)} if recipe.options["quantize"] else {}
         assert recipe_of(header_of(tensors), config, recipes) == (tier, recipe.name)

@@ -81,8 +81,7 @@ def read_payload(request: RunRequest) -> PayloadFacts:
         raise ArtifactError(f"{request.path}: no readable config.json ({exc})") from exc
     quant = config.get("quantization")
     said = f"config.json quantization {quant}" if quant else "config.json: not quantized"
-    recipes = [(tier, recipe.name, recipe.options) for tier, recipe in _data.declared.recipes()]
-    tier, recipe = recipe_of(tensors, config, recipes) or (None, None)
+    tier, recipe = recipe_of(tensors, config, _data.declared.recipes()) or (None, None)
     return PayloadFacts(
         manifest_json=metadata.get(MANIFEST_KEY),
         tier=tier,

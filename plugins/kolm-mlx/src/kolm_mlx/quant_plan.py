@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from kolm.api import Flags, ModelSpec
+from kolm.api import Flags, ModelSpec, TierRecipe
 
 DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "U32": 4}
 EMBEDDING_MODULES = ("embed_tokens", "lm_head")  # a tied model decodes through embed_tokens
@@ -110,8 +110,8 @@ def module_bits(tensors: dict[str, dict], quant: dict) -> dict[str, float | None
     return bits
 
 
-def recipe_of(tensors: dict[str, dict], config: dict, recipes: list[tuple[str, str, Flags]]) -> tuple[str, str] | None:
-    """The (tier, recipe name), of `recipes` (tier, name, options), that both config.json's
+def recipe_of(tensors: dict[str, dict], config: dict, recipes: list[tuple[str, TierRecipe]]) -> tuple[str, str] | None:
+    """The (tier, recipe name), of `recipes` (`Backend.recipes()`), that both config.json's
     `quantization` and the tensors themselves show, module by module; None when they disagree or
     match no recipe (another group size or bit mix, bfloat16 weights)."""
     quant = config.get("quantization")
@@ -119,10 +119,11 @@ def recipe_of(tensors: dict[str, dict], config: dict, recipes: list[tuple[str, s
     if floats != {"F16"}:
         return None
     shown = module_bits(tensors, quant or {"group_size": 1})
-    for tier, name, options in recipes:
+    for tier, recipe in recipes:
+        options = recipe.options
         expected = {path: module_quant(options, path)["bits"] for path in shown} if options.get("quantize") else {}
         if quantization(options, list(shown)) == quant and shown == expected:
-            return tier, name
+            return tier, recipe.name
     return None
 
 

@@ -8,10 +8,11 @@ rewritten, so stamping a manifest never reads the weights into memory.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-from kolm_onnx.quant_plan import accuracy_level, matmul_bits
+from kolm.api import TierRecipe
+
+from kolm_onnx.quant_plan import accuracy_level, layer_of, matmul_bits
 
 MANIFEST_KEY = "kolm.manifest"
 
@@ -72,11 +73,11 @@ def expected_kind(node: str, layers: int, options: dict) -> str:
     return f"MatMulNBits bits={bits} block={options['block_size']} accuracy={accuracy_level(options)}"
 
 
-def recipe_of(kinds: dict[str, str], recipes: list[tuple[str, str, dict]]) -> tuple[str, str] | None:
-    """The (tier, recipe name), of `recipes` (tier, name, options), whose rule gives every weight
+def recipe_of(kinds: dict[str, str], recipes: list[tuple[str, TierRecipe]]) -> tuple[str, str] | None:
+    """The (tier, recipe name), of `recipes` (`Backend.recipes()`), whose rule gives every weight
     MatMul of the graph its kind; None when none does."""
-    layers = len({match[1] for node in kinds if (match := re.search(r"/layers\.(\d+)/", node))})
-    for tier, name, options in recipes:
-        if kinds and all(kind == expected_kind(node, layers, options) for node, kind in kinds.items()):
-            return tier, name
+    layers = len({layer for node in kinds if (layer := layer_of(node)) is not None})
+    for tier, recipe in recipes:
+        if kinds and all(kind == expected_kind(node, layers, recipe.options) for node, kind in kinds.items()):
+            return tier, recipe.name
     return None

@@ -75,8 +75,7 @@ def read_payload(request: RunRequest) -> PayloadFacts:
     require_toolchain("onnx")
     main = request.path / request.payload[0]
     kinds = weight_matmuls(main)
-    recipes = [(tier, recipe.name, recipe.options) for tier, recipe in _data.declared.recipes()]
-    tier, recipe = recipe_of(kinds, recipes) or (None, None)
+    tier, recipe = recipe_of(kinds, _data.declared.recipes()) or (None, None)
     return PayloadFacts(
         manifest_json=metadata(main).get(MANIFEST_KEY),
         tier=tier,

@@ -32,15 +32,21 @@ def mixed_layers(layers: int) -> set[int]:
     return {i for i in range(layers) if i < layers / 8 or i >= 7 * layers / 8 or (i - round(layers / 8)) % 3 == 2}
 
 
+def layer_of(name: str) -> int | None:
+    """The decoder layer a weight (Hugging Face `model.layers.3.`) or node (`/model/layers.3/`) is in."""
+    match = _LAYER.search(name.replace("/", "."))
+    return int(match[1]) if match else None
+
+
 def matmul_bits(name: str, layers: int, options: Flags) -> int:
     """The bits of the weight `name` (a Hugging Face tensor name or an ONNX node name) in a model of
     `layers` decoder layers; q, k and v are one packed `qkv_proj` MatMul."""
     more = upgrades(options)
     if "lm_head" in name or "embed_tokens" in name:
         return more.get("last_matmul", int(options["bits"]))
-    layer = _LAYER.search(name.replace("/", "."))
+    layer = layer_of(name)
     projection = re.sub(r"^[qkv]_proj$", "qkv_proj", name.replace("/", ".").split(".")[-2])
-    if layer and projection in MIXED_PROJECTIONS and int(layer[1]) in mixed_layers(layers):
+    if layer is not None and projection in MIXED_PROJECTIONS and layer in mixed_layers(layers):
         return more.get("mixed_layers", int(options["bits"]))
     return int(options["bits"])
 
