@@ -123,6 +123,16 @@ def test_pick_table(registry):
     assert "OVER" in result.output  # 8B at fp16 does not fit a 4 GB board
 
 
+def test_pick_table_is_readable_at_80_columns(registry):
+    result = CliRunner().invoke(cli, ["pick", "Llama-3.1-8B"], env={"COLUMNS": "80"})
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and max(len(line) for line in lines) <= 80
+    assert "…" not in result.output  # no cell cut short
+    rows = json.loads(run("pick", "Llama-3.1-8B", "--target", "tb4", "--quant", "int4", "--json").output)
+    board = next(line for line in lines if line.startswith("Test Board"))
+    assert f"{rows[0]['size_bytes'] / 1e9:.1f} GB {rows[0]['fit']['verdict'].upper()}" in board
+
+
 def test_export_of_a_base_name_needs_an_artifact(registry):
     result = run("export", "Llama-3.1-8B", "--target", "tb4", "--quant", "int4")
     assert result.exit_code == 2

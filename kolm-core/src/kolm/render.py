@@ -127,39 +127,59 @@ def base_table(rows: list[dict]) -> Table:
     return table
 
 
+def short_rate(value: float) -> str:
+    """tok/s in at most four characters: 7.6, 49, 812, 1.6k."""
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}" if value < 1000 else f"{value / 1000:.1f}k"
+
+
+def short_size(n: int) -> str:
+    """Bytes in at most six characters: 88 MB, 4.9 GB, 16 GB."""
+    number, unit = human_bytes(n).split()
+    return f"{number} {unit}" if float(number) < 10 else f"{float(number):.0f} {unit}"
+
+
+def pick_cell(f: Forecast) -> Text:
+    """`106 MB PASS` over `19–49`: a cell of the device × tier grid, at most 12 characters wide."""
+    t = f.tok_s
+    speed = f"≤{short_rate(t.high)}" if t.method == "ceiling" else f"{short_rate(t.low)}–{short_rate(t.high)}"
+    return Text.assemble(
+        f"{short_size(f.size_bytes)} ",
+        (f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]),
+        f"\n{speed}" + ("*" if t.method == "measured" else ""),
+        ("\ncannot export", "red") if f.refusal else "",
+    )
+
+
 def pick_table(rows: list[Forecast]) -> Table:
-    """One row per device, one column per tier: size, decode tok/s and the fit verdict."""
+    """One row per device, one column per tier (size, fit, decode tok/s), readable at 80 columns."""
+    from rich import box
+
     model = rows[0].model if rows else ""
-    table = Table(title=f"{model}: forecasts, not measurements (arithmetic: kolm export ... --preview)")
-    table.add_column("device")
-    table.add_column("backend")
+    table = Table(
+        title=f"{model}: forecasts, not measurements", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0)
+    )
+    table.add_column("device", min_width=10, max_width=14)
+    table.add_column("backend", no_wrap=True)
     tiers = list(dict.fromkeys(f.tier for f in rows))
     for tier in tiers:
-        table.add_column(tier, justify="right")
+        table.add_column(tier, justify="right", no_wrap=True, min_width=13)
     by_device: dict[str, dict[str, Forecast]] = {}
     for f in rows:
         by_device.setdefault(f.device, {})[f.tier] = f
     for device, cells in by_device.items():
         first = next(iter(cells.values()))
-        backend = first.backend + backend_status(first)
-        row = [device, backend]
+        row = [device, first.backend + ("?" if not first.backend_installed else "")]
         for tier in tiers:
             f = cells.get(tier)
-            if f is None:
-                row.append(Text("not supported", style="dim"))
-                continue
-            row.append(
-                Text.assemble(
-                    f"{human_bytes(f.size_bytes)} ",
-                    (f.fit.verdict.upper(), VERDICT_STYLE[f.fit.verdict]),
-                    f"\n{tok_s(f)}",
-                    ("\ncannot export", "red") if f.refusal else "",
-                )
-            )
+            row.append(pick_cell(f) if f else Text("not supported", style="dim"))
         table.add_row(*row)
+    measured = any(f.tok_s.method == "measured" for f in rows)
+    missing = any(not f.backend_installed for f in rows)
     table.caption = (
-        "each cell: size on disk, fit (need = size + 1 GB vs memory), decode tok/s range; "
-        "`cannot export`: kolm export ... --preview says why"
+        "each cell: size on disk, fit (size + 1 GB runtime vs memory), decode tokens/s"
+        + (" (* measured by kolm bench)" if measured else "")
+        + ("; backend? = not installed" if missing else "")
+        + "; arithmetic and sources: kolm export MODEL --target DEVICE --quant TIER --preview"
     )
     return table
 
