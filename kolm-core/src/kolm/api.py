@@ -52,6 +52,7 @@ __all__ = [
     "ThroughputForecast",
     "Tier",
     "TierRecipe",
+    "UiPage",
     "Flags",
     "kolm_home",
     "peak_rss_bytes",
@@ -171,6 +172,19 @@ class Backend(KolmModel):
         import importlib.util
 
         return {module: importlib.util.find_spec(module) is not None for module in self.toolchain}
+
+
+class UiPage(KolmModel):
+    """A page a plugin adds to `kolm ui`: the files of `folder` in `package`, served under `/ROUTE/`,
+    opening at `entry`. Static files only (no build step); they may call the picker's JSON API."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    route: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="The URL path: `verify` serves `/verify/`.")
+    title: str = Field(description="The link's text in the page header.")
+    package: str = Field(description="The Python package holding the files.")
+    folder: str = Field(description="The folder inside `package`.")
+    entry: str = Field("index.html", description="The file `/ROUTE/` opens.")
 
 
 # -- forecasts -----------------------------------------------------------------------------------

@@ -358,7 +358,10 @@ def pick(
 @click.option("--context", type=click.IntRange(min=1), help=CONTEXT_HELP)
 @click.option("--recipe", help=RECIPE_HELP)
 @own_device_options
-@click.option("--preview", is_flag=True, help="Only forecast; convert nothing (no toolchain needed).")
+@click.option(
+    "--preview", is_flag=True, help="Only forecast, and print the four steps; convert nothing (no toolchain needed)."
+)
+@click.option("--login", help="With --preview: the device's ssh login (user@host) for the copy step.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder of the export.")
 @click.option("--check", is_flag=True, help="Re-export and compare with the existing output: same bytes?")
@@ -376,17 +379,20 @@ def export(
     bandwidth_gbps: float | None,
     kind: str,
     preview: bool,
+    login: str | None,
     as_json: bool,
     output: Path | None,
     check: bool,
     max_k_drop: float,
     allow_drop: bool,
 ) -> None:
-    """Export MODEL for a device and tier; with --preview, print the forecast only.
+    """Export MODEL for a device and tier; with --preview, print the forecast and the four steps
+    (export here, copy to the device, run there, verify here) without converting anything.
 
     \b
     Examples:
       kolm export Llama-3.1-8B --target raspberry-pi-5 --quant int4 --preview --json
+      kolm export smol.kolm --target raspberry-pi-5 --quant int4 --preview --login pi@raspberrypi.local
       kolm export smol.kolm --target raspberry-pi-5 --quant int4 -o out/
       kolm export smol.kolm --target raspberry-pi-5 --quant int4 -o out/ --check
       kolm export smol.kolm --target my-box --bandwidth 68 --memory 16 --quant int4 --preview
@@ -405,20 +411,22 @@ def export(
     spec = resolve_model(model)
     result = forecast(reg, spec, device, tier, backend, memory_gb, context, recipe)
     if preview:
-        if as_json:
-            return emit_json(result.model_dump())
-        from kolm.render import forecast_report
+        from kolm.steps import deployment_steps
 
-        return console().print(forecast_report(result))
-    from kolm.export import default_out_dir, export_artifact
+        steps = deployment_steps(result, spec, device, login)
+        if as_json:
+            return emit_json({**result.model_dump(), "steps": [step.model_dump() for step in steps]})
+        from kolm.render import forecast_report, steps_text
+
+        console().print(forecast_report(result))
+        return click.echo(steps_text(steps))
+    from kolm.export import export_artifact
     from kolm.render import export_report, progress_bar
+    from kolm.steps import out_dir
 
     if spec.origin != "artifact":
         raise UsageError(f"export needs a .kolm artifact; {model} is a {spec.origin} (add --preview to forecast)")
-    from kolm.artifact import Artifact
-
-    with Artifact(Path(model)) as art:
-        out = output or default_out_dir(art.manifest, device, tier)
+    out = output or Path(out_dir(spec, device, tier))
     if check:
         from kolm.export import check_reproducible
 
@@ -519,6 +527,36 @@ def serve(export_dir: Path, port: int, host: str, verify: Path | None, threads: 
     session = open_session(loaded(), folder, record, n_ctx=n_ctx, threads=threads)
     port_free(host, port)
     sys.exit(session.serve(host, port, record.manifest.base, verify))
+
+
+@cli.command()
+@click.option("--port", default=8765, show_default=True, help="Port to listen on (0: any free one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it).")
+@click.option("--no-open", is_flag=True, help="Do not open a browser tab.")
+def ui(port: int, host: str, no_open: bool) -> None:
+    """Serve the picker page on 127.0.0.1 and open it: choose a model, a tier and a device, and
+    see the forecast, every device × tier at a glance, and the four commands to run. The docs
+    and the pages plugins add (the browser bundle's /verify) are linked from it. Offline; nothing
+    leaves this machine.
+
+    \b
+    Examples:
+      kolm ui
+      kolm ui --port 0 --no-open
+    """
+    from kolm.server import port_free
+    from kolm.ui import serve_ui
+
+    if port:
+        port_free(host, port)
+
+    def opened(url: str) -> None:
+        if not no_open:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    sys.exit(serve_ui(loaded(), host, port, opened))
 
 
 @cli.command()

@@ -18,7 +18,7 @@ from kolm.devices import DeviceProfile
 from kolm.errors import GateError, OutputError, UnsupportedModelError
 from kolm.evalpack import EvalItem
 from kolm.kscore import Binder, score_pack
-from kolm.manifest import ExportRecord, Fidelity, KRecord, Lockfile, Manifest, SizeCheck
+from kolm.manifest import ExportRecord, Fidelity, KRecord, Lockfile, SizeCheck
 from kolm.modelspec import resolve_model
 from kolm.quant import DEFAULT_MAX_K_DROP, Tier
 from kolm.record import BINDER, RECORD, load_record
@@ -26,10 +26,6 @@ from kolm.reference import fp16_reference
 
 if TYPE_CHECKING:
     from kolm.plugins import Registry
-
-
-def default_out_dir(manifest: Manifest, device: DeviceProfile, tier: str) -> Path:
-    return Path(f"{manifest.base}-{device.slug}-{tier}")
 
 
 def export_artifact(

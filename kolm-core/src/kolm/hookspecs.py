@@ -7,7 +7,7 @@ registered through the entry-point group `kolm`:
     gguf = "kolm_gguf.plugin"
 
 Two kinds of hooks:
-- **Table hooks** (`device_profiles`, `import_weights`) are asked of every plugin.
+- **Table hooks** (`device_profiles`, `import_weights`, `ui_pages`) are asked of every plugin.
 - **Backend hooks** (`forecast_size` ... `bench`) belong to a backend. A plugin that answers them
   declares exactly one backend with the `backend` hook, and kolm calls those hooks on that plugin
   only: an implementation never checks which backend it is asked about. A backend hook a plugin
@@ -42,6 +42,7 @@ from kolm.api import (
     ThroughputForecast,
     Tier,
     TierRecipe,
+    UiPage,
 )
 
 hookspec = pluggy.HookspecMarker("kolm")
@@ -65,6 +66,16 @@ def device_profiles() -> list[DeviceProfile]:
 
     Return a list of `DeviceProfile`; every constant carries its public source. A row whose name
     is already in the table adds its backends (and aliases) to that row and changes nothing else.
+    Must not import the toolchain.
+    """
+
+
+@hookspec
+def ui_pages() -> list[UiPage]:
+    """Add pages to `kolm ui` (the browser bundle adds `/verify`, the six checks in a tab).
+
+    Return a list of `UiPage`: static files shipped in the plugin's package, linked from the page
+    header. Asked of every plugin; a route two plugins claim is served from the first one loaded.
     Must not import the toolchain.
     """
 

@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 import pluggy
 
 from kolm import hookspecs
-from kolm.api import Backend, BackendPlugin
+from kolm.api import Backend, BackendPlugin, UiPage
 from kolm.datamodel import KolmModel
 from kolm.devices import USER, DeviceKind, DeviceProfile, DeviceTable, Sourced, user_rows
 from kolm.errors import BackendError, KolmError, PluginError, UsageError, one_line
@@ -219,6 +219,13 @@ class Registry:
         if host := saved_host():
             contributions.append([self.host_device(host)])
         return DeviceTable.merge(contributions)
+
+    def ui_pages(self) -> dict[str, UiPage]:
+        """The pages plugins add to `kolm ui`, by route (the first plugin loaded keeps a route)."""
+        pages: dict[str, UiPage] = {}
+        for page in (p for pages in reversed(self.hook.ui_pages()) for p in pages):
+            pages.setdefault(page.route, page)
+        return pages
 
     def custom_device(self, name: str, bandwidth_gbps: float, memory_gb: float, kind: DeviceKind) -> DeviceProfile:
         """A device the user describes by two numbers, with the backends the plugins' rows of its

@@ -20,6 +20,7 @@ from kolm.inventory import Inventory
 from kolm.kscore import Binder
 from kolm.manifest import ExportRecord, Manifest
 from kolm.plugins import PluginInfo
+from kolm.steps import Step
 from kolm.verify import Verification
 
 VERDICT_STYLE = {"pass": "green", "tight": "yellow", "over": "red"}
@@ -208,6 +209,16 @@ def forecast_report(f: Forecast) -> Group:
     status = "tok/s measured by kolm bench" if f.tok_s.method == "measured" else "not measured"
     title = Text(f"Forecast ({status}): {f.model} → {f.device}, {f.tier}", style="bold")
     return Group(title, table)
+
+
+def steps_text(steps: list[Step]) -> str:
+    """The four steps as plain lines, each command whole on a line of its own (never wrapped, so it
+    copies as it is)."""
+    lines = ["", "Steps"]
+    for step in steps:
+        lines.append(f"{step.number}. {step.title}, on {step.where}" + (f": {step.note}" if step.note else ""))
+        lines.append(f"   {step.command}" if step.command else "   (no command)")
+    return "\n".join(lines)
 
 
 def inspect_report(path: Path, manifest: Manifest, inventory: Inventory) -> Group:

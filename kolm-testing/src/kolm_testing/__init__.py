@@ -526,3 +526,14 @@ def export_unscored(artifact: Path, device: str, tier: str, folder: Path, backen
         planned.read_per_token_bytes,
         score=False,
     )
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot of a Playwright `page` as SCREENSHOTS/NAME.png for a person to look
+    at (KOLM_SCREENSHOTS, default ./screenshots: the repository root under tox), and say where."""
+    folder = Path(os.environ.get("KOLM_SCREENSHOTS", "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=path, full_page=True)
+    print(f"screenshot: {path.resolve()}")
+    return path

@@ -10,7 +10,6 @@ needed. Tests marked `requires_browser` fail, naming that command, when it is mi
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,16 +24,6 @@ from kolm_testing import (
 sys.path.insert(0, str(Path(__file__).parent))
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # llama-cpp-python's libgomp busy-waits otherwise
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="session")
@@ -63,20 +52,3 @@ def bundle(smol_pack: Path, tmp_path_factory: pytest.TempPathFactory) -> Callabl
         return done[key]
 
     return export
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """Headless Debian Chromium through Playwright (no `playwright install`)."""
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.fail("headless Chromium is missing: apt-get install -y chromium (tests marked requires_browser need it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright is missing: pip install playwright (Chromium comes from apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()

@@ -4,28 +4,37 @@ from the browser's cache, and the six verify checks run in the tab and agree wit
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
-from kolm_testing import invoke
+from kolm_testing import invoke, screenshot
 from wasm_harness import SMALL_PART, kolm_serve, open_page, verify_in_tab
 
 pytestmark = pytest.mark.requires_browser
 WEIGHTS = r'"GET /[^ ]*\.gguf HTTP/1\.1" 200'
 
 
-def test_run_streams_an_answer_and_a_reload_does_not_download_the_weights_again(bundle, chromium):
-    with kolm_serve(bundle("int4")) as served:
+def test_chat_answers_paris_and_a_reload_does_not_download_the_weights_again(bundle, chromium):
+    with kolm_serve(bundle("int8")) as served:
         context = chromium.new_context()
         page = open_page(chromium, served.url, context)
         assert page.evaluate("crossOriginIsolated") is True  # COOP/COEP: the multi-threaded build
-        page.fill("#prompt", "Name a colour.")
+        threads = page.evaluate("navigator.hardwareConcurrency")
+        assert page.text_content("#status").endswith(f"{threads} thread(s)")
+        assert re.fullmatch(r"1 part\(s\), \d+ MiB, K \d\.\d{3} on 3 eval items", page.text_content("#facts"))
+        assert page.input_value("#prompt") == "What is the capital of France?"  # the defaults, as a newcomer finds them
         page.click("#run")
         page.wait_for_function("window.kolm.lastRun", timeout=120_000)
+        screenshot(page, "bundle-chat")
         run = page.evaluate("window.kolm.lastRun")
-        assert run["text"].strip() and page.text_content("#output") == run["text"]
+        assert "Paris" in run["text"] and page.text_content("#output") == run["text"]
         assert run["mode"] == "chat"  # SmolLM2-Instruct's own chat template
+        assert run["tokens"] < 128  # stopped at the end of its turn, not at the token limit
         assert run["tokensPerSecond"] > 0 and "tokens/s" in page.text_content("#speed")
+        page.check("#raw")  # the raw toggle: the text as it is, no template
+        raw = page.evaluate("window.kolm.run('The capital of France is', 8)")
+        assert raw["mode"] == "completion" and raw["text"].startswith(" Paris")
         assert len(served.requests(WEIGHTS)) == 1
         page.reload()
         page.wait_for_function("window.kolm && window.kolm.wllama", timeout=120_000)

@@ -23,11 +23,18 @@ from kolm.api import (
     Session,
     SizeForecast,
     Tier,
+    UiPage,
 )
 from kolm.plugin_data import PluginData
 
 _data = PluginData(__package__)
 backend, device_profiles, forecast_throughput = _data.backend, _data.device_profiles, _data.forecast_throughput
+
+
+@hookimpl
+def ui_pages() -> list[UiPage]:
+    """`kolm ui`'s /verify: the six checks in a tab, for an export folder and a .kolm from disk."""
+    return [UiPage(route="verify", title="Verify", package=__package__, folder="static", entry="verify.html")]
 
 
 @hookimpl

@@ -6,15 +6,20 @@ const $ = (id) => document.getElementById(id);
 const kolm = { record: null, wllama: null, loadSeconds: null, lastRun: null, verification: null };
 window.kolm = kolm;
 
+// Every logical core the browser reports (?threads=N overrides); one without cross-origin isolation,
+// where the single-threaded build runs.
+function threads() {
+  const asked = Number(new URLSearchParams(location.search).get('threads'));
+  return asked > 0 ? asked : crossOriginIsolated ? Math.max(1, navigator.hardwareConcurrency || 1) : 1;
+}
+
 async function loadModel(record) {
   const wllama = new Wllama({ default: new URL('wllama/wllama.wasm', location.href).href },
     { suppressNativeLog: true, logger: { debug() {}, log() {}, warn: console.warn, error: console.error } });
   const first = new URL(record.payload[0].path, location.href).href;  // later parts: -0000i-of-0000N
   const start = performance.now();
   await wllama.loadModelFromUrl(first, {
-    n_ctx: 1024, n_gpu_layers: 0,  // threads: wllama's default, half of hardwareConcurrency (?threads=N)
-    ...(new URLSearchParams(location.search).has('threads')
-      ? { n_threads: Number(new URLSearchParams(location.search).get('threads')) } : {}),
+    n_ctx: 1024, n_gpu_layers: 0, n_threads: threads(), jinja: true,  // the GGUF's template as written (its default system turn too)
     progressCallback: ({ loaded, total }) => {
       $('progress').value = total ? loaded / total : 0;
       $('status').textContent = `downloading weights ${(loaded / 2 ** 20).toFixed(0)} / ${(total / 2 ** 20).toFixed(0)} MiB`;
@@ -27,16 +32,23 @@ async function loadModel(record) {
   return wllama;
 }
 
-async function run(prompt, maxTokens = 128) {
+// The settings under the prompt: greedy by default (the same answer each time), with a repeat
+// penalty that keeps a small model out of loops.
+function sampling() {
+  const temperature = Number($('temperature').value);
+  return { temperature, repeat_penalty: Number($('repeat-penalty').value), ...(temperature > 0 ? {} : { top_k: 1 }) };
+}
+
+async function run(prompt, maxTokens = Number($('max-tokens').value)) {
   const out = $('output');
   out.textContent = '';
   $('run').disabled = true;
   let tokens = 0, first = null, timings = null;
   const start = performance.now();
-  // The user's turn in the model's own chat template; a model without one (a base model) continues
-  // the prompt as it is, rather than in a template llama.cpp would pick for it.
-  const options = { stream: true, max_tokens: maxTokens, temperature: 0, top_k: 1 };
-  const mode = kolm.wllama.getChatTemplate() ? 'chat' : 'completion';
+  // The user's turn in the model's own chat template (it stops at the end of the model's turn); a
+  // model without one (a base model), or "raw completion", continues the text as it is.
+  const options = { stream: true, max_tokens: maxTokens, ...sampling() };
+  const mode = kolm.wllama.getChatTemplate() && !$('raw').checked ? 'chat' : 'completion';
   const stream = mode === 'chat'
     ? await kolm.wllama.createChatCompletion({ messages: [{ role: 'user', content: prompt }], ...options })
     : await kolm.wllama.createCompletion({ prompt, ...options });
@@ -77,7 +89,8 @@ async function main() {
   const m = kolm.record.manifest;
   $('title').textContent = `${m.base} (${kolm.record.tier}) in your browser`;
   $('facts').textContent = `${kolm.record.payload.length} part(s), ` +
-    `${(kolm.record.payload.reduce((s, p) => s + p.size, 0) / 2 ** 20).toFixed(0)} MiB, K ${m.k_score ?? 'not measured'}`;
+    `${(kolm.record.payload.reduce((s, p) => s + p.size, 0) / 2 ** 20).toFixed(0)} MiB, ` +
+    `K ${m.k_score === null || m.k_score === undefined ? 'not measured' : m.k_score.toFixed(3)} on ${m.eval_pack.items} eval items`;
   kolm.wllama = await loadModel(kolm.record);
   $('run').disabled = false;
   $('verify').disabled = false;

@@ -256,14 +256,22 @@ async function partBlob(wllama, path) {
   return cached ?? (await fetch(url, { cache: 'no-store' })).blob();
 }
 
-export async function verifyBundle(wllama, artifactSource, { minK = 0.85, maxDrop = 5, kTolerance = null } = {},
-  status = () => {}) {
+// The bundle this page was served from: its record, and the parts as wllama cached them.
+export async function verifyBundle(wllama, artifactSource, options = {}, status = () => {}) {
   const record = await (await fetch('kolm-export.json', { cache: 'no-store' })).json();
+  status('reading the GGUF parts');
+  const blobs = [];
+  for (const p of record.payload) blobs.push(await partBlob(wllama, p.path));
+  return verifyExport(wllama, { record, blobs }, artifactSource, options, status);
+}
+
+// An export given as its record (kolm-export.json) and its payload files (Blobs, in the record's
+// order), with `wllama` already holding that payload: the six checks against the source .kolm.
+export async function verifyExport(wllama, { record, blobs }, artifactSource,
+  { minK = 0.85, maxDrop = 5, kTolerance = null } = {}, status = () => {}) {
   const checks = [];
   const check = (name, passed, expected, found) => checks.push({ number: checks.length + 1, name, passed, expected, found });
   status('reading the GGUF headers');
-  const blobs = [];
-  for (const p of record.payload) blobs.push(await partBlob(wllama, p.path));
   const headers = [];
   for (const b of blobs) headers.push(await ggufHeader(b));
   const raw = headers[0].kv['kolm.manifest'];
