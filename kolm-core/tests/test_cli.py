@@ -24,6 +24,7 @@ COMMANDS = [
     "bench",
     "verify",
     "sign",
+    "ui",
 ]
 
 

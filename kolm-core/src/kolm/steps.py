@@ -56,6 +56,7 @@ def deployment_steps(
     else:
         note = "" if spec.origin == "artifact" else f"needs the weights as {artifact}: kolm pack FOLDER -o {artifact}"
         warnings = [
+            "" if f.backend_installed else f"install the {f.backend} backend here first",
             f"the K drop ({f.k_loss_points:.1f} points) exceeds {DEFAULT_MAX_K_DROP:g}" if budget is not None else "",
             f"it will not fit: {f.fit.arithmetic}" if f.fit.verdict == "over" else "",
         ]

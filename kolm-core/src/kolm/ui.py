@@ -160,9 +160,9 @@ class UiHandler(BaseHTTPRequestHandler):
         if path.startswith("/api/"):
             return self.api(path[len("/api/") :])
         if path in ("/", "/index.html"):
-            return self.send_file(PAGES.joinpath("picker.html"))
+            return self.send_file(PAGES, "picker.html")
         if path.startswith("/static/"):
-            return self.send_file(PAGES.joinpath(path[len("/static/") :]))
+            return self.send_file(PAGES, path[len("/static/") :])
         if path.startswith("/docs/"):
             name = path[len("/docs/") :] or "README.md"
             try:
@@ -218,18 +218,17 @@ class UiHandler(BaseHTTPRequestHandler):
     def send_json(self, data, status: HTTPStatus = HTTPStatus.OK) -> None:
         self.send_bytes(json.dumps(data, default=str).encode(), "application/json", status)
 
-    def send_file(self, folder: Traversable, name: str | None = None) -> None:
-        """A file of `folder` (or `folder` itself when no name), never one outside it."""
-        if name is not None:
-            parts = [p for p in name.split("/") if p]
-            if not parts or any(p in (".", "..") or "\\" in p for p in parts):
-                return self.send_error(HTTPStatus.NOT_FOUND)
-            folder = folder.joinpath(*parts)
-        if not folder.is_file():
+    def send_file(self, folder: Traversable, name: str) -> None:
+        """The file `name` of `folder`, never one outside it."""
+        parts = [p for p in name.split("/") if p]
+        if not parts or any(p in (".", "..") or "\\" in p for p in parts):
             return self.send_error(HTTPStatus.NOT_FOUND)
-        kind = mimetypes.guess_type(folder.name)[0] or "application/octet-stream"
-        kind = {".js": "text/javascript", ".wasm": "application/wasm"}.get(Path(folder.name).suffix, kind)
-        self.send_bytes(folder.read_bytes(), kind)
+        file = folder.joinpath(*parts)
+        if not file.is_file():
+            return self.send_error(HTTPStatus.NOT_FOUND)
+        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        kind = {".js": "text/javascript", ".wasm": "application/wasm"}.get(Path(file.name).suffix, kind)
+        self.send_bytes(file.read_bytes(), kind)
 
     def send_bytes(self, body: bytes, kind: str, status: HTTPStatus = HTTPStatus.OK) -> None:
         self.send_response(status)

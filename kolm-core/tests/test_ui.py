@@ -1,0 +1,108 @@
+"""`kolm ui`'s server over real HTTP (the page itself is driven in Chromium in tests/test_ui.py): its
+API answers what the CLI prints, errors are JSON with kolm's exit code, files never escape their
+folder, and a request naming another host is refused. Also the four steps themselves."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from functools import partial
+from http.server import ThreadingHTTPServer
+
+import pytest
+from kolm_testing import invoke
+
+
+@pytest.fixture
+def ui(table):
+    """The ui server on a free port of 127.0.0.1, in a thread; get(path) -> (status, body)."""
+    from kolm.ui import UiHandler
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(UiHandler, registry=table))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def get(path: str, headers: dict | None = None) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers or {})) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    yield get
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_preview_api_is_the_cli_preview(ui, packed):
+    status, body = ui(f"/api/preview?model={packed}&device=ttb&tier=int4&login=me@box")
+    assert status == 200
+    cli = invoke("export", packed, "--target", "ttb", "--quant", "int4", "--preview", "--json", "--login", "me@box")
+    assert json.loads(body) == json.loads(cli.stdout)
+    steps = [step["command"] for step in json.loads(body)["steps"]]
+    assert steps[1] == "scp -r tiny-llama-test-table-box-int4 me@box:"
+    assert steps[3].startswith(f"kolm verify tiny-llama-test-table-box-int4 --against {packed}")
+
+
+def test_the_pick_api_is_kolm_pick_json(ui, packed):
+    status, body = ui(f"/api/pick?model={packed}")
+    assert status == 200 and json.loads(body) == json.loads(invoke("pick", packed, "--json").stdout)
+
+
+def test_options_list_every_device_and_this_machine(ui):
+    options = json.loads(ui("/api/options")[1])
+    names = [d["name"] for d in options["devices"]]
+    assert {"Test Table Box", "Test Board 4", "this machine"} <= set(names)
+    assert options["tiers"] == ["fp16", "int8", "int4", "int3"]
+    assert "SmolLM2-135M-Instruct" in options["bases"]
+
+
+@pytest.mark.parametrize(
+    "path, code, message",
+    [
+        ("/api/preview?model=Llama-3.1-8B&device=nowhere&tier=int4", 3, "unknown device 'nowhere'"),
+        ("/api/preview?model=Llama-3.1-8B&device=ttb&tier=int2", 2, "unknown quant tier 'int2'"),
+        ("/api/preview?model=Llama-3.1-8B&device=ttb", 2, "missing query parameter tier"),
+        ("/api/preview?model=Llama-3.1-8B&device=ttb&tier=int4&memory=lots", 2, "could not convert string to float"),
+    ],
+)
+def test_bad_input_is_one_json_error_with_the_cli_exit_code(ui, path, code, message):
+    status, body = ui(path)
+    error = json.loads(body)
+    assert status == 400 and error["exit_code"] == code and message in error["error"]
+
+
+@pytest.mark.parametrize("path", ["/static/../ui.py", "/static/%2e%2e/ui.py", "/static/", "/nope/", "/api/nope"])
+def test_nothing_outside_the_page_folders_is_served(ui, path):
+    assert ui(path)[0] == 404
+
+
+def test_a_request_naming_another_host_is_refused(ui):
+    """A page elsewhere whose DNS name was rebound to 127.0.0.1 cannot read the API."""
+    assert ui("/api/options", {"Host": "attacker.example:80"})[0] == 403
+    assert ui("/api/options", {"Host": "localhost:1"})[0] == 200
+
+
+def test_the_picker_and_the_docs_are_served(ui):
+    status, page = ui("/")
+    assert status == 200 and b'src="/static/picker.js"' in page
+    status, doc = ui("/docs/architecture.md")
+    assert status == 200 and b"<h1>" in doc and b"<table>" in doc  # markdown rendered, tables too
+    assert ui("/docs/../README.md")[0] == 404
+
+
+def test_the_steps_say_what_a_pick_lacks(table, packed):
+    from kolm.forecast import forecast
+    from kolm.modelspec import resolve_model
+    from kolm.steps import deployment_steps
+
+    spec, board = resolve_model("Llama-3.1-8B"), table.device("tb4")  # its backend is not installed
+    export, copy, run, verify = deployment_steps(forecast(table, spec, board, "int4"), spec, board)
+    assert export.command.startswith("kolm export Llama-3.1-8B.kolm --target test-board-4 --quant int4 -o ")
+    assert "kolm pack FOLDER -o Llama-3.1-8B.kolm" in export.note  # a base: the weights come first
+    assert "install the testbe backend here first" in export.note and "it will not fit" in export.note
+    assert copy.command.endswith(" USER@HOST:") and "replace USER@HOST" in copy.note
+    assert run.where == "the Test Board 4 (ssh USER@HOST)"
+    assert verify.command == "kolm verify Llama-3.1-8B-test-board-4-int4 --against Llama-3.1-8B.kolm"
