@@ -225,7 +225,12 @@ def schema(name: str) -> None:
 @cli.command()
 @click.argument("folder", required=False, type=click.Path(path_type=Path))
 @click.option("--from-gguf", "gguf", type=click.Path(path_type=Path), help="Import a GGUF instead of a folder.")
-@click.option("--eval", "eval_pack", type=click.Path(path_type=Path), help="Eval pack (JSONL); default: kolm's own.")
+@click.option(
+    "--eval",
+    "eval_pack",
+    type=click.Path(path_type=Path),
+    help="Eval pack (JSONL); default: $KOLM_EVAL_PACK, else kolm's own.",
+)
 @click.option("--base", help="Base model name for the manifest (default: the model's own name).")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The .kolm to write.")
 @click.option("--license", "license_", default="unspecified", show_default=True, help="License of the weights.")
@@ -250,10 +255,10 @@ def pack(
       kolm pack --from-gguf SmolLM2-135M-Instruct.Q4_1.gguf -o smol.kolm
     """
     from kolm.errors import UsageError
-    from kolm.pack import DEFAULT_EVAL_PACK, pack_folder, pack_import
+    from kolm.pack import default_eval_pack, pack_folder, pack_import
     from kolm.render import progress_bar
 
-    eval_pack = eval_pack or DEFAULT_EVAL_PACK
+    eval_pack = eval_pack or default_eval_pack()
     if (folder is None) == (gguf is None):
         raise UsageError("give either a model FOLDER or --from-gguf FILE")
     if gguf is not None:

@@ -44,19 +44,29 @@ class Manifest(KolmModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_: Literal["RS-1"] = Field("RS-1", alias="schema")
-    base: str
-    arch: str
-    params: int = Field(ge=1)
-    quant: Literal[TIERS]  # type: ignore[valid-type]
-    recipe: str | None = None
-    k_score: float | None = Field(None, ge=0, le=1)
-    k_score_fp16_reference: float | None = Field(None, ge=0, le=1)
-    refusals: dict[str, str] = {}
-    eval_pack: EvalPackRef
-    payload: list[PayloadFile]
-    created_by: str
-    license: str
+    schema_: Literal["RS-1"] = Field("RS-1", alias="schema", description="Always `RS-1`.")
+    base: str = Field(description="The model's name (`SmolLM2-135M-Instruct`), used in forecasts and export names.")
+    arch: str = Field(description="The Hugging Face architecture (`LlamaForCausalLM`) from config.json.")
+    params: int = Field(ge=1, description="Parameter count, from the safetensors headers.")
+    quant: Literal[TIERS] = Field(  # type: ignore[valid-type]
+        description="The tier of the weights inside: fp16 for a packed artifact, an export's tier in its copy."
+    )
+    recipe: str | None = Field(None, description="The backend recipe that made an export's tier; None in an artifact.")
+    k_score: float | None = Field(
+        None, ge=0, le=1, description="K: the share of the eval pack answered right at `quant`; None until measured."
+    )
+    k_score_fp16_reference: float | None = Field(
+        None, ge=0, le=1, description="K of the same weights at fp16, the reference drops are measured from."
+    )
+    refusals: dict[str, str] = Field(
+        {}, description="Backend -> why it could not convert this model when packed (forecasts refuse it up front)."
+    )
+    eval_pack: EvalPackRef = Field(description="The embedded eval pack: member path, SHA-256 and item count.")
+    payload: list[PayloadFile] = Field(
+        description="Every member under model/: path, SHA-256 and size; nothing else may be there."
+    )
+    created_by: str = Field(description="The tool and version that wrote it (`kolm 0.1.0`).")
+    license: str = Field(description="The weights' license, as the packer declared it (`--license`).")
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Fill the generated regions of docs/*.md from kolm's own tables, so a page cannot disagree with
+the code: device rows, forecasts, tier spellings and the RS-1 schema. A region is
+
+    <!-- generated: NAME ARG ... -->
+    ...the table this script writes...
+    <!-- /generated -->
+
+`python3 docs/generate.py` rewrites them (with every plugin of this repo installed: `python3 dev.py
+docs`); `--check` exits 1 naming the stale pages (tests/test_docs.py runs it).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+REGION = re.compile(r"(<!-- generated: (?P<name>[a-z-]+)(?P<args>[^>]*) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
+
+
+def registry():
+    from kolm.plugins import registry
+
+    return registry()
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n < 10e9 else f"{n / 1e9:.1f} GB"
+
+
+def speed(f) -> str:
+    t = f.tok_s
+    fmt = (lambda v: f"{v:.1f}") if t.high < 10 else (lambda v: f"{v:,.0f}")
+    return f"≤ {fmt(t.high)}" if t.method == "ceiling" else f"{fmt(t.low)}–{fmt(t.high)}"
+
+
+def forecasts(args: list[str]) -> str:
+    """`forecasts DEVICE MEMORY,MEMORY TIER,TIER MODEL ...`: size, tok/s and the fit at each memory size."""
+    from kolm.forecast import forecast
+    from kolm.modelspec import resolve_model
+
+    reg = registry()
+    device, memories, tiers, models = reg.device(args[0]), args[1].split(","), args[2].split(","), args[3:]
+    header = ["model", "tier", "backend", "size on disk", "decode tok/s", *(f"fit, {m} GB" for m in memories)]
+    rows = []
+    for model in models:
+        spec = resolve_model(model)
+        for tier in tiers:
+            fits = [forecast(reg, spec, device, tier, memory_gb=float(m)) for m in memories]
+            f = fits[0]
+            rows.append(
+                [model, tier, f.backend, gb(f.size_bytes), speed(f), *(x.fit.verdict.upper() for x in fits)]
+            )
+    source = f"{device.name}: {device.bandwidth_gbps.value:g} GB/s ({device.bandwidth_gbps.source})"
+    return markdown_table(header, rows) + f"\nForecasts, not measurements; bandwidth of the {source}.\n"
+
+
+def devices(args: list[str]) -> str:
+    """`devices KIND,KIND`: the rows of those kinds, with their sources."""
+    kinds = args[0].split(",")
+    rows = [
+        [
+            r.name,
+            f"`{r.slug}`",
+            f"{r.memory_gb.value:g} GB {r.memory_kind}"
+            + (f" (sold with {', '.join(f'{m:g}' for m in r.memory_options_gb)})" if len(r.memory_options_gb) > 1 else ""),
+            f"[{r.bandwidth_gbps.value:g} GB/s]({r.bandwidth_gbps.source})",
+            " > ".join(r.backends),
+        ]
+        for r in registry().devices().rows
+        if r.kind in kinds
+    ]
+    return markdown_table(["device", "--target", "memory", "bandwidth", "backends"], rows)
+
+
+def ladder(args: list[str]) -> str:
+    """`ladder MODEL TIER`: one device per kind (the slowest and the fastest), and the forecast for MODEL."""
+    from kolm.forecast import forecast
+    from kolm.modelspec import resolve_model
+
+    reg = registry()
+    spec, tier = resolve_model(args[0]), args[1]
+    rows = []
+    by_kind: dict[str, list] = {}
+    for row in reg.devices().rows:
+        by_kind.setdefault(row.kind, []).append(row)
+    order = ["browser", "sbc", "phone", "edge-gpu", "laptop", "desktop", "desktop-gpu"]
+    for kind in order:
+        picks = sorted(by_kind.get(kind, []), key=lambda r: r.bandwidth_gbps.value)
+        for row in picks[:1] + picks[-1:] if len(picks) > 1 else picks:
+            f = forecast(reg, spec, row, tier)
+            rows.append(
+                [
+                    kind,
+                    row.name,
+                    f"{row.memory_gb.value:g} GB",
+                    f"{row.bandwidth_gbps.value:g} GB/s",
+                    f.backend,
+                    speed(f),
+                    f.fit.verdict.upper(),
+                ]
+            )
+    header = ["kind", "device", "memory", "bandwidth", "backend", f"{args[0]} {tier} tok/s", "fit"]
+    return markdown_table(header, rows) + "\nForecasts, not measurements (`kolm pick` shows every row).\n"
+
+
+def tiers(args: list[str]) -> str:
+    """`tiers`: each installed backend's recipe per tier (`backend.json`), the default first."""
+    from kolm.quant import TIERS
+
+    backends = {name: owner for name, owner in registry().backends().items() if not owner.declared.builds_on}
+    rows = []
+    for tier in TIERS:
+        cells = []
+        for owner in backends.values():
+            recipes = owner.table.tier_recipes(tier) if tier in owner.table.tiers else []
+            cells.append(", ".join(f"`{r.name}`" for r in recipes) or "—")
+        rows.append([tier, *cells])
+    return markdown_table(["tier", *backends], rows)
+
+
+def manifest_fields(args: list[str]) -> str:
+    """`manifest-fields`: the RS-1 manifest's fields, from `kolm schema`."""
+    from kolm.manifest import rs1_json_schema
+
+    schema = rs1_json_schema()
+    required = set(schema.get("required", []))
+    rows = []
+    for name, prop in schema["properties"].items():
+        kind = prop.get("type") or " or ".join(p.get("type", p.get("$ref", "?").split("/")[-1]) for p in prop.get("anyOf", []))
+        kind = kind or prop.get("$ref", "").split("/")[-1] or ("array" if "items" in prop else "?")
+        description = " ".join(prop.get("description", "").split())
+        rows.append([f"`{name}`", kind, "yes" if name in required else "no", description])
+    return markdown_table(["field", "type", "required", "meaning"], rows)
+
+
+GENERATORS = {
+    "forecasts": forecasts,
+    "devices": devices,
+    "ladder": ladder,
+    "tiers": tiers,
+    "manifest-fields": manifest_fields,
+}
+
+
+def render(text: str) -> str:
+    def fill(match: re.Match) -> str:
+        body = GENERATORS[match["name"]](match["args"].split())
+        return f"{match.group(1)}{body}{match.group(5)}"
+
+    return REGION.sub(fill, text)
+
+
+def main(check: bool) -> int:
+    stale = []
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text()
+        new = render(text)
+        if new != text:
+            stale.append(page.name)
+            if not check:
+                page.write_text(new)
+    if check and stale:
+        print(f"stale generated tables in {', '.join(stale)}: run python3 dev.py docs", file=sys.stderr)
+        return 1
+    print(f"{'stale' if stale else 'up to date'}: {', '.join(stale) or 'every page'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main("--check" in sys.argv[1:]))
