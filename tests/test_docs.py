@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kolm_testing import write_eval_pack
+from kolm_testing import PARIS_ITEM, write_eval_pack
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BLOCK = re.compile(r"^```bash(?P<kind>[ a-z-]*)\n(?P<body>.*?)^```$", re.M | re.S)
@@ -44,7 +44,7 @@ def commands(body: str) -> list[str]:
 def env(tmp_path_factory) -> dict[str, str]:
     pack = write_eval_pack(
         tmp_path_factory.mktemp("pack") / "one.jsonl",
-        [{"id": "fr", "prompt": "The capital of France is", "kind": "contains", "answer": "Paris"}],
+        [PARIS_ITEM],
     )
     return {
         **os.environ,

