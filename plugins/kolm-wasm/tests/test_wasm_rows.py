@@ -21,3 +21,14 @@ def test_size_is_the_gguf_size():
         size = wasm.forecast_size(spec, tier, browser)
         assert size == gguf.forecast_size(spec, tier, browser) and size.method.startswith("llama.cpp ")
     assert forecast(reg, spec, browser, "int4").size_bytes == gguf.forecast_size(spec, "int4", browser).bytes
+
+
+def test_kolm_ui_gets_the_verify_page_with_everything_it_loads():
+    from importlib.resources import files
+
+    page = registry().ui_pages()["verify"]
+    folder = files(page.package).joinpath(page.folder)
+    html = folder.joinpath(page.entry).read_text()
+    for module in ("verify-page.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm"):
+        assert folder.joinpath(module).is_file(), module
+    assert 'src="verify-page.js"' in html
