@@ -140,7 +140,7 @@ def short_size(n: int) -> str:
 
 
 def pick_cell(f: Forecast) -> Text:
-    """`106 MB PASS` over `19–49`: a cell of the device × tier grid, at most 12 characters wide."""
+    """`106 MB PASS` over `19–49`: a cell of the device × tier grid, at most 13 characters wide."""
     t = f.tok_s
     speed = f"≤{short_rate(t.high)}" if t.method == "ceiling" else f"{short_rate(t.low)}–{short_rate(t.high)}"
     return Text.assemble(
