@@ -57,8 +57,8 @@ def forecasts(args: list[str]) -> str:
             fits = [forecast(reg, spec, device, tier, memory_gb=float(m)) for m in memories]
             f = fits[0]
             rows.append([model, tier, f.backend, gb(f.size_bytes), speed(f), *(x.fit.verdict.upper() for x in fits)])
-    source = f"{device.name}: {device.bandwidth_gbps.value:g} GB/s ({device.bandwidth_gbps.source})"
-    return markdown_table(header, rows) + f"\nForecasts, not measurements; bandwidth of the {source}.\n"
+    source = f"{device.name}: [{device.bandwidth_gbps.value:g} GB/s]({device.bandwidth_gbps.source})"
+    return markdown_table(header, rows) + f"\nForecasts, not measurements; memory bandwidth of the {source}.\n"
 
 
 def devices(args: list[str]) -> str:

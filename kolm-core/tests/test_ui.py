@@ -90,6 +90,8 @@ def test_the_picker_and_the_docs_are_served(ui):
     assert status == 200 and b'src="/static/picker.js"' in page
     status, doc = ui("/docs/architecture.md")
     assert status == 200 and b"<h1>" in doc and b"<table>" in doc  # markdown rendered, tables too
+    status, quickstart = ui("/docs/quickstart-raspberry-pi-5.md")
+    assert status == 200 and b"<table>" in quickstart and b"generated:" not in quickstart  # markers dropped
     assert ui("/docs/../README.md")[0] == 404
 
 

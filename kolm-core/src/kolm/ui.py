@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from kolm import __version__
+from kolm.api import UiPage
 from kolm.errors import KolmError, UsageError
 from kolm.plugins import Registry
 
@@ -118,8 +119,12 @@ def doc_index() -> list[dict]:
     return pages
 
 
-def render_doc(name: str) -> str:
-    """docs/NAME as an HTML page (markdown-it, which rich already brings)."""
+def render_doc(name: str, pages: list[UiPage] = ()) -> str:
+    """docs/NAME as an HTML page (markdown-it, which rich already brings; raw HTML in the source is
+    escaped, its comments, the generated tables' markers, dropped), linking the plugins' `pages`."""
+    import html
+    import re
+
     from markdown_it import MarkdownIt
 
     if "/" in name or not name.endswith(".md"):
@@ -127,9 +132,11 @@ def render_doc(name: str) -> str:
     page = docs_folder().joinpath(name)
     if not page.is_file():
         raise UsageError(f"no such page: {name}")
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(page.read_text())
+    text = re.sub(r"^<!--.*?-->\n", "", page.read_text(), flags=re.M | re.S)
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    nav = "".join(f'<a href="/{p.route}/">{html.escape(p.title)}</a>' for p in pages)
     template = PAGES.joinpath("doc.html").read_text()
-    return template.replace("{{body}}", body).replace("{{name}}", name)
+    return template.replace("{{nav}}", nav).replace("{{body}}", body).replace("{{name}}", html.escape(name))
 
 
 class UiHandler(BaseHTTPRequestHandler):
@@ -166,7 +173,8 @@ class UiHandler(BaseHTTPRequestHandler):
         if path.startswith("/docs/"):
             name = path[len("/docs/") :] or "README.md"
             try:
-                return self.send_bytes(render_doc(name).encode(), "text/html; charset=utf-8")
+                page = render_doc(name, list(self.registry.ui_pages().values()))
+                return self.send_bytes(page.encode(), "text/html; charset=utf-8")
             except KolmError as exc:
                 return self.send_error(HTTPStatus.NOT_FOUND, str(exc))
         route, _, rest = path.strip("/").partition("/")
