@@ -27,15 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import CACHE, llama_eval_tg, smollm2_artifact  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from kolm_testing.fixtures import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 def export_bundle(artifact: Path, tier: str, out: Path) -> Path:
@@ -109,7 +101,7 @@ def main() -> None:
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Logged, directory=str(folder)))
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for _ in range(args.runs):  # interleaved, so machine noise hits both sides alike
                 for threads in args.threads:
                     before = len(requests)
