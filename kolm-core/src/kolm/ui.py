@@ -76,7 +76,6 @@ def options(reg: Registry) -> dict:
         "devices": devices,
         "tiers": list(TIERS),
         "pages": [{"route": p.route, "title": p.title} for p in reg.ui_pages().values()],
-        "docs": doc_index(),
     }
 
 
@@ -107,16 +106,6 @@ def preview(
     result = forecast(reg, spec, row, parse_tier(tier), None, memory_gb, None, recipe)
     steps = deployment_steps(result, spec, row, login)
     return {**result.model_dump(), "steps": [step.model_dump() for step in steps]}
-
-
-def doc_index() -> list[dict]:
-    """Each page of docs/: its file name and its first heading."""
-    folder = docs_folder()
-    pages = []
-    for page in sorted((p for p in folder.iterdir() if p.name.endswith(".md")), key=lambda p: p.name):
-        title = next((line[2:].strip() for line in page.read_text().splitlines() if line.startswith("# ")), page.name)
-        pages.append({"name": page.name, "title": title})
-    return pages
 
 
 def render_doc(name: str, pages: list[UiPage] = ()) -> str:
