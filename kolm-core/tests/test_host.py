@@ -8,6 +8,7 @@ import os
 import socket
 
 import pytest
+from kolm.datamodel import utc_now
 from kolm.history import BenchEntry
 from kolm.host import HostProfile, contradiction, profile_host
 from kolm_testing import device_row, invoke
@@ -80,7 +81,7 @@ def log_bench(device_name: str, host: HostProfile | None, trusted: bool = False)
         backend="table",
         payload_sha256="0" * 64,
         result=result,
-        measured_at=history.now(),
+        measured_at=utc_now(),
         kolm="test",
         host=host,
         trusted_claim=trusted,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from kolm import __version__, history
 from kolm.api import BenchRequest, BenchResult, SizeForecast, Steps
-from kolm.datamodel import KolmModel
+from kolm.datamodel import KolmModel, utc_now
 from kolm.devices import DeviceProfile
 from kolm.errors import BackendError
 from kolm.export import export_artifact
@@ -124,7 +124,7 @@ def run_bench(
         backend=record.backend,
         payload_sha256=record.payload[0].sha256,
         result=result,
-        measured_at=history.now(),
+        measured_at=utc_now(),
         kolm=__version__,
         host=host,
         trusted_claim=trust_device and not is_this_machine(device.name),

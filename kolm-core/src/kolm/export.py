@@ -13,7 +13,7 @@ from kolm import __version__, history
 from kolm.api import BackendPlugin, ExportRequest, ExportResult, RunRequest, Session, Steps, silent
 from kolm.artifact import MANIFEST, Artifact, payload_entries
 from kolm.atomic import atomic_dir
-from kolm.datamodel import KolmModel
+from kolm.datamodel import KolmModel, utc_now
 from kolm.devices import DeviceProfile
 from kolm.errors import GateError, OutputError, UnsupportedModelError
 from kolm.evalpack import EvalItem
@@ -129,7 +129,7 @@ def export_artifact(
                 recipe=recipe.name,
                 k=record.k,
                 export=str(out_dir.resolve()),
-                measured_at=history.now(),
+                measured_at=utc_now(),
             ),
         )
     return record

@@ -5,7 +5,6 @@ logged measurement over published constants and typical deltas."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -46,11 +45,6 @@ class BenchEntry(KolmModel):
     kolm: str
     host: HostProfile | None = None
     trusted_claim: bool = False
-
-
-def now() -> str:
-    """The UTC timestamp entries carry."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def log_path(name: str) -> Path:

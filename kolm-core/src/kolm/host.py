@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from kolm.datamodel import KolmModel
+from kolm.datamodel import KolmModel, utc_now
 from kolm.devices import MEASURED, DeviceKind, DeviceProfile, Sourced, normalize_name
 from kolm.errors import UsageError
 from kolm.home import kolm_home
@@ -146,7 +146,6 @@ def measure_bandwidth() -> tuple[float, str]:
 
 def profile_host() -> HostProfile:
     """Read the OS's facts and measure the copy bandwidth (about a second)."""
-    from kolm.history import now
 
     gbps, how = measure_bandwidth()
     board = _read("/proc/device-tree/model")
@@ -162,7 +161,7 @@ def profile_host() -> HostProfile:
         kind=kind_of(board),
         bandwidth_gbps=round(gbps, 1),
         bandwidth_method=how,
-        profiled_at=now(),
+        profiled_at=utc_now(),
     )
 
 
