@@ -40,12 +40,11 @@ def sha_throughput(gb: float, runs: int) -> tuple[float, float]:
 
 
 def scoring_per_item(n_items: int) -> list[tuple[str, float, float]]:
-    from kolm.evalpack import load_eval_pack
+    from kolm.evalpack import DEFAULT_EVAL_PACK, load_eval_pack
     from kolm.export import export_artifact
     from kolm.forecast import forecast
     from kolm.kscore import score_pack
     from kolm.modelspec import resolve_model
-    from kolm.pack import DEFAULT_EVAL_PACK
     from kolm.plugins import registry
     from kolm.quant import TIERS
     from kolm.record import open_session

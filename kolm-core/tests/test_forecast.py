@@ -199,3 +199,21 @@ def test_the_pick_takes_the_devices_next_backend_when_the_first_refuses_the_mode
     assert chosen.command == f"kolm export {artifact} --target two-backend-box --quant int4"
     named = forecast(table, spec, box, "int4", backend="table")
     assert named.command is None and "no LlamaForCausalLM here" in named.refusal
+
+
+def test_a_logged_k_counts_only_for_the_eval_pack_it_was_measured_on(table, packed):
+    """A K measured on another pack (a short one, a site's own) says nothing about this artifact's."""
+    from kolm import history
+    from kolm.forecast import forecast
+    from kolm.manifest import KRecord
+    from kolm.modelspec import resolve_model
+
+    spec, box = resolve_model(str(packed)), table.device("ttb")
+    k = KRecord(score=0.5, points=50.0, items=2, fp16_reference=1.0, drop_points=50.0, runtime="test")
+    for pack in ("0" * 64, spec.eval_pack_sha256):
+        entry = history.KEntry(
+            model=spec.name, tier="int8", backend="table", recipe="I8", eval_pack=pack, k=k, export="x", measured_at="t"
+        )
+        history.append("k", entry)
+        f = forecast(table, spec, box, "int8")
+        assert f.k_loss_method.startswith("measured by kolm export") == (pack == spec.eval_pack_sha256)

@@ -255,7 +255,8 @@ def pack(
       kolm pack --from-gguf SmolLM2-135M-Instruct.Q4_1.gguf -o smol.kolm
     """
     from kolm.errors import UsageError
-    from kolm.pack import default_eval_pack, pack_folder, pack_import
+    from kolm.evalpack import default_eval_pack
+    from kolm.pack import pack_folder, pack_import
     from kolm.render import progress_bar
 
     eval_pack = eval_pack or default_eval_pack()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +13,20 @@ from pydantic import ConfigDict, ValidationError, model_validator
 
 from kolm.datamodel import KolmModel
 from kolm.errors import UsageError
+
+DEFAULT_EVAL_PACK = Path(__file__).parent / "evalpacks" / "default.jsonl"
+
+
+def default_eval_pack() -> Path:
+    """The pack `kolm pack` scores without `--eval`: KOLM_EVAL_PACK (a site's own pack, or a short
+    one for the docs' tests), else kolm's default."""
+    return Path(os.environ["KOLM_EVAL_PACK"]) if os.environ.get("KOLM_EVAL_PACK") else DEFAULT_EVAL_PACK
+
+
+@cache
+def pack_sha256(path: Path) -> str:
+    """The SHA-256 of an eval pack file, as a manifest records it."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class EvalItem(KolmModel):

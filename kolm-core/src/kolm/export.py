@@ -127,6 +127,7 @@ def export_artifact(
                 tier=tier,
                 backend=backend,
                 recipe=recipe.name,
+                eval_pack=manifest.eval_pack.sha256,
                 k=record.k,
                 export=str(out_dir.resolve()),
                 measured_at=utc_now(),

@@ -25,6 +25,8 @@ class KEntry(KolmModel):
     tier: str
     backend: str
     recipe: str | None = None
+    eval_pack: str | None = None
+    """The SHA-256 of the eval pack K was measured on (None in lines older than it)."""
     k: KRecord
     export: str
     measured_at: str
@@ -88,7 +90,9 @@ def latest_bench(device: DeviceProfile, model: str, tier: str, backend: str) -> 
     return latest("bench", BenchEntry, usable)
 
 
-def latest_k(model: str, tier: str, backend: str, recipe: str) -> KEntry | None:
-    """The newest K that `kolm export` measured for this model, tier, backend and recipe, if any
-    (entries logged before exports named their recipe match none)."""
-    return latest("k", KEntry, lambda e: (e.model, e.tier, e.backend, e.recipe) == (model, tier, backend, recipe))
+def latest_k(model: str, tier: str, backend: str, recipe: str, eval_pack: str) -> KEntry | None:
+    """The newest K that `kolm export` measured for this model, tier, backend and recipe on the eval
+    pack with SHA-256 `eval_pack`, if any (entries logged before exports named their recipe and
+    pack match none: a K on another pack says nothing about this one)."""
+    key = (model, tier, backend, recipe, eval_pack)
+    return latest("k", KEntry, lambda e: (e.model, e.tier, e.backend, e.recipe, e.eval_pack) == key)

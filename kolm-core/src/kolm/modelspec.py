@@ -39,7 +39,8 @@ class ModelSpec(KolmModel):
 
     `origin` says what the user gave; `path` is the `.kolm`, config or folder (None for a base);
     `quant` is the tier of the weights it holds; `refusals` the backends that could not convert
-    it when it was packed (an artifact's manifest), with their reasons.
+    it when it was packed (an artifact's manifest), with their reasons; `eval_pack_sha256` the
+    artifact's eval pack (None for anything else: it would be packed with the default pack).
     """
 
     name: str
@@ -50,6 +51,7 @@ class ModelSpec(KolmModel):
     inventory: Inventory
     quant: str = "fp16"
     refusals: dict[str, str] = {}
+    eval_pack_sha256: str | None = None
     sources: list[str] = []
 
     @property
@@ -166,6 +168,7 @@ def resolve_model(ref: str) -> ModelSpec:
                 inventory=art.inventory(),
                 quant=manifest.quant,
                 refusals=manifest.refusals,
+                eval_pack_sha256=manifest.eval_pack.sha256,
             )
     if path.is_dir():
         if not (path / "config.json").is_file():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,13 +22,6 @@ if TYPE_CHECKING:
     from kolm.plugins import Registry
 
 DEFAULT_MIN_K = 0.85
-DEFAULT_EVAL_PACK = Path(__file__).parent / "evalpacks" / "default.jsonl"
-
-
-def default_eval_pack() -> Path:
-    """The pack `kolm pack` scores without `--eval`: KOLM_EVAL_PACK (a site's own pack, or a short
-    one for the docs' tests), else kolm's default."""
-    return Path(os.environ["KOLM_EVAL_PACK"]) if os.environ.get("KOLM_EVAL_PACK") else DEFAULT_EVAL_PACK
 
 
 # The files of a Hugging Face folder that make up a model; anything else (READMEs, images,

@@ -85,8 +85,7 @@ BATCHED_AGREEMENT = 7 / 8
 
 @pytest.mark.slow
 def test_batched_generation_gives_what_one_at_a_time_gives(smol_export):
-    from kolm.evalpack import load_eval_pack
-    from kolm.pack import DEFAULT_EVAL_PACK
+    from kolm.evalpack import DEFAULT_EVAL_PACK, load_eval_pack
     from kolm_mlx.runtime import MlxSession
 
     prompts = [item.prompt for item in load_eval_pack(DEFAULT_EVAL_PACK) if item.kind != "choice"][:16]
