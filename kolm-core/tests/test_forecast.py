@@ -217,3 +217,13 @@ def test_a_logged_k_counts_only_for_the_eval_pack_it_was_measured_on(table, pack
         history.append("k", entry)
         f = forecast(table, spec, box, "int8")
         assert f.k_loss_method.startswith("measured by kolm export") == (pack == spec.eval_pack_sha256)
+
+
+def test_the_eval_pack_hash_is_the_one_pack_records_whatever_the_line_endings(tmp_path):
+    """The forecast matches a logged K to an artifact by this hash, so it must be the manifest's."""
+    from kolm.evalpack import pack_sha256
+
+    line = '{"id": "a", "prompt": "1 + 1 =", "kind": "contains", "answer": "2"}'
+    (tmp_path / "lf.jsonl").write_bytes(f"{line}\n".encode())
+    (tmp_path / "crlf.jsonl").write_bytes(f"{line}\r\n".encode())
+    assert pack_sha256(tmp_path / "crlf.jsonl") == pack_sha256(tmp_path / "lf.jsonl")

@@ -23,10 +23,23 @@ def default_eval_pack() -> Path:
     return Path(os.environ["KOLM_EVAL_PACK"]) if os.environ.get("KOLM_EVAL_PACK") else DEFAULT_EVAL_PACK
 
 
-@cache
+def read_pack_text(path: Path) -> str:
+    """An eval pack file's text, as `kolm pack` stores it in the artifact (line endings normalised)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read eval pack {path}: {exc.strerror}") from exc
+
+
 def pack_sha256(path: Path) -> str:
-    """The SHA-256 of an eval pack file, as a manifest records it."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The SHA-256 an RS-1 manifest records for the eval pack at `path` (of its stored text)."""
+    return hashlib.sha256(read_pack_text(path).encode()).hexdigest()
+
+
+@cache
+def default_pack_sha256(path: Path) -> str:
+    """`pack_sha256` of the default pack, once per process: every forecast of a pick asks for it."""
+    return pack_sha256(path)
 
 
 class EvalItem(KolmModel):
@@ -70,8 +83,4 @@ def parse_eval_pack(text: str, origin: str) -> list[EvalItem]:
 
 
 def load_eval_pack(path: Path) -> list[EvalItem]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read eval pack {path}: {exc.strerror}") from exc
-    return parse_eval_pack(text, str(path))
+    return parse_eval_pack(read_pack_text(path), str(path))

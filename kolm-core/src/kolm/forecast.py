@@ -18,7 +18,7 @@ from kolm.api import BackendPlugin, SizeForecast, ThroughputForecast, TierRecipe
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceProfile
 from kolm.errors import BackendError, UsageError
-from kolm.evalpack import default_eval_pack, pack_sha256
+from kolm.evalpack import default_eval_pack, default_pack_sha256
 from kolm.modelspec import ModelSpec
 from kolm.quant import DEFAULT_MAX_K_DROP, TIERS, TYPICAL_K_LOSS_POINTS, Tier
 from kolm.throughput import ceiling
@@ -245,7 +245,7 @@ def forecast(
         sources = [str(history.log_path("bench"))]
     memory_bytes = int(memory_gb * 1e9) if memory_gb else device.memory_bytes
     k_loss, k_method, this_model = typical_k_loss(spec, tier, recipe)
-    pack = spec.eval_pack_sha256 or pack_sha256(default_eval_pack())  # the pack an export would score
+    pack = spec.eval_pack_sha256 or default_pack_sha256(default_eval_pack())  # the pack an export would score
     measured_k = history.latest_k(spec.name, tier, name, recipe.name, pack) if recipe else None
     chosen = recipe_name if recipe and recipe != owner.recipe(tier) else None
     command = None if refusal else export_command(spec, device, tier, name, recommended, chosen)

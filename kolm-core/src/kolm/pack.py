@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -12,7 +11,7 @@ from kolm import __version__
 from kolm.api import ExportRequest, RunRequest, Steps, silent
 from kolm.artifact import EVAL_PACK, MODEL_DIR, PICKLE_SUFFIXES, folder_inventory, payload_entries, write_artifact
 from kolm.errors import GateError, UnsupportedModelError, UsageError
-from kolm.evalpack import EvalItem, load_eval_pack
+from kolm.evalpack import EvalItem, load_eval_pack, pack_sha256, read_pack_text
 from kolm.kscore import score_pack
 from kolm.manifest import EvalPackRef, Manifest
 from kolm.modelspec import resolve_model
@@ -83,7 +82,7 @@ def pack_folder(
     except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
         raise UnsupportedModelError(f"{folder}/config.json: no architectures entry") from exc
     items = load_eval_pack(eval_pack)
-    pack_text = eval_pack.read_text(encoding="utf-8")
+    pack_text = read_pack_text(eval_pack)
     with steps("hashing weights") as advance:
         payload = payload_entries(files, advance)
     manifest = Manifest(
@@ -91,7 +90,7 @@ def pack_folder(
         arch=arch,
         params=folder_inventory(folder).params,
         quant="fp16",
-        eval_pack=EvalPackRef(path=EVAL_PACK, sha256=hashlib.sha256(pack_text.encode()).hexdigest(), items=len(items)),
+        eval_pack=EvalPackRef(path=EVAL_PACK, sha256=pack_sha256(eval_pack), items=len(items)),
         payload=payload,
         created_by=f"kolm {__version__}",
         license=license,
