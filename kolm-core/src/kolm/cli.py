@@ -417,11 +417,11 @@ def export(
     spec = resolve_model(model)
     result = forecast(reg, spec, device, tier, backend, memory_gb, context, recipe)
     if preview:
-        from kolm.steps import deployment_steps
+        from kolm.steps import deployment_steps, preview_json
 
         steps = deployment_steps(result, spec, device, login)
         if as_json:
-            return emit_json({**result.model_dump(), "steps": [step.model_dump() for step in steps]})
+            return emit_json(preview_json(result, steps))
         from kolm.render import forecast_report, steps_text
 
         console().print(forecast_report(result))

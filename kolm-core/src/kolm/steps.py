@@ -105,3 +105,8 @@ def deployment_steps(
         run,
         Step(number=4, title="verify", where="this machine", command=verify, note="six checks, K measured again"),
     ]
+
+
+def preview_json(f: Forecast, steps: list[Step]) -> dict:
+    """`kolm export --preview --json` (and `kolm ui`'s /api/preview): the forecast with its steps."""
+    return {**f.model_dump(), "steps": [step.model_dump() for step in steps]}
