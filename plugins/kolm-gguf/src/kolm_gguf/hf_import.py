@@ -57,8 +57,11 @@ def gguf_to_hf(source: Path, out_dir: Path) -> None:
     transformers.logging.set_verbosity_error()
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
-        quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
-        with quiet[0], quiet[1], one_reader(source):
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            one_reader(source),
+        ):
             tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
             loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float16)
     except (ValueError, KeyError, NotImplementedError) as exc:
