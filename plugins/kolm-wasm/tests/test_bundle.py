@@ -9,7 +9,7 @@ from kolm.record import load_record
 from kolm_testing import invoke
 from wasm_harness import SMALL_PART
 
-PAGE = ["index.html", "kolm.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm", "wllama/LICENSE"]
+PAGE = ["index.html", "kolm.js", "runtime.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm", "wllama/LICENSE"]
 
 
 def verify_json(folder, artifact) -> dict:

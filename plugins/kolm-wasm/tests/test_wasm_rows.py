@@ -29,6 +29,6 @@ def test_kolm_ui_gets_the_verify_page_with_everything_it_loads():
     page = registry().ui_pages()["verify"]
     folder = files(page.package).joinpath(page.folder)
     html = folder.joinpath(page.entry).read_text()
-    for module in ("verify-page.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm"):
+    for module in ("verify-page.js", "runtime.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm"):
         assert folder.joinpath(module).is_file(), module
     assert 'src="verify-page.js"' in html

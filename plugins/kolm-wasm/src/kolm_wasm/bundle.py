@@ -16,7 +16,7 @@ from kolm.errors import BackendError
 PART_BYTES = 512 * 2**20  # KOLM_WASM_PART_BYTES overrides it (tests force small parts)
 HEADROOM = 2**20  # the manifest is spliced into the first part after K is measured
 WLLAMA_VERSION = "3.13.0"
-PAGE = ("index.html", "kolm.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm", "wllama/LICENSE")
+PAGE = ("index.html", "kolm.js", "runtime.js", "verify.js", "wllama/index.js", "wllama/wllama.wasm", "wllama/LICENSE")
 
 
 def export_bundle(request: ExportRequest, gguf_backend: BackendPlugin) -> ExportResult:

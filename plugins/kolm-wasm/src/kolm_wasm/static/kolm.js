@@ -1,30 +1,19 @@
 // The bundle's page: load the GGUF parts with wllama (cached in OPFS), run prompts, verify in the tab.
-import { Wllama } from './wllama/index.js';
+import { loadOptions, newWllama } from './runtime.js';
 import { fileSource, renderChecks, urlSource, verifyBundle } from './verify.js';
 
 const $ = (id) => document.getElementById(id);
 const kolm = { record: null, wllama: null, loadSeconds: null, lastRun: null, verification: null };
 window.kolm = kolm;
 
-// Every logical core the browser reports (?threads=N overrides); one without cross-origin isolation,
-// where the single-threaded build runs.
-function threads() {
-  const asked = Number(new URLSearchParams(location.search).get('threads'));
-  return asked > 0 ? asked : crossOriginIsolated ? Math.max(1, navigator.hardwareConcurrency || 1) : 1;
-}
-
 async function loadModel(record) {
-  const wllama = new Wllama({ default: new URL('wllama/wllama.wasm', location.href).href },
-    { suppressNativeLog: true, logger: { debug() {}, log() {}, warn: console.warn, error: console.error } });
+  const wllama = newWllama();
   const first = new URL(record.payload[0].path, location.href).href;  // later parts: -0000i-of-0000N
   const start = performance.now();
-  await wllama.loadModelFromUrl(first, {
-    n_ctx: 1024, n_gpu_layers: 0, n_threads: threads(), jinja: true,  // the GGUF's template as written (its default system turn too)
-    progressCallback: ({ loaded, total }) => {
-      $('progress').value = total ? loaded / total : 0;
-      $('status').textContent = `downloading weights ${(loaded / 2 ** 20).toFixed(0)} / ${(total / 2 ** 20).toFixed(0)} MiB`;
-    },
-  });
+  await wllama.loadModelFromUrl(first, loadOptions(({ loaded, total }) => {
+    $('progress').value = total ? loaded / total : 0;
+    $('status').textContent = `downloading weights ${(loaded / 2 ** 20).toFixed(0)} / ${(total / 2 ** 20).toFixed(0)} MiB`;
+  }));
   kolm.loadSeconds = (performance.now() - start) / 1000;
   $('progress').value = 1;
   $('status').textContent = `ready: loaded in ${kolm.loadSeconds.toFixed(1)} s, ` +

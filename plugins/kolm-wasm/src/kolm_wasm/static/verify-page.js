@@ -1,6 +1,6 @@
 // The reviewer's page of `kolm ui` (/verify/): an export folder and its source .kolm, chosen from
 // disk, checked in this tab by verify.js with wllama. Nothing leaves the browser.
-import { Wllama } from './wllama/index.js';
+import { loadOptions, newWllama } from './runtime.js';
 import { fileSource, renderChecks, verifyExport } from './verify.js';
 
 const $ = (id) => document.getElementById(id);
@@ -32,11 +32,10 @@ async function verify() {
     const exported = await readExport($('export').files);
     status(`loading ${exported.record.payload.map((p) => p.path).join(', ')} into wllama`);
     $('progress').hidden = false;
-    wllama = new Wllama({ default: new URL('wllama/wllama.wasm', location.href).href },
-      { suppressNativeLog: true, logger: { debug() {}, log() {}, warn: console.warn, error: console.error } });
-    await wllama.loadModel(exported.blobs, { n_ctx: 1024, n_gpu_layers: 0,
-      n_threads: crossOriginIsolated ? navigator.hardwareConcurrency : 1,
-      progressCallback: ({ loaded, total }) => { $('progress').value = total ? loaded / total : 0; } });
+    wllama = newWllama();
+    await wllama.loadModel(exported.blobs, loadOptions(({ loaded, total }) => {
+      $('progress').value = total ? loaded / total : 0;
+    }));
     const options = { minK: Number($('min-k').value), maxDrop: Number($('max-drop').value) };
     page.result = await verifyExport(wllama, exported, fileSource($('artifact').files[0]), options, status);
     renderChecks($('checks'), page.result.checks);
