@@ -34,20 +34,11 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def gb(n: float) -> str:
-    return f"{n / 1e9:.2f} GB" if n < 10e9 else f"{n / 1e9:.1f} GB"
-
-
-def speed(f) -> str:
-    t = f.tok_s
-    fmt = (lambda v: f"{v:.1f}") if t.high < 10 else (lambda v: f"{v:,.0f}")
-    return f"≤ {fmt(t.high)}" if t.method == "ceiling" else f"{fmt(t.low)}–{fmt(t.high)}"
-
-
 def forecasts(args: list[str]) -> str:
     """`forecasts DEVICE MEMORY,MEMORY TIER,TIER MODEL ...`: size, tok/s and the fit at each memory size."""
     from kolm.forecast import forecast
     from kolm.modelspec import resolve_model
+    from kolm.render import human_bytes, tok_s
 
     reg = registry()
     device, memories, tiers, models = reg.device(args[0]), args[1].split(","), args[2].split(","), args[3:]
@@ -57,8 +48,8 @@ def forecasts(args: list[str]) -> str:
         spec = resolve_model(model)
         for tier in tiers:
             fits = [forecast(reg, spec, device, tier, memory_gb=float(m)) for m in memories]
-            f = fits[0]
-            rows.append([model, tier, f.backend, gb(f.size_bytes), speed(f), *(x.fit.verdict.upper() for x in fits)])
+            f, verdicts = fits[0], [x.fit.verdict.upper() for x in fits]
+            rows.append([model, tier, f.backend, human_bytes(f.size_bytes), tok_s(f), *verdicts])
     source = f"{device.name}: [{device.bandwidth_gbps.value:g} GB/s]({device.bandwidth_gbps.source})"
     return markdown_table(header, rows) + f"\nForecasts, not measurements; memory bandwidth of the {source}.\n"
 
@@ -89,6 +80,7 @@ def ladder(args: list[str]) -> str:
     """`ladder MODEL TIER`: one device per kind (the slowest and the fastest), and the forecast for MODEL."""
     from kolm.forecast import forecast
     from kolm.modelspec import resolve_model
+    from kolm.render import tok_s
 
     reg = registry()
     spec, tier = resolve_model(args[0]), args[1]
@@ -108,7 +100,7 @@ def ladder(args: list[str]) -> str:
                     f"{row.memory_gb.value:g} GB",
                     f"{row.bandwidth_gbps.value:g} GB/s",
                     f.backend,
-                    speed(f),
+                    tok_s(f),
                     f.fit.verdict.upper(),
                 ]
             )
