@@ -14,7 +14,6 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -22,12 +21,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kolm_testing import PARIS_ITEM, write_eval_pack
+from kolm_testing import PARIS_ITEM, shell_env, write_eval_pack
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BLOCK = re.compile(r"^```bash(?P<kind>[ a-z-]*)\n(?P<body>.*?)^```$", re.M | re.S)
 KINDS = {"", "server", "on-device", "online", "install"}
-BIN = Path(sys.executable).parent
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
 
 
@@ -46,14 +44,8 @@ def env(tmp_path_factory) -> dict[str, str]:
         tmp_path_factory.mktemp("pack") / "one.jsonl",
         [PARIS_ITEM],
     )
-    return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "KOLM_EVAL_PACK": str(pack),
-        "OMP_WAIT_POLICY": "passive",
-        "BROWSER": "true",  # `kolm ui` would open a tab
-        "COLUMNS": "120",
-    }
+    # BROWSER: `kolm ui` would open a tab
+    return shell_env(KOLM_EVAL_PACK=str(pack), BROWSER="true", COLUMNS="120")
 
 
 def test_every_page_is_listed_in_the_index_and_every_block_has_a_known_kind():

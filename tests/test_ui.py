@@ -7,25 +7,20 @@ Screenshots of each page go to ./screenshots (kolm_testing.screenshot)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from kolm_testing import PARIS_ITEM, screenshot, smollm2_gguf, write_eval_pack
+from kolm_testing import PARIS_ITEM, screenshot, shell_env, smollm2_gguf, write_eval_pack
 
 pytestmark = [pytest.mark.requires_browser, pytest.mark.slow]
-
-BIN = Path(sys.executable).parent
 
 
 def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
     """A command exactly as the page shows it, in a shell whose PATH finds this env's `kolm`."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_WAIT_POLICY": "passive"}
-    return subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True, env=env)
+    return subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True, env=shell_env())
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +37,9 @@ def workdir(tmp_path_factory) -> Path:
 def ui(workdir):
     """`kolm ui --port 0 --no-open`, started in `workdir`; its URL."""
     proc = subprocess.Popen(
-        [str(BIN / "kolm"), "ui", "--port", "0", "--no-open"],
+        ["kolm", "ui", "--port", "0", "--no-open"],
         cwd=workdir,
+        env=shell_env(),  # its PATH finds this env's kolm
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -541,3 +541,10 @@ def screenshot(page, name: str) -> Path:
     page.screenshot(path=path, full_page=True)
     print(f"screenshot: {path.resolve()}")
     return path
+
+
+def shell_env(**extra: str) -> dict[str, str]:
+    """The environment for a command run as a user copies it (`shell=True`): a PATH whose `kolm` is
+    this env's, and llama.cpp's OpenMP threads waiting passively (on 2 cores they busy-wait otherwise)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "OMP_WAIT_POLICY": "passive", **extra}
