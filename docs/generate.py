@@ -159,9 +159,10 @@ def main(check: bool) -> int:
     # The tables are what kolm ships, not this machine's logs: no saved host, no user rows, no
     # measured tok/s or K from $KOLM_HOME.
     saved = os.environ.get("KOLM_HOME")
-    os.environ["KOLM_HOME"] = tempfile.mkdtemp(prefix="kolm-docs-")
     try:
-        stale = [page.name for page in sorted(DOCS.glob("*.md")) if refresh(page, write=not check)]
+        with tempfile.TemporaryDirectory(prefix="kolm-docs-") as home:
+            os.environ["KOLM_HOME"] = home
+            stale = [page.name for page in sorted(DOCS.glob("*.md")) if refresh(page, write=not check)]
     finally:
         if saved is None:
             del os.environ["KOLM_HOME"]
