@@ -70,11 +70,9 @@ def test_onnx_refuses_int3_in_one_line(kolm):
     assert result.stderr == "kolm: error: int3 is not supported by onnx; use fp16, int8, int4\n"
 
 
-def test_export_of_a_forecast_only_backend_says_so(kolm, tiny_artifact):
-    art = tiny_artifact
-    result = kolm("export", str(art), "--target", "iphone-15-pro", "--quant", "int4")
-    assert result.returncode == 7
-    assert (
-        result.stderr
-        == "kolm: error: backend coreml cannot export: kolm-coreml 0.1.0 does not implement `export` (forecasts only)\n"
-    )
+def test_export_without_the_backends_toolchain_names_the_install(kolm, tiny_artifact):
+    """kolm-coreml is installed here without coremltools (its [toolchain] extra): one line, exit 8."""
+    result = kolm("export", str(tiny_artifact), "--target", "iphone-15-pro", "--quant", "int4")
+    assert result.returncode == 8, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("kolm: error:")]
+    assert len(errors) == 1 and "pip install 'kolm-coreml[toolchain]'" in errors[0], result.stderr

@@ -18,6 +18,8 @@ from kolm.devices import normalize_name
 from kolm.errors import UnknownModelError
 from kolm.inventory import EXPERT_MARK, Inventory, config_inventory, routed_share, tied
 
+EMBEDDED_MANIFEST_BYTES = 2_000  # an RS-1 manifest as JSON, for a model that is not a .kolm yet
+
 
 class ReferenceBase(KolmModel):
     """A published model known by name, with the config its shapes come from."""
@@ -98,6 +100,17 @@ class ModelSpec(KolmModel):
         if self.origin == "folder":
             return {p.name for p in self.path.iterdir() if p.is_file()}
         return None
+
+    def embedded_manifest(self, tier: str) -> str:
+        """The manifest an export's `embed_manifest` will write, for size forecasts: the artifact's own
+        at `tier` (K unknown yet: a long float stands in), or EMBEDDED_MANIFEST_BYTES when the model is
+        not a `.kolm`."""
+        if self.origin != "artifact":
+            return "x" * EMBEDDED_MANIFEST_BYTES
+        from kolm.artifact import Artifact
+
+        with Artifact(self.path) as art:
+            return art.manifest.model_copy(update={"quant": tier, "k_score": 1 / 3}).to_json()
 
     def read_model_file(self, name: str) -> bytes | None:
         """A small file of the Hugging Face folder (e.g. `tokenizer.json`), if the model has one."""

@@ -11,4 +11,4 @@ def test_iphone_row_offers_every_tier_through_coreml():
     assert iphone.kind == "phone" and iphone.memory_gb.value == 8
     rows = pick(reg, resolve_model("Llama-3.2-1B"), [iphone])
     assert [(r.tier, r.backend) for r in rows] == [(t, "coreml") for t in ("fp16", "int8", "int4", "int3")]
-    assert reg.backend("coreml").recipe("int3").spelling == "3-bit palettize"
+    assert reg.backend("coreml").recipe("int3").name == "palettize3-g32"

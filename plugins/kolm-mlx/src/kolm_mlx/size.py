@@ -14,7 +14,6 @@ from kolm_mlx.quant_plan import Stored, nbytes, quantization, stored_tensors
 SHARD_BYTES = 5 << 30  # mlx_lm.utils.MAX_FILE_SIZE_GB
 README_BYTES = 81  # the model card mlx-lm writes for a local source (no hub repo)
 TOKENIZER_CONFIG_BYTES = 340  # what transformers 5 saves for a fast tokenizer (SmolLM2: 340)
-MANIFEST_BYTES = 2_000  # the escaped RS-1 manifest when the model is not a .kolm
 BYTES_PER_VOCAB_ENTRY = 72  # tokenizer.json without the file: SmolLM2's 3,522,761 B / 49,152 tokens
 
 
@@ -44,16 +43,6 @@ def header_bytes(tensors: list[Stored], metadata: dict[str, str]) -> int:
     header = json.dumps({"__metadata__": metadata, **dict(sorted(entries.items()))}, separators=(",", ":"))
     padded = len(header.encode()) + (-len(header.encode()) % 8 if len(metadata) > 1 else 0)
     return 8 + padded
-
-
-def manifest_text(spec: ModelSpec, tier: str) -> str:
-    """The manifest `embed_manifest` will write (K unknown yet: a long float stands in)."""
-    if spec.origin != "artifact":
-        return "x" * MANIFEST_BYTES
-    from kolm.artifact import Artifact
-
-    with Artifact(spec.path) as art:
-        return art.manifest.model_copy(update={"quant": tier, "k_score": 1 / 3}).to_json()
 
 
 def tokenizer_bytes(spec: ModelSpec) -> tuple[int, int, bool]:
@@ -95,7 +84,7 @@ def mlx_size(spec: ModelSpec, tier: str, recipe: TierRecipe) -> SizeForecast:
         if len(parts) == 1
         else [f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors" for i in range(len(parts))]
     )
-    manifest = {"format": "mlx", "kolm.manifest": manifest_text(spec, tier)}
+    manifest = {"format": "mlx", "kolm.manifest": spec.embedded_manifest(tier)}
     data = sum(nbytes(t) for t in tensors)
     headers = sum(header_bytes(part, manifest if i == 0 else {"format": "mlx"}) for i, part in enumerate(parts))
     params = sum(

@@ -1,0 +1,107 @@
+"""kolm-coreml end to end on SmolLM2-135M-Instruct: a stateful iOS 18 package at every tier with the
+size forecast within 1 %, the manifest in its metadata, the compression read back from its MIL
+program, K measured on its own weights, verify (and a tampered weights file caught), and one line
+naming macOS where Core ML prediction is needed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from kolm_testing import failed, invoke, verify
+
+pytestmark = pytest.mark.slow
+TIERS = ("fp16", "int8", "int4", "int3")
+# SmolLM2: 30 layers x 7 projections + the tied embedding = 211 weight matrices
+TYPES = {
+    "fp16": "211 fp16",
+    "int8": "211 int8 per channel",
+    "int4": "211 int4 block 32",
+    "int3": "211 3-bit LUT group 32",
+}
+PACKAGE = "model.mlpackage"
+
+
+def read_payload(exported):
+    from kolm.api import RunRequest
+    from kolm.plugins import registry
+
+    payload = [p.path for p in exported.record.payload]
+    return registry().backend("coreml").read_payload(RunRequest(path=exported.folder, payload=payload))
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_every_tier_is_a_package_within_one_percent_of_its_forecast(smol_export, tier):
+    exported = smol_export(tier)
+    names = [p.path for p in exported.record.payload]
+    assert names[0] == f"{PACKAGE}/Data/com.apple.CoreML/model.mlmodel"
+    assert {f"{PACKAGE}/Manifest.json", f"{PACKAGE}/Data/com.apple.CoreML/weights/weight.bin"} <= set(names)
+    assert {"config.json", "tokenizer.json", "tokenizer_config.json"} <= set(names)
+    assert abs(exported.record.size_check.error_percent) < 1.0, exported.record.size_check
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_manifest_and_compression_read_back_from_the_package(smol_export, tier):
+    facts = read_payload(smol_export(tier))
+    assert json.loads(facts.manifest_json)["quant"] == tier
+    assert facts.tier == tier and facts.types == TYPES[tier]
+
+
+def test_the_package_is_stateful_with_flexible_shapes_for_ios_18(smol_export):
+    from kolm_coreml.package import load_spec
+
+    spec = load_spec(smol_export("int4").folder / PACKAGE)
+    assert spec.specificationVersion >= 9  # iOS 18 / macOS 15
+    states = {s.name: list(s.type.stateType.arrayType.shape) for s in spec.description.state}
+    assert states == {"keyCache": [30, 1, 3, 2048, 64], "valueCache": [30, 1, 3, 2048, 64]}
+    inputs = {i.name: i.type.multiArrayType for i in spec.description.input}
+    ids, mask = inputs["inputIds"], inputs["causalMask"]
+    assert [(r.lowerBound, r.upperBound) for r in ids.shapeRange.sizeRanges] == [(1, 1), (1, 2048)]
+    assert [(r.lowerBound, r.upperBound) for r in mask.shapeRange.sizeRanges][2:] == [(1, 2048), (1, 2048)]
+    assert [o.name for o in spec.description.output] == ["logits"]
+
+
+def test_k_is_measured_on_the_packages_own_weights_and_says_how(smol_export):
+    k = smol_export("int8").record.k
+    assert k.items == 3 and k.fp16_reference is not None and k.fidelity.positions > 0
+    assert "PyTorch" in k.runtime and "decompresses from model.mlpackage" in k.runtime and "macOS" in k.runtime
+    # int8 per channel keeps the token distributions close to fp16's; int3 palettization does not
+    int8, int3 = k.fidelity, smol_export("int3").record.k.fidelity
+    assert int8.mean_kl < int3.mean_kl / 5
+
+
+def test_verify_passes_and_catches_a_tampered_weights_file(smol_export, smol_pack, tmp_path):
+    exported = smol_export("int4")
+    code, evidence = verify(exported.folder, smol_pack)
+    assert code == 0 and failed(evidence) == [], evidence
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(exported.folder, tampered)
+    weights = tampered / PACKAGE / "Data/com.apple.CoreML/weights/weight.bin"
+    with open(weights, "r+b") as f:
+        f.seek(weights.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    code, evidence = verify(tampered, smol_pack)
+    assert code == 11 and 2 in failed(evidence), evidence
+
+
+def test_run_and_bench_name_macos_in_one_line_on_linux(smol_export):
+    import platform
+
+    if platform.system() == "Darwin":
+        pytest.fail("this test is for machines without Core ML; on macOS the requires_macos tests run instead")
+    folder = smol_export("int4").folder
+    for command in (("run", folder, "--prompt", "Hi", "-n", "4"), ("bench", folder)):
+        result = invoke(*command)
+        assert result.exit_code == 8, result.output
+        errors = [line for line in result.stderr.splitlines() if line.startswith("kolm: error:")]
+        assert len(errors) == 1 and "macOS 15" in errors[0] and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.requires_macos
+def test_core_ml_runs_the_package_and_answers(macos, smol_export):
+    result = invoke("run", smol_export("int8").folder, "--prompt", "What is the capital of France?", "-n", "16")
+    assert result.exit_code == 0 and "Paris" in result.stdout, result.output
