@@ -1,15 +1,17 @@
 """Quality per byte of each recipe a backend offers (issue 15): size, K, K drop, and fidelity (top-1
 agreement and mean KL against the same backend's fp16 conversion) on the default eval pack.
 
-Every recipe kolm-gguf's and kolm-mlx's backend.json list (the tier's default marked), plus the
-toolchain's other options: mlx-lm's own `mixed_4_6`, and onnxruntime-genai's builder with its
-`--extra_options`. Each candidate is converted by the toolchain itself (gguf: kolm-gguf's export,
-i.e. llama.cpp's converter and quantizer; mlx: `mlx_lm.convert` with the recipe's arguments; onnx:
-the builder) from the Hugging Face folder inside the .kolm, and scored with kolm's own K
-(`kolm.kscore.score_pack`) through the backend's `Session`.
+Every recipe kolm-gguf's, kolm-mlx's and kolm-coreml's backend.json list (the tier's default
+marked), plus the toolchain's other options: mlx-lm's own `mixed_4_6`, and onnxruntime-genai's
+builder with its `--extra_options`. Each candidate is converted by the toolchain itself (gguf:
+kolm-gguf's export, i.e. llama.cpp's converter and quantizer; mlx: `mlx_lm.convert` with the
+recipe's arguments; onnx: the builder; coreml: kolm-coreml's export, i.e. coremltools) from the
+Hugging Face folder inside the .kolm, and scored with kolm's own K (`kolm.kscore.score_pack`)
+through the backend's `Session`.
 
     .venv/bin/python benchmarks/quality_per_bit.py --backend gguf|mlx [--model gemma3] [--recipes 'a|b']
     .tox/onnx/bin/python benchmarks/quality_per_bit.py --backend onnx
+    .tox/coreml/bin/python benchmarks/quality_per_bit.py --backend coreml
 
 The README's tables are its output; each recipe's drop goes into its backend.json (`measured_drop`).
 """
@@ -147,42 +149,51 @@ def onnx_convert(source: Path, out: Path, recipe: tuple[str, list[str]]):
 
 
 # ------------------------------------------------------------------------------------------------
-# llama.cpp, through kolm-gguf's own export (its converter and quantizer)
+# llama.cpp through kolm-gguf's own export (its converter and quantizer), and coremltools through
+# kolm-coreml's (convert once, compress per tier; K on the package's own weights off macOS)
 
 
-def gguf_recipes() -> dict[str, str]:
-    from kolm.plugin_data import read_data
+def hook_recipes(backend: str) -> Callable[[], dict[str, str]]:
+    def recipes() -> dict[str, str]:
+        from kolm.plugin_data import read_data
 
-    return {
-        "fp16" if tier == "fp16" else f"{tier}: {r.name}": tier
-        for tier, r in read_data("kolm_gguf", "backend").recipes()
-    }
+        return {
+            "fp16" if tier == "fp16" else f"{tier}: {r.name}": tier
+            for tier, r in read_data(f"kolm_{backend}", "backend").recipes()
+        }
+
+    return recipes
 
 
-def gguf_convert(source: Path, out: Path, tier: str):
-    from kolm.api import ExportRequest, RunRequest
-    from kolm.artifact import Artifact
-    from kolm.plugins import registry
+def hook_convert(backend: str) -> Callable:
+    def convert(source: Path, out: Path, tier: str):
+        from kolm.api import ExportRequest, RunRequest
+        from kolm.artifact import Artifact
+        from kolm.plugins import registry
 
-    owner = registry().backend("gguf")
-    with Artifact(source.with_suffix(".kolm")) as art:
-        manifest = art.manifest
-    out.mkdir()
-    request = ExportRequest(
-        manifest=manifest,
-        model_dir=source,
-        tier=tier,
-        recipe=owner.recipe(tier),
-        device=None,
-        out_dir=out,
-        work_dir=out,
-    )
-    result = owner.export(request)
-    return (out / result.payload[0]).stat().st_size, owner.run(RunRequest(path=out, payload=result.payload))
+        owner = registry().backend(backend)
+        with Artifact(source.with_suffix(".kolm")) as art:
+            manifest = art.manifest
+        out.mkdir()
+        request = ExportRequest(
+            manifest=manifest,
+            model_dir=source,
+            tier=tier,
+            recipe=owner.recipe(tier),
+            device=None,
+            out_dir=out,
+            work_dir=out,
+        )
+        result = owner.export(request)
+        size = sum((out / name).stat().st_size for name in result.payload)
+        return size, owner.run(RunRequest(path=out, payload=result.payload))
+
+    return convert
 
 
 BACKENDS = {
-    "gguf": (gguf_recipes, gguf_convert),
+    "gguf": (hook_recipes("gguf"), hook_convert("gguf")),
+    "coreml": (hook_recipes("coreml"), hook_convert("coreml")),
     "mlx": (mlx_recipes, mlx_convert),
     "onnx": (lambda: ONNX, onnx_convert),
 }

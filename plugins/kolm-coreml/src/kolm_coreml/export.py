@@ -36,7 +36,7 @@ def require_toolchain(*modules: str) -> None:
 
 def payload_files(out_dir: Path) -> list[str]:
     """Every file under `out_dir`, relative, the package's model spec first."""
-    main = spec_file(out_dir / PACKAGE).relative_to(out_dir).as_posix()
+    main = spec_file(out_dir / PACKAGE).relative_to(out_dir.resolve()).as_posix()
     rest = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
     return [main, *(name for name in rest if name != main)]
 
@@ -44,7 +44,8 @@ def payload_files(out_dir: Path) -> list[str]:
 def converted(request: ExportRequest, context: int):
     """The model's float16 stateful package from coremltools: the cached one if this artifact was
     converted last, else a new conversion that replaces the cache (an MLModel, not loaded)."""
-    import coremltools as ct
+    with quiet():
+        import coremltools as ct
 
     versions = toolchain_versions("coremltools", "torch", "transformers")
     hashes = "".join(sorted(p.sha256 for p in request.manifest.payload))

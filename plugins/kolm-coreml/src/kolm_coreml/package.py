@@ -33,11 +33,13 @@ https://apple.github.io/coremltools/source/coremltools.optimize.coreml.config.ht
 def quiet() -> Iterator[None]:
     """Keep coremltools' and transformers' progress bars, version warnings and notes off the terminal
     (kolm prints its own steps, and `--json` output must stay clean); errors still raise."""
+    transformers = None
     if importlib.util.find_spec("transformers") is not None:
-        from transformers.utils import logging as transformers_logging
+        from transformers.utils import logging as transformers
 
-        transformers_logging.disable_progress_bar()
-        transformers_logging.set_verbosity_error()
+        verbosity, bars = transformers.get_verbosity(), transformers.is_progress_bar_enabled()
+        transformers.set_verbosity_error()
+        transformers.disable_progress_bar()
     logger = logging.getLogger("coremltools")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -51,6 +53,10 @@ def quiet() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
+        if transformers is not None:
+            transformers.set_verbosity(verbosity)
+            if bars:
+                transformers.enable_progress_bar()
 
 
 def spec_file(package: Path) -> Path:
@@ -97,7 +103,8 @@ def set_metadata(package: Path, key: str, value: str) -> None:
 
 def program(package: Path):
     """The package's MIL program, loaded by coremltools (weights read from weight.bin)."""
-    from coremltools.converters.mil.frontend.milproto.load import load
+    with quiet():
+        from coremltools.converters.mil.frontend.milproto.load import load
 
     spec = load_spec(package)
     weights = spec_file(package).parent / "weights"
@@ -161,7 +168,9 @@ def recipe_of(kinds: dict[str, str], recipes: list[tuple[str, TierRecipe]]) -> t
 
 def dense_weights(prog) -> dict[str, object]:
     """Every const of the program (norms included) by op name, compressed ones decompressed by
-    coremltools' own `materialized_val_inference` of their constexpr op (float16 numpy arrays)."""
+    coremltools' own `materialized_val_inference` of their constexpr op (float16 numpy arrays), and
+    each linear layer's bias under its weight's name plus `:bias` (coremltools shares one const among
+    equal biases, so a bias's own name may be another's)."""
     found = {}
     for function in prog.functions.values():
         for op in function.operations:
@@ -169,4 +178,6 @@ def dense_weights(prog) -> dict[str, object]:
                 found[op.name] = op.materialized_val_inference()
             elif op.op_type == "const" and (val := op.outputs[0].val) is not None and getattr(val, "ndim", 0) >= 1:
                 found[op.name] = val
+            elif op.op_type == "linear" and op.bias is not None and op.bias.op.op_type == "const":
+                found[f"{op.weight.op.name}:bias"] = op.bias.val
     return found

@@ -18,12 +18,13 @@ from functools import cached_property
 from pathlib import Path
 
 from kolm.api import Session
-from kolm.errors import ArtifactError, ToolchainMissingError, UsageError
+from kolm.errors import ArtifactError, ToolchainMissingError, UnsupportedModelError, UsageError
 from kolm.logprobs import continuation_start, log_softmax
 
 from kolm_coreml.convert import CAUSAL_MASK, INPUT_IDS, LOGITS
 from kolm_coreml.export import require_toolchain
 from kolm_coreml.package import PACKAGE, dense_weights, program
+from kolm_coreml.support import FOLDED_NORMS
 
 NEEDS_MACOS = (
     "running a Core ML package needs Core ML: macOS 15 or later on Apple Silicon, or the app on an "
@@ -31,7 +32,14 @@ NEEDS_MACOS = (
 )
 # MIL names a weight after the traced module path (`model.model.layers.0.mlp.up_proj.weight` ->
 # `model_model_layers_0_mlp_up_proj_weight`) plus what coremltools did to it.
-_DONE_TO_IT = re.compile(r"(_promoted)?(_to_fp16)?(_quantized|_palettized)?$")
+_DONE_TO_IT = re.compile(r"(_promoted)?(_to_fp16)?(_quantized|_palettized)?$")  # then ":bias" for a bias
+
+
+def traced_name(name: str) -> str:
+    """A MIL weight name less what coremltools appended (`..._weight_to_fp16_quantized` ->
+    `..._weight`), keeping a `:bias` suffix."""
+    stem, colon, rest = name.partition(":")
+    return _DONE_TO_IT.sub("", stem) + colon + rest
 
 
 def on_apple() -> bool:
@@ -58,8 +66,10 @@ class _Tokens:
     def config(self) -> dict:
         return json.loads((self.folder / "config.json").read_text(encoding="utf-8"))
 
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text))
+    def encode(self, text: str, special: bool = True) -> list[int]:
+        """Token ids of `text`, with the tokenizer's special tokens (BOS) unless `special` is False
+        (text a chat template already made)."""
+        return list(self.tokenizer.encode(text, add_special_tokens=special))
 
     def decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
@@ -114,28 +124,27 @@ class WeightsSession(_Scoring):
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        weights = {
-            _DONE_TO_IT.sub("", name): value for name, value in dense_weights(program(self.folder / PACKAGE)).items()
-        }
+        weights = {traced_name(name): value for name, value in dense_weights(program(self.folder / PACKAGE)).items()}
         config = AutoConfig.from_pretrained(str(self.folder))
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
         state = model.state_dict()
         found = {}
         for name, tensor in state.items():
             stem = "model_" + name.replace(".", "_")
+            if name.endswith(".bias"):  # by its layer's weight: equal biases share one const
+                stem = "model_" + name.removesuffix(".bias").replace(".", "_") + "_weight:bias"
             if stem in weights:
                 found[name] = torch.from_numpy(weights[stem].astype("float32")).reshape(tensor.shape)
         if config.tie_word_embeddings:
             found.pop("lm_head.weight", None)
-        # A norm weight that is the identity (Llama's ones, Gemma's zeros under 1 + w) is gone from the
-        # program: coremltools removes a multiplication by one. The new model's init is that identity.
-        missing = [
-            n
-            for n in state
-            if n not in found
-            and not (config.tie_word_embeddings and n == "lm_head.weight")
-            and not (state[n].ndim == 1 and "norm" in n)
-        ]
+        # An all-ones norm weight is gone from the program (coremltools removes a multiplication by one);
+        # the new model's init of a multiplicative norm is those ones. A norm computed as (1 + w) (Gemma)
+        # is folded into a const of another name: its weights cannot be found by name.
+        missing = [n for n in state if n not in found and not (config.tie_word_embeddings and n == "lm_head.weight")]
+        folded = [n for n in missing if state[n].ndim == 1 and "norm" in n and not bool((state[n] == 1).all())]
+        if folded:
+            raise UnsupportedModelError(f"{config.architectures[0]}: {FOLDED_NORMS}")
+        missing = [n for n in missing if not (state[n].ndim == 1 and "norm" in n)]
         if missing:
             raise ArtifactError(f"{PACKAGE} lacks weights the exported config needs: {', '.join(missing[:3])}")
         model.load_state_dict(found, strict=False)
@@ -221,7 +230,8 @@ class CoreMLSession(_Scoring):
             return self.text.encode(prompt)
         if not self.text.tokenizer.chat_template:
             raise UsageError(f"{self.folder.name} has no chat template (a base model): send a completion instead")
-        return list(self.text.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True))
+        text = self.text.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self.text.encode(text, special=False)
 
     def pieces(self, tokens: list[int], max_tokens: int, stream: bool) -> Iterator[str]:
         made: list[int] = []
