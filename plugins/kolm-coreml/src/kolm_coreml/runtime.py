@@ -123,10 +123,12 @@ class WeightsSession(_Scoring):
         require_toolchain("coremltools", "torch", "transformers")
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers.initialization import no_init_weights
 
         weights = {traced_name(name): value for name, value in dense_weights(program(self.folder / PACKAGE)).items()}
         config = AutoConfig.from_pretrained(str(self.folder))
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+        with no_init_weights():  # every matrix is loaded below; norms keep the ones or zeros they are built with
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
         state = model.state_dict()
         found = {}
         for name, tensor in state.items():
