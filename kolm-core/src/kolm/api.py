@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceKind, DeviceProfile, Sourced
-from kolm.errors import BackendError, PluginError, UsageError
+from kolm.errors import BackendError, PluginError, ToolchainMissingError, UsageError
 from kolm.home import kolm_home
 from kolm.inventory import Inventory, Tensor
 from kolm.manifest import Fidelity, Manifest
@@ -172,6 +172,15 @@ class Backend(KolmModel):
         import importlib.util
 
         return {module: importlib.util.find_spec(module) is not None for module in self.toolchain}
+
+    def require(self, *modules: str) -> None:
+        """`ToolchainMissingError`, one line naming the first of `modules` that cannot be imported here
+        (found without importing it) and `install`."""
+        import importlib.util
+
+        for module in modules:
+            if importlib.util.find_spec(module) is None:
+                raise ToolchainMissingError(f"{module} is not installed; {self.install}")
 
 
 class UiPage(KolmModel):

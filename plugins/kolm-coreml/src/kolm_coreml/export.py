@@ -9,29 +9,26 @@ converts once to measure the fp16 K, and each tier exported after it compresses 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, kolm_home, toolchain_versions
-from kolm.errors import BackendError, ToolchainMissingError, UnsupportedModelError
+from kolm.errors import BackendError, UnsupportedModelError
 from kolm.pack import MODEL_FILES
+from kolm.plugin_data import read_data
 
 from kolm_coreml.convert import compress, context_length, convert
 from kolm_coreml.package import PACKAGE, WEIGHT_THRESHOLD, quiet, spec_file
 
-INSTALL = "pip install 'kolm-coreml[toolchain]'"
 SIDE_FILES = tuple(name for name in MODEL_FILES if name != "model.safetensors.index.json")
 """The artifact's files copied beside the package: config, generation config, tokenizer, chat template."""
 
 
 def require_toolchain(*modules: str) -> None:
-    """One-line error naming the first missing module and the install."""
-    for module in modules:
-        if importlib.util.find_spec(module) is None:
-            raise ToolchainMissingError(f"{module} is not installed; {INSTALL}")
+    """One line naming the first missing module and backend.json's install."""
+    read_data("kolm_coreml", "backend").require(*modules)
 
 
 def payload_files(out_dir: Path) -> list[str]:

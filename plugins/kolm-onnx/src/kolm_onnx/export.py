@@ -5,26 +5,23 @@ tokenizer files. Phones get the same `model.onnx`: onnxruntime-genai on Android 
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
-from kolm.errors import BackendError, ToolchainMissingError
+from kolm.errors import BackendError
+from kolm.plugin_data import read_data
 
 from kolm_onnx.size import TOKENIZER_FILES
 
 MAIN = "model.onnx"
 BUILDER = "onnxruntime_genai.models.builder"
-INSTALL = "pip install 'kolm-onnx[toolchain]'"
 
 
 def require_toolchain(*modules: str) -> None:
-    """One-line error naming the first missing module and the install."""
-    for module in modules:
-        if importlib.util.find_spec(module) is None:
-            raise ToolchainMissingError(f"{module} is not installed; {INSTALL}")
+    """One line naming the first missing module and backend.json's install."""
+    read_data("kolm_onnx", "backend").require(*modules)
 
 
 def precision(options: dict) -> str:
