@@ -74,10 +74,12 @@ class _Tokens:
     def decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
 
-    def stop_ids(self) -> set[int]:
+    @cached_property
+    def stop_ids(self) -> frozenset[int]:
+        """The end-of-sequence ids of the config and the tokenizer (checked after every token)."""
         ids = self.config.get("eos_token_id")
         ids = ids if isinstance(ids, list) else [ids]
-        return {i for i in [*ids, self.tokenizer.eos_token_id] if i is not None}
+        return frozenset(i for i in [*ids, self.tokenizer.eos_token_id] if i is not None)
 
 
 class _Scoring(Session):
@@ -169,11 +171,11 @@ class WeightsSession(_Scoring):
                 attention_mask=torch.ones((1, len(tokens)), dtype=torch.long),
                 max_new_tokens=max_tokens,
                 do_sample=False,
-                eos_token_id=sorted(self.text.stop_ids()) or None,
+                eos_token_id=sorted(self.text.stop_ids) or None,
                 pad_token_id=self.text.tokenizer.pad_token_id or 0,
             )[0][len(tokens) :]
         for token in out.tolist():
-            if token in self.text.stop_ids():
+            if token in self.text.stop_ids:
                 return
             yield token
 
@@ -221,7 +223,7 @@ class CoreMLSession(_Scoring):
         past = len(tokens)
         for _ in range(max_tokens):
             token = int(rows[-1].argmax())
-            if token in self.text.stop_ids():
+            if token in self.text.stop_ids:
                 return
             yield token
             rows = self.step(state, [token], past)
