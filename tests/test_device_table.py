@@ -76,3 +76,12 @@ def test_export_without_the_backends_toolchain_names_the_install(kolm, tiny_arti
     assert result.returncode == 8, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("kolm: error:")]
     assert len(errors) == 1 and "pip install 'kolm-coreml[toolchain]'" in errors[0], result.stderr
+
+
+def test_the_iphone_steps_hand_the_export_to_xcode_instead_of_scp(kolm):
+    """kolm-coreml's handoff: a stock iPhone has no ssh, so no scp command; kolm run runs on a Mac."""
+    result = kolm("export", "Llama-3.2-1B", "--target", "iphone-15-pro", "--quant", "int4", "--preview", "--json")
+    assert result.returncode == 0, result.stderr
+    _, copy, run, _ = json.loads(result.stdout)["steps"]
+    assert copy["command"] is None and "Xcode" in copy["note"] and "KolmChat" in copy["note"]
+    assert run["where"].startswith("a Mac with macOS 15") and run["command"].startswith("kolm run ")

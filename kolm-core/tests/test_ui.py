@@ -108,3 +108,17 @@ def test_the_steps_say_what_a_pick_lacks(table, packed):
     assert copy.command.endswith(" USER@HOST:") and "replace USER@HOST" in copy.note
     assert run.where == "the Test Board 4 (ssh USER@HOST)"
     assert verify.command == "kolm verify Llama-3.1-8B-test-board-4-int4 --against Llama-3.1-8B.kolm"
+
+
+def test_a_backends_handoff_replaces_scp_for_a_device_without_ssh(table):
+    from kolm.api import Handoff
+    from kolm.forecast import forecast
+    from kolm.modelspec import resolve_model
+    from kolm.steps import deployment_steps
+
+    spec, board = resolve_model("Llama-3.1-8B"), table.device("tb4")
+    handoff = Handoff(transfer="build it into an app", run_where="a desk machine", run_note="the app runs it")
+    _, copy, run, _ = deployment_steps(forecast(table, spec, board, "int4"), spec, board, handoff=handoff)
+    assert copy.command is None and copy.note == "build it into an app"
+    assert run.where == "a desk machine" and run.note == "the app runs it"
+    assert run.command == "kolm run Llama-3.1-8B-test-board-4-int4 --prompt 'What is the capital of France?'"

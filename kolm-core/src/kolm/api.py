@@ -119,6 +119,17 @@ class TierRecipe(KolmModel):
         return data
 
 
+class Handoff(KolmModel):
+    """How an export reaches a device that takes no files over ssh (a stock iPhone): what the copy
+    step says instead of `scp`, and where the run step runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transfer: str = Field(description="What the user does instead of copying the folder over ssh.")
+    run_where: str = Field(description="Where `kolm run` runs the export (the device itself cannot).")
+    run_note: str = Field("", description="What else the user needs there, or how the device runs it.")
+
+
 class Backend(KolmModel):
     """A backend as its plugin declares it (`backend.json`, or the `backend` hook).
 
@@ -139,6 +150,9 @@ class Backend(KolmModel):
     builds_on: str | None = Field(None, description="The backend whose tier table and payload this one reuses.")
     toolchain: list[str] = Field([], description="Import names `kolm plugins` checks with importlib (never imports).")
     install: str = Field(description="The command that installs the toolchain, shown when a module is missing.")
+    handoff: Handoff | None = Field(
+        None, description="Set when the backend's devices take no files over ssh; replaces the copy and run steps."
+    )
 
     @model_validator(mode="after")
     def _one_tier_table(self) -> Backend:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import math
 import shlex
 
+from kolm.api import Handoff
 from kolm.datamodel import KolmModel
 from kolm.devices import MEASURED, DeviceProfile
 from kolm.forecast import Forecast
 from kolm.modelspec import ModelSpec
+from kolm.plugins import Registry
 from kolm.quant import DEFAULT_MAX_K_DROP
 
 DEFAULT_LOGIN = "USER@HOST"  # shown until the user names the device's ssh login
@@ -40,14 +42,23 @@ def verify_budget(f: Forecast) -> float | None:
     return float(math.ceil(f.k_loss_points) + 1)
 
 
+def handoff_of(reg: Registry, f: Forecast) -> Handoff | None:
+    """The handoff forecast `f`'s backend declares, if it is installed."""
+    return reg.backend(f.backend).declared.handoff if f.backend_installed else None
+
+
 def deployment_steps(
-    f: Forecast, spec: ModelSpec, device: DeviceProfile, login: str | None = None, prompt: str = DEFAULT_PROMPT
+    f: Forecast,
+    spec: ModelSpec,
+    device: DeviceProfile,
+    login: str | None = None,
+    prompt: str = DEFAULT_PROMPT,
+    handoff: Handoff | None = None,
 ) -> list[Step]:
-    """Export, copy, run and verify for forecast `f` of `spec` on `device` (ssh `login` for the copy)."""
+    """Export, copy, run and verify for forecast `f` of `spec` on `device` (ssh `login` for the copy;
+    the backend's `handoff` for a device that takes no files over ssh)."""
     out = out_dir(spec, device, f.tier)
     artifact = spec.ref if spec.origin == "artifact" else f"{spec.name}.kolm"
-    here = device.memory_gb.source == MEASURED  # this machine's own row: nothing to copy
-    browser = device.kind == "browser"
     budget = verify_budget(f)
     if f.command is None:
         export = Step(
@@ -64,39 +75,7 @@ def deployment_steps(
         export = Step(
             number=1, title="export", where="this machine", command=f"{f.command} -o {shlex.quote(out)}", note=note
         )
-    if here or browser:
-        copy = Step(
-            number=2,
-            title="copy",
-            where="this machine",
-            command=None,
-            note="nothing to copy: " + ("the browser loads it from kolm serve" if browser else "the device is here"),
-        )
-    else:
-        target = login or DEFAULT_LOGIN
-        copy = Step(
-            number=2,
-            title="copy",
-            where="this machine",
-            command=f"scp -r {shlex.quote(out)} {target}:",
-            note="" if login else f"replace {DEFAULT_LOGIN} with the device's ssh login",
-        )
-    if browser:
-        run = Step(
-            number=3,
-            title="run",
-            where="this machine, in a browser",
-            command=f"kolm serve {shlex.quote(out)}",
-            note="open the printed URL and click Run; the weights stay cached in the browser",
-        )
-    else:
-        run = Step(
-            number=3,
-            title="run",
-            where="this machine" if here else f"the {device.name} (ssh {login or DEFAULT_LOGIN})",
-            command=f"kolm run {shlex.quote(out)} --prompt {shlex.quote(prompt)}",
-            note="" if here else f"with kolm-core and the {f.backend} plugin installed there",
-        )
+    copy, run = copy_and_run(f, device, out, login, prompt, handoff)
     verify = f"kolm verify {shlex.quote(out)} --against {shlex.quote(artifact)}"
     verify += f" --max-k-drop {budget:g}" if budget is not None else ""
     return [
@@ -105,6 +84,54 @@ def deployment_steps(
         run,
         Step(number=4, title="verify", where="this machine", command=verify, note="six checks, K measured again"),
     ]
+
+
+def copy_and_run(
+    f: Forecast, device: DeviceProfile, out: str, login: str | None, prompt: str, handoff: Handoff | None
+) -> tuple[Step, Step]:
+    """Steps 2 and 3: `scp` and `kolm run` over ssh; nothing to copy for this machine's own row or the
+    browser (`kolm serve`); the backend's handoff for a device that takes no files over ssh."""
+    run_command = f"kolm run {shlex.quote(out)} --prompt {shlex.quote(prompt)}"
+    if device.memory_gb.source == MEASURED:  # this machine's own row
+        copy = Step(
+            number=2, title="copy", where="this machine", command=None, note="nothing to copy: the device is here"
+        )
+        return copy, Step(number=3, title="run", where="this machine", command=run_command)
+    if device.kind == "browser":
+        copy = Step(
+            number=2,
+            title="copy",
+            where="this machine",
+            command=None,
+            note="nothing to copy: the browser loads it from kolm serve",
+        )
+        run = Step(
+            number=3,
+            title="run",
+            where="this machine, in a browser",
+            command=f"kolm serve {shlex.quote(out)}",
+            note="open the printed URL and click Run; the weights stay cached in the browser",
+        )
+        return copy, run
+    if handoff is not None:
+        copy = Step(number=2, title="copy", where="this machine", command=None, note=handoff.transfer)
+        return copy, Step(number=3, title="run", where=handoff.run_where, command=run_command, note=handoff.run_note)
+    target = login or DEFAULT_LOGIN
+    copy = Step(
+        number=2,
+        title="copy",
+        where="this machine",
+        command=f"scp -r {shlex.quote(out)} {target}:",
+        note="" if login else f"replace {DEFAULT_LOGIN} with the device's ssh login",
+    )
+    run = Step(
+        number=3,
+        title="run",
+        where=f"the {device.name} (ssh {target})",
+        command=run_command,
+        note=f"with kolm-core and the {f.backend} plugin installed there",
+    )
+    return copy, run
 
 
 def preview_json(f: Forecast, steps: list[Step]) -> dict:
