@@ -161,3 +161,34 @@ def test_failure_mid_write_leaves_nothing(tmp_path: Path, hf_folder: Path, eval_
     with pytest.raises(OutputError, match="no space left on device"):
         pack_folder(hf_folder, eval_pack, "tiny", tmp_path / "x.kolm", "MIT")
     assert [p.name for p in tmp_path.iterdir() if "kolm" in p.name] == []
+
+
+def test_copy_hashing_copies_and_hashes_every_chunk(tmp_path):
+    import hashlib
+    import io
+
+    from kolm.artifact import CHUNK, copy_hashing
+
+    data = bytes(range(256)) * (CHUNK // 256) * 3 + b"tail"
+    digest, seen = hashlib.sha256(), []
+    copy_hashing(io.BytesIO(data), tmp_path / "out", digest, seen.append)
+    assert (tmp_path / "out").read_bytes() == data and digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert sum(seen) == len(data) and len(seen) == 4
+
+
+def test_copy_hashing_raises_the_writers_error_and_stops_reading(tmp_path):
+    import hashlib
+
+    from kolm.artifact import copy_hashing
+
+    class Endless:
+        reads = 0
+
+        def read(self, n):
+            self.reads += 1
+            return b"x" * n
+
+    source = Endless()
+    with pytest.raises(IsADirectoryError):
+        copy_hashing(source, tmp_path, hashlib.sha256(), lambda n: None)  # a folder cannot be opened for writing
+    assert source.reads < 100

@@ -38,6 +38,16 @@ def payload_files(out_dir: Path) -> list[str]:
     return [main, *(name for name in rest if name != main)]
 
 
+def link_or_copy(source: str, target: str) -> str:
+    """Hard-link `source` as `target`, or copy it where the two are on different filesystems.
+    Neither name is written again: coremltools only deletes its temporary package."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+    return target
+
+
 def converted(request: ExportRequest, context: int):
     """The model's float16 stateful package from coremltools: the cached one if this artifact was
     converted last, else a new conversion that replaces the cache (an MLModel, not loaded)."""
@@ -64,9 +74,8 @@ def converted(request: ExportRequest, context: int):
             shutil.rmtree(old, ignore_errors=True)
         cache.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache))
-        try:
-            with quiet():
-                mlmodel.save(str(staging / PACKAGE))
+        try:  # the converter's own package, linked: no second copy of the float16 weights
+            shutil.copytree(mlmodel.package_path, staging / PACKAGE, copy_function=link_or_copy)
             os.replace(staging / PACKAGE, package)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
