@@ -146,3 +146,24 @@ def test_a_toolchain_failing_unforeseen_is_one_line_and_exit_code_7(packed, tmp_
         "kolm: error: unexpected IndexError: list index out of range (--debug shows where)"
     )
     assert "Traceback" not in result.output
+
+
+def test_a_backend_without_a_runtime_exports_with_k_not_measured_and_fails_verify_5_and_6(
+    packed, table_backend, tmp_path
+):
+    """The table backend without `run` (kolm runs none of its exports): K is recorded as not
+    measured, with the reason, and verify fails checks 5 and 6 as not run."""
+    from kolm import plugins
+
+    runless = type("RunlessTable", (type(table_backend),), {"run": None})
+    plugins.registry.cache_clear()
+    assert plugins.registry().add(runless(), "table", "kolm-test-runless", "0.1")
+    out = tmp_path / "runless"
+    result = invoke("export", packed, "--target", "ttb", "--quant", "int8", "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["k"] is None and printed["manifest"]["k_score"] is None
+    assert printed["k_not_measured"] == "kolm runs no table export: kolm-test-runless 0.1 implements no `run`"
+    code, evidence = verify(out, packed)
+    assert code == 11 and failed(evidence) == [5, 6]
+    assert evidence["checks"][4]["found"].startswith("not run: kolm runs no table export")

@@ -508,6 +508,13 @@ class BackendPlugin:
     def can_export(self) -> bool:
         return self.implements("export")
 
+    @property
+    def no_runtime(self) -> str | None:
+        """Why kolm cannot run this backend's exports (it implements no `run`), or None."""
+        if self.implements("run"):
+            return None
+        return f"kolm runs no {self.name} export: {self.distribution} {self.version} implements no `run`"
+
     def refuse_missing(self, hook: str, doing: str) -> None:
         """One line, before any work, when the owner does not implement `hook`."""
         if not self.implements(hook):

@@ -50,8 +50,8 @@ def export_artifact(
     owner = registry.backend(backend)
     recipe = owner.recipe(tier, recipe_name)
     owner.refuse_missing("export", "export")
-    if score:
-        owner.refuse_missing("run", "measure K on its export")
+    not_measured = owner.no_runtime if score else None
+    score = score and not_measured is None  # no runtime: K is recorded as not measured, never copied
     if not out_dir.parent.is_dir():
         raise OutputError(f"output folder {out_dir.parent} does not exist")
     spec = resolve_model(str(artifact))
@@ -103,6 +103,7 @@ def export_artifact(
                 spelling=recipe.spelling,
                 payload=payload,
                 k=k,
+                k_not_measured=not_measured,
                 size_check=SizeCheck(
                     forecast_bytes=forecast_bytes,
                     actual_bytes=actual,

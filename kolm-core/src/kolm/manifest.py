@@ -148,6 +148,9 @@ class ExportRecord(KolmModel):
     spelling: str
     payload: list[PayloadFile]
     k: KRecord | None
+    k_not_measured: str | None = None
+    """Why `k` is None when K was asked for: the backend runs nothing in kolm (its runtime needs
+    hardware or packages kolm does not drive), so no K is recorded rather than one copied."""
     size_check: SizeCheck
     lockfile: Lockfile
 

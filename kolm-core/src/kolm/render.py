@@ -283,7 +283,7 @@ def export_report(out: Path, record: ExportRecord) -> Group:
         f"forecast {check.forecast_bytes:,} B, actual {check.actual_bytes:,} B ({check.error_percent:+.3f}%)",
     )
     if record.k is None:
-        table.add_row("K-score", "not measured")
+        table.add_row("K-score", f"not measured: {record.k_not_measured}" if record.k_not_measured else "not measured")
     else:
         k = record.k
         reference = (
