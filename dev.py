@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 # [convert]: llama.cpp's HF -> GGUF converter's toolchain (torch CPU, transformers, sentencepiece)
-PLUGINS = ["kolm-gguf[convert]", "kolm-mlx", "kolm-coreml", "kolm-onnx", "kolm-wasm"]
+PLUGINS = ["kolm-gguf[convert]", "kolm-mlx", "kolm-coreml", "kolm-onnx", "kolm-wasm", "kolm-tensorrt"]
 
 
 def sh(*args: str | Path, echo: bool = False) -> None:

@@ -1,0 +1,1 @@
+"""kolm-tensorrt: NVIDIA GPU exports, quantized by NVIDIA ModelOpt for TensorRT-LLM."""
