@@ -158,7 +158,7 @@ def hook_recipes(backend: str) -> Callable[[], dict[str, str]]:
         from kolm.plugin_data import read_data
 
         return {
-            "fp16" if tier == "fp16" else f"{tier}: {r.name}": tier
+            "fp16" if tier == "fp16" else f"{tier}: {r.name}": (tier, r.name)
             for tier, r in read_data(f"kolm_{backend}", "backend").recipes()
         }
 
@@ -166,12 +166,12 @@ def hook_recipes(backend: str) -> Callable[[], dict[str, str]]:
 
 
 def hook_convert(backend: str) -> Callable:
-    def convert(source: Path, out: Path, tier: str):
+    def convert(source: Path, out: Path, recipe: tuple[str, str]):
         from kolm.api import ExportRequest, RunRequest
         from kolm.artifact import Artifact
         from kolm.plugins import registry
 
-        owner = registry().backend(backend)
+        owner, (tier, name) = registry().backend(backend), recipe
         with Artifact(source.with_suffix(".kolm")) as art:
             manifest = art.manifest
         out.mkdir()
@@ -179,7 +179,7 @@ def hook_convert(backend: str) -> Callable:
             manifest=manifest,
             model_dir=source,
             tier=tier,
-            recipe=owner.recipe(tier),
+            recipe=owner.recipe(tier, name),
             device=None,
             out_dir=out,
             work_dir=out,
