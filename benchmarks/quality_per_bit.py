@@ -153,8 +153,8 @@ def onnx_convert(source: Path, out: Path, recipe: tuple[str, list[str]]):
 # kolm-coreml's (convert once, compress per tier; K on the package's own weights off macOS)
 
 
-def hook_recipes(backend: str) -> Callable[[], dict[str, str]]:
-    def recipes() -> dict[str, str]:
+def hook_recipes(backend: str) -> Callable[[], dict[str, tuple[str, str]]]:
+    def recipes() -> dict[str, tuple[str, str]]:
         from kolm.plugin_data import read_data
 
         return {

@@ -301,7 +301,12 @@ def export_report(out: Path, record: ExportRecord) -> Group:
             )
     table.add_row("toolchain", ", ".join(f"{n} {v}" for n, v in record.lockfile.toolchain.items()))
     table.add_row("record", str(out / "kolm-export.json"))
-    table.add_row("next", f'kolm run {out} --prompt "..."   ·   kolm bench {out} --device {shlex.quote(record.device)}')
+    if record.k_not_measured is None:
+        bench = f"kolm bench {out} --device {shlex.quote(record.device)}"
+        table.add_row("next", f'kolm run {out} --prompt "..."   ·   {bench}')
+    else:  # kolm runs none of this backend's exports: its payload is run on the device by the toolchain
+        there = f"the {record.device} machine"
+        table.add_row("next", f"copy {out} to {there} and run it there (the backend's README says how)")
     return Group(
         Text(
             f"Exported {record.manifest.base} → {record.device}, {record.tier} ({recipe_label(record)})", style="bold"

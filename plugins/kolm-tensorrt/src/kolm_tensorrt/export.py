@@ -13,6 +13,8 @@ import contextlib
 import io
 import os
 import shutil
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
@@ -37,24 +39,36 @@ def calibration_prompts() -> list[str]:
     return [item.prompt for item in load_eval_pack(DEFAULT_EVAL_PACK)[:CALIBRATION_PROMPTS]]
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """ModelOpt prints its progress and warns about every transformers version it has not tested, and
+    transformers draws a bar while writing shards: none of it reaches kolm's terminal or `--json`."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def quantized_checkpoint(model_dir: Path, config_name: str, into: Path) -> dict:
     """Quantize the model in `model_dir` with ModelOpt's `config_name` on the CPU and export it to
     `into`; returns the `quantization_config` ModelOpt put in its config.json."""
-    import modelopt.torch.quantization as mtq
-    import torch
-    from modelopt.torch.export import export_hf_checkpoint
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with quiet():
+        import modelopt.torch.quantization as mtq
+        import torch
+        from modelopt.torch.export import export_hf_checkpoint
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    batches = [tokenizer(p, return_tensors="pt").input_ids for p in calibration_prompts()]
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        batches = [tokenizer(p, return_tensors="pt").input_ids for p in calibration_prompts()]
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
 
-    def calibrate(m) -> None:
-        with torch.no_grad():
-            for ids in batches:
-                m(ids)
+        def calibrate(m) -> None:
+            with torch.no_grad():
+                for ids in batches:
+                    m(ids)
 
-    with contextlib.redirect_stdout(io.StringIO()):  # ModelOpt prints its progress: keep --json clean
         model = mtq.quantize(model, getattr(mtq, config_name), calibrate)
         with torch.inference_mode():
             export_hf_checkpoint(model.half(), dtype=torch.float16, export_dir=into)
