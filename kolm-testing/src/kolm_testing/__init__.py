@@ -443,6 +443,17 @@ def pack_smollm2(folder: Path, items: list[dict], *options: str):
     return result
 
 
+def smollm2_gguf_pack(folder: Path, install: str, *modules: str) -> Path:
+    """The SmolLM2 artifact a backend's tests start from: `modules` (the backend's toolchain, named by
+    `install`) and kolm-gguf (which imports the GGUF) required, then `kolm pack --from-gguf SmolLM2
+    --eval SMOL_EVAL_ITEMS --min-k 0` into FOLDER/smol.kolm."""
+    for module in modules:
+        require(module, install)
+    require("kolm_gguf", "kolm-gguf imports the GGUF: pip install --no-deps kolm-gguf; pip install gguf tokenizers")
+    pack_smollm2(folder, SMOL_EVAL_ITEMS, "--min-k", "0")
+    return folder / "smol.kolm"
+
+
 # Items the base Gemma 3 270M completes: a plain continuation and two choices (it has no chat template).
 GEMMA3_EVAL_ITEMS = [
     {"id": "capital", "kind": "contains", "prompt": "The capital of France is", "answer": "France"},

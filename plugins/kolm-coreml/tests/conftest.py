@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kolm_testing import SMOL_EVAL_ITEMS, Export, cli_exporter, pack_smollm2, require
+from kolm_testing import Export, cli_exporter, smollm2_gguf_pack
 
 IPHONE = "iphone-15-pro"
 
@@ -23,12 +23,9 @@ IPHONE = "iphone-15-pro"
 @pytest.fixture(scope="session")
 def smol_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`kolm pack --from-gguf SmolLM2-135M-Instruct.Q4_1.gguf --eval small.jsonl -o smol.kolm --min-k 0`."""
-    for module in ("coremltools", "torch", "transformers"):
-        require(module, "pip install 'kolm-coreml[toolchain]'")
-    require("kolm_gguf", "kolm-gguf imports the GGUF: pip install --no-deps kolm-gguf; pip install gguf tokenizers")
-    folder = tmp_path_factory.mktemp("smol")
-    pack_smollm2(folder, SMOL_EVAL_ITEMS, "--min-k", "0")
-    return folder / "smol.kolm"
+    return smollm2_gguf_pack(
+        tmp_path_factory.mktemp("smol"), "pip install 'kolm-coreml[toolchain]'", "coremltools", "torch", "transformers"
+    )
 
 
 @pytest.fixture(scope="session")

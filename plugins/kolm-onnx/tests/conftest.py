@@ -17,14 +17,12 @@ from pathlib import Path
 
 import pytest
 from kolm_testing import (
-    SMOL_EVAL_ITEMS,
     Export,
     cli_exporter,
     export_unscored,
     invoke,
-    pack_smollm2,
     random_llama,
-    require,
+    smollm2_gguf_pack,
 )
 
 PHONE, LAPTOP = "pixel-8", "snapdragon-x-elite"
@@ -39,12 +37,15 @@ def kolm() -> Callable:
 @pytest.fixture(scope="session")
 def smol_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`kolm pack --from-gguf SmolLM2-135M-Instruct.Q4_1.gguf --eval small.jsonl -o smol.kolm --min-k 0`."""
-    for module in ("onnxruntime_genai", "onnxruntime", "onnx", "torch", "transformers"):
-        require(module, "pip install 'kolm-onnx[toolchain]'")
-    require("kolm_gguf", "kolm-gguf imports the GGUF: pip install --no-deps kolm-gguf; pip install gguf tokenizers")
-    folder = tmp_path_factory.mktemp("smol")
-    pack_smollm2(folder, SMOL_EVAL_ITEMS, "--min-k", "0")
-    return folder / "smol.kolm"
+    return smollm2_gguf_pack(
+        tmp_path_factory.mktemp("smol"),
+        "pip install 'kolm-onnx[toolchain]'",
+        "onnxruntime_genai",
+        "onnxruntime",
+        "onnx",
+        "torch",
+        "transformers",
+    )
 
 
 @pytest.fixture(scope="session")

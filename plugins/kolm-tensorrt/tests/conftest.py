@@ -12,7 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kolm_testing import SMOL_EVAL_ITEMS, invoke, pack_smollm2, random_llama, require, write_eval_pack
+from kolm_testing import (
+    SMOL_EVAL_ITEMS,
+    invoke,
+    random_llama,
+    smollm2_gguf_pack,
+    write_eval_pack,
+)
 
 INSTALL = "pip install 'kolm-tensorrt[toolchain]'"
 
@@ -20,12 +26,7 @@ INSTALL = "pip install 'kolm-tensorrt[toolchain]'"
 @pytest.fixture(scope="session")
 def smol_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`kolm pack --from-gguf SmolLM2-135M-Instruct.Q4_1.gguf --eval small.jsonl -o smol.kolm --min-k 0`."""
-    for module in ("modelopt", "torch", "transformers"):
-        require(module, INSTALL)
-    require("kolm_gguf", "kolm-gguf imports the GGUF: pip install --no-deps kolm-gguf; pip install gguf tokenizers")
-    folder = tmp_path_factory.mktemp("smol")
-    pack_smollm2(folder, SMOL_EVAL_ITEMS, "--min-k", "0")
-    return folder / "smol.kolm"
+    return smollm2_gguf_pack(tmp_path_factory.mktemp("smol"), INSTALL, "modelopt", "torch", "transformers")
 
 
 @pytest.fixture(scope="session")
