@@ -111,14 +111,25 @@ def test_the_steps_say_what_a_pick_lacks(table, packed):
 
 
 def test_a_backends_handoff_replaces_scp_for_a_device_without_ssh(table):
-    from kolm.api import Handoff
+    from kolm.api import Backend, DeviceRun, Handoff
     from kolm.forecast import forecast
     from kolm.modelspec import resolve_model
     from kolm.steps import deployment_steps
 
     spec, board = resolve_model("Llama-3.1-8B"), table.device("tb4")
-    handoff = Handoff(transfer="build it into an app", run_where="a desk machine", run_note="the app runs it")
-    _, copy, run, _ = deployment_steps(forecast(table, spec, board, "int4"), spec, board, handoff=handoff)
+    f = forecast(table, spec, board, "int4")
+    phone = Backend(
+        name="phone",
+        description="d",
+        tiers={"int4": "I4"},
+        install="i",
+        handoff=Handoff(transfer="build it into an app", run_where="a desk machine", run_note="the app runs it"),
+    )
+    _, copy, run, _ = deployment_steps(f, spec, board, backend=phone)
     assert copy.command is None and copy.note == "build it into an app"
     assert run.where == "a desk machine" and run.note == "the app runs it"
     assert run.command == "kolm run Llama-3.1-8B-test-board-4-int4 --prompt 'What is the capital of France?'"
+    gpu = phone.model_copy(update={"handoff": None, "device_run": DeviceRun(command="sh {out}/serve.sh", note="n")})
+    _, copy, run, verify = deployment_steps(f, spec, board, backend=gpu)
+    assert copy.command.startswith("scp -r ") and run.command == "sh Llama-3.1-8B-test-board-4-int4/serve.sh"
+    assert run.where == "the Test Board 4 (ssh USER@HOST)" and run.note == "n" and "5 and 6 fail" in verify.note

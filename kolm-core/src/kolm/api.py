@@ -130,6 +130,15 @@ class Handoff(KolmModel):
     run_note: str = Field("", description="What else the user needs there, or how the device runs it.")
 
 
+class DeviceRun(KolmModel):
+    """How the device runs an export when kolm does not (`kolm run` is the default run step)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: str = Field(description="The command, `{out}` standing for the export folder.")
+    note: str = Field("", description="What the device needs for it.")
+
+
 class Backend(KolmModel):
     """A backend as its plugin declares it (`backend.json`, or the `backend` hook).
 
@@ -152,6 +161,9 @@ class Backend(KolmModel):
     install: str = Field(description="The command that installs the toolchain, shown when a module is missing.")
     handoff: Handoff | None = Field(
         None, description="Set when the backend's devices take no files over ssh; replaces the copy and run steps."
+    )
+    device_run: DeviceRun | None = Field(
+        None, description="Set when kolm cannot run the exports: the run step's command on the device instead."
     )
 
     @model_validator(mode="after")

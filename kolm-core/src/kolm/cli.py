@@ -417,9 +417,9 @@ def export(
     spec = resolve_model(model)
     result = forecast(reg, spec, device, tier, backend, memory_gb, context, recipe)
     if preview:
-        from kolm.steps import deployment_steps, handoff_of, preview_json
+        from kolm.steps import declared, deployment_steps, preview_json
 
-        steps = deployment_steps(result, spec, device, login, handoff=handoff_of(reg, result))
+        steps = deployment_steps(result, spec, device, login, backend=declared(reg, result))
         if as_json:
             return emit_json(preview_json(result, steps))
         from kolm.render import forecast_report, steps_text

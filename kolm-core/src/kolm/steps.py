@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import shlex
 
-from kolm.api import Handoff
+from kolm.api import Backend
 from kolm.datamodel import KolmModel
 from kolm.devices import MEASURED, DeviceProfile
 from kolm.forecast import Forecast
@@ -42,9 +42,9 @@ def verify_budget(f: Forecast) -> float | None:
     return float(math.ceil(f.k_loss_points) + 1)
 
 
-def handoff_of(reg: Registry, f: Forecast) -> Handoff | None:
-    """The handoff forecast `f`'s backend declares, if it is installed."""
-    return reg.backend(f.backend).declared.handoff if f.backend_installed else None
+def declared(reg: Registry, f: Forecast) -> Backend | None:
+    """The declaration of forecast `f`'s backend, if it is installed (its handoff and device run)."""
+    return reg.backend(f.backend).declared if f.backend_installed else None
 
 
 def deployment_steps(
@@ -53,10 +53,10 @@ def deployment_steps(
     device: DeviceProfile,
     login: str | None = None,
     prompt: str = DEFAULT_PROMPT,
-    handoff: Handoff | None = None,
+    backend: Backend | None = None,
 ) -> list[Step]:
     """Export, copy, run and verify for forecast `f` of `spec` on `device` (ssh `login` for the copy;
-    the backend's `handoff` for a device that takes no files over ssh)."""
+    the `backend` declaration's handoff and device run, where it has them)."""
     out = out_dir(spec, device, f.tier)
     artifact = spec.ref if spec.origin == "artifact" else f"{spec.name}.kolm"
     budget = verify_budget(f)
@@ -75,23 +75,32 @@ def deployment_steps(
         export = Step(
             number=1, title="export", where="this machine", command=f"{f.command} -o {shlex.quote(out)}", note=note
         )
-    copy, run = copy_and_run(f, device, out, login, prompt, handoff)
+    copy, run = copy_and_run(f, device, out, login, prompt, backend)
     verify = f"kolm verify {shlex.quote(out)} --against {shlex.quote(artifact)}"
     verify += f" --max-k-drop {budget:g}" if budget is not None else ""
+    checked = "six checks, K measured again"
+    if backend is not None and backend.device_run is not None:
+        checked = f"checks 1-4; 5 and 6 fail as not run: kolm runs no {f.backend} export, so K is not measured"
     return [
         export,
         copy,
         run,
-        Step(number=4, title="verify", where="this machine", command=verify, note="six checks, K measured again"),
+        Step(number=4, title="verify", where="this machine", command=verify, note=checked),
     ]
 
 
 def copy_and_run(
-    f: Forecast, device: DeviceProfile, out: str, login: str | None, prompt: str, handoff: Handoff | None
+    f: Forecast, device: DeviceProfile, out: str, login: str | None, prompt: str, backend: Backend | None
 ) -> tuple[Step, Step]:
     """Steps 2 and 3: `scp` and `kolm run` over ssh; nothing to copy for this machine's own row or the
-    browser (`kolm serve`); the backend's handoff for a device that takes no files over ssh."""
+    browser (`kolm serve`); the backend's handoff for a device that takes no files over ssh, and its
+    device run where kolm cannot run the export."""
+    handoff = backend.handoff if backend else None
+    device_run = backend.device_run if backend else None
     run_command = f"kolm run {shlex.quote(out)} --prompt {shlex.quote(prompt)}"
+    run_note = f"with kolm-core and the {f.backend} plugin installed there"
+    if device_run is not None:
+        run_command, run_note = device_run.command.format(out=shlex.quote(out)), device_run.note
     if device.memory_gb.source == MEASURED:  # this machine's own row
         copy = Step(
             number=2, title="copy", where="this machine", command=None, note="nothing to copy: the device is here"
@@ -129,7 +138,7 @@ def copy_and_run(
         title="run",
         where=f"the {device.name} (ssh {target})",
         command=run_command,
-        note=f"with kolm-core and the {f.backend} plugin installed there",
+        note=run_note,
     )
     return copy, run
 

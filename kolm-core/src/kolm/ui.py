@@ -100,11 +100,11 @@ def preview(
     from kolm.forecast import forecast
     from kolm.modelspec import resolve_model
     from kolm.quant import parse_tier
-    from kolm.steps import deployment_steps, handoff_of, preview_json
+    from kolm.steps import declared, deployment_steps, preview_json
 
     spec, row = resolve_model(model), reg.device(device)
     result = forecast(reg, spec, row, parse_tier(tier), None, memory_gb, None, recipe)
-    return preview_json(result, deployment_steps(result, spec, row, login, handoff=handoff_of(reg, result)))
+    return preview_json(result, deployment_steps(result, spec, row, login, backend=declared(reg, result)))
 
 
 def render_doc(name: str, pages: list[UiPage] = ()) -> str:

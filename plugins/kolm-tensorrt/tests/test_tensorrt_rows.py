@@ -46,3 +46,11 @@ def test_int3_is_not_made():
     result = invoke("export", "Llama-3.2-1B", "--target", "rtx-4090", "--backend", "tensorrt", "--quant", "int3",
                     "--preview")  # fmt: skip
     assert result.exit_code != 0 and "int3 is not supported by tensorrt" in result.stderr
+
+
+def test_the_run_step_is_serve_sh_on_the_gpu_machine():
+    """kolm runs no tensorrt export: the preview's run step is the export's own serve.sh over ssh."""
+    _, copy, run, verify = preview("Llama-3.2-1B", "rtx-4090", "int4")["steps"]
+    assert copy["command"] == "scp -r Llama-3.2-1B-rtx-4090-int4 USER@HOST:"
+    assert run["command"] == "sh Llama-3.2-1B-rtx-4090-int4/serve.sh" and "pypi.nvidia.com" in run["note"]
+    assert "5 and 6 fail as not run" in verify["note"]
