@@ -1,5 +1,5 @@
 """The files of a kolm-tensorrt export, the Hugging Face checkpoint layout TensorRT-LLM's
-`trtllm-serve` loads: `model.safetensors` (as ModelOpt's `export_hf_checkpoint` writes it),
+`trtllm-serve` loads: `model.safetensors` or its shards (as ModelOpt's `export_hf_checkpoint` writes them),
 `hf_quant_config.json` (ModelOpt's quantization record, absent at fp16), the artifact's own
 `config.json` with ModelOpt's `quantization_config` added and the RS-1 manifest under
 `kolm_manifest`, the tokenizer files and chat template byte for byte, and `serve.sh`."""
@@ -13,9 +13,10 @@ from pathlib import Path
 from kolm.errors import ArtifactError
 from kolm.pack import MODEL_FILES
 
-WEIGHTS, QUANT_CONFIG, CONFIG, SERVE = "model.safetensors", "hf_quant_config.json", "config.json", "serve.sh"
+QUANT_CONFIG, CONFIG, SERVE = "hf_quant_config.json", "config.json", "serve.sh"
+INDEX = "model.safetensors.index.json"
 MANIFEST_KEY = "kolm_manifest"
-SIDE_FILES = tuple(name for name in MODEL_FILES if name not in (CONFIG, "model.safetensors.index.json"))
+SIDE_FILES = tuple(name for name in MODEL_FILES if name not in (CONFIG, INDEX))
 """The artifact's files copied as they are: generation config, tokenizer, chat template."""
 
 SERVE_SCRIPT = """#!/bin/sh

@@ -24,9 +24,9 @@ from kolm.plugin_data import read_data
 
 from kolm_tensorrt.checkpoint import (
     CONFIG,
+    INDEX,
     QUANT_CONFIG,
     SIDE_FILES,
-    WEIGHTS,
     read_json,
     write_config,
     write_serve_script,
@@ -75,6 +75,12 @@ def quantized_checkpoint(model_dir: Path, config_name: str, into: Path) -> dict:
     return read_json(into / CONFIG)["quantization_config"]
 
 
+def weight_files(folder: Path) -> list[str]:
+    """The checkpoint's weights: `model.safetensors`, or its shards and their index."""
+    shards = sorted(p.name for p in folder.glob("*.safetensors"))
+    return shards + ([INDEX] if (folder / INDEX).is_file() else [])
+
+
 def export_tensorrt(request: ExportRequest) -> ExportResult:
     read_data("kolm_tensorrt", "backend").require("modelopt", "torch", "transformers")
     options, out = request.recipe.options, request.out_dir
@@ -86,16 +92,18 @@ def export_tensorrt(request: ExportRequest) -> ExportResult:
                 quantization = quantized_checkpoint(request.model_dir, options["config"], staged)
             except (NotImplementedError, ValueError) as exc:  # a shape or layer ModelOpt cannot export
                 raise BackendError(f"ModelOpt could not export {request.manifest.base}: {exc}") from exc
-        for name in (WEIGHTS, QUANT_CONFIG):
+        for name in (*weight_files(staged), QUANT_CONFIG):
             os.replace(staged / name, out / name)
     else:
-        shutil.copyfile(request.model_dir / WEIGHTS, out / WEIGHTS)
+        for name in weight_files(request.model_dir):
+            shutil.copyfile(request.model_dir / name, out / name)
     write_config(out, read_json(request.model_dir / CONFIG), quantization)
     for name in SIDE_FILES:
         if (request.model_dir / name).is_file():
             shutil.copyfile(request.model_dir / name, out / name)
     write_serve_script(out)
-    payload = [WEIGHTS, *sorted(p.name for p in out.iterdir() if p.is_file() and p.name != WEIGHTS)]
+    weights = weight_files(out)
+    payload = [*weights, *sorted(p.name for p in out.iterdir() if p.is_file() and p.name not in weights)]
     versions = ("kolm-tensorrt", "nvidia-modelopt", "torch", "transformers") if options else ("kolm-tensorrt",)
     return ExportResult(
         payload=payload,
