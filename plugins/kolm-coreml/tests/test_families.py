@@ -60,3 +60,18 @@ def test_a_mixture_of_experts_is_refused_before_converting(family, smol_pack: Pa
     result = invoke("export", folder, "--target", "iphone-15-pro", "--quant", "int4", "--preview", "--json")
     assert result.exit_code == 0, result.output
     assert "mixture of experts" in json.loads(result.stdout)["refusal"]
+
+
+@pytest.mark.parametrize("recipe", ["int4-block16"])
+def test_an_int4_alternative_exports_and_reads_back_as_itself(recipe, smol_pack: Path, tmp_path):
+    """`--recipe` on a tiny Llama: the size within 1 %, and verify's check 4 reads the recipe back."""
+    from kolm_testing import failed, verify
+
+    packed = pack_family("llama3", tmp_path, smol_pack, [PARIS_ITEM])
+    out = tmp_path / "export"
+    result = invoke("export", packed, "--target", "iphone-15-pro", "--quant", "int4", "--recipe", recipe,
+                    "-o", out, "--json", "--allow-drop")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert abs(json.loads(result.stdout)["size_check"]["error_percent"]) < 1.0
+    _, evidence = verify(out, packed)
+    assert 4 not in failed(evidence) and f"recipe {recipe}" in evidence["checks"][3]["found"], evidence["checks"][3]
