@@ -32,16 +32,8 @@ MODELS = {
 KOLM = """
 import sys
 from pathlib import Path
-from kolm.export import export_artifact
-from kolm.forecast import forecast
-from kolm.modelspec import resolve_model
-from kolm.plugins import registry
-artifact, tier, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-reg = registry()
-device = reg.devices().find("iphone-15-pro")
-planned = forecast(reg, resolve_model(str(artifact)), device, tier, "coreml")
-size, read = planned.size_bytes, planned.read_per_token_bytes
-export_artifact(reg, artifact, device, tier, "coreml", out, size, read, score=False)
+from kolm_testing import export_unscored
+export_unscored(Path(sys.argv[1]), "iphone-15-pro", sys.argv[2], Path(sys.argv[3]), "coreml")
 """
 RAW = """
 import json, os, sys

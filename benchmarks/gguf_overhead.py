@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import llama_eval_tg, random_1b_artifact, smollm2_artifact, summary, timed  # noqa: E402
+from kolm_testing import export_unscored  # noqa: E402
 
 MODELS = {
     "smollm2": ("SmolLM2-135M-Instruct", smollm2_artifact),
@@ -37,17 +38,8 @@ MODELS = {
 
 
 def kolm_export(artifact: Path, tier: str, out: Path) -> None:
-    from kolm.export import export_artifact
-    from kolm.forecast import forecast
-    from kolm.modelspec import resolve_model
-    from kolm.plugins import registry
-
-    reg = registry()
-    device = reg.devices().find("raspberry-pi-5")
-    planned = forecast(reg, resolve_model(str(artifact)), device, tier)
-    export_artifact(
-        reg, artifact, device, tier, "gguf", out, planned.size_bytes, planned.read_per_token_bytes, score=False
-    )
+    """`kolm export` without K, through kolm_testing.export_unscored (the call the tests make)."""
+    export_unscored(artifact, "raspberry-pi-5", tier, out)
 
 
 def raw_convert(model_dir: Path, f16: Path) -> None:

@@ -26,20 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import smollm2_artifact, summary, timed  # noqa: E402
+from kolm_testing import export_unscored  # noqa: E402
 
 
 def kolm_export(artifact: Path, tier: str, out: Path) -> None:
-    from kolm.export import export_artifact
-    from kolm.forecast import forecast
-    from kolm.modelspec import resolve_model
-    from kolm.plugins import registry
-
-    reg = registry()
-    device = reg.devices().find("m3-pro")
-    planned = forecast(reg, resolve_model(str(artifact)), device, tier, "mlx")
-    export_artifact(
-        reg, artifact, device, tier, "mlx", out, planned.size_bytes, planned.read_per_token_bytes, score=False
-    )
+    """`kolm export` without K, through kolm_testing.export_unscored (the call the tests make)."""
+    export_unscored(artifact, "m3-pro", tier, out, "mlx")
 
 
 def raw_export(model_dir: Path, tier: str, out: Path) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import smollm2_artifact, summary, timed  # noqa: E402
+from kolm_testing import export_unscored  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LAPTOP = "snapdragon-x-elite"  # an onnx target without model.ort, so both exports hold the same model
@@ -36,17 +37,8 @@ N_PROMPT, N_GEN = 64, 128
 
 
 def kolm_export(artifact: Path, tier: str, out: Path) -> None:
-    from kolm.export import export_artifact
-    from kolm.forecast import forecast
-    from kolm.modelspec import resolve_model
-    from kolm.plugins import registry
-
-    reg = registry()
-    device = reg.devices().find(LAPTOP)
-    planned = forecast(reg, resolve_model(str(artifact)), device, tier, backend="onnx")
-    export_artifact(
-        reg, artifact, device, tier, "onnx", out, planned.size_bytes, planned.read_per_token_bytes, score=False
-    )
+    """`kolm export` without K, through kolm_testing.export_unscored (the call the tests make)."""
+    export_unscored(artifact, LAPTOP, tier, out, "onnx")
 
 
 def raw_export(model_dir: Path, spelling: str, out: Path, cache: Path) -> None:
