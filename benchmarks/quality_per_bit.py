@@ -185,7 +185,7 @@ def hook_convert(backend: str) -> Callable:
             work_dir=out,
         )
         result = owner.export(request)
-        size = sum((out / name).stat().st_size for name in result.payload)
+        size = sum((out / path).stat().st_size for path in result.payload)
         return size, owner.run(RunRequest(path=out, payload=result.payload))
 
     return convert

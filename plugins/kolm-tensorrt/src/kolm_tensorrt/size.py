@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from kolm.api import Flags, ModelSpec, SizeForecast
+from kolm.inventory import Tensor
 
 from kolm_tensorrt.checkpoint import CONFIG, MANIFEST_KEY, SERVE_SCRIPT, SIDE_FILES
 
@@ -21,45 +22,43 @@ QUANT_CONFIG_BYTES = {"W8A16": 275, "W4A16_AWQ": 372}  # hf_quant_config.json as
 UNFOLDED = ("o_proj.weight", "down_proj.weight")  # AWQ input scales no norm absorbs
 
 
-def stored(name: str, shape: tuple[int, ...], options: Flags) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(name, safetensors dtype, shape) of what the checkpoint stores for tensor `name`."""
+def stored(name: str, shape: tuple[int, ...], options: Flags) -> list[Tensor]:
+    """What the checkpoint stores for tensor `name` (safetensors dtypes)."""
     if not options or len(shape) != 2 or not name.endswith("proj.weight"):
-        return [(name, "F16", shape)]
+        return [Tensor(name=name, shape=shape, dtype="F16")]
     rows, cols = shape
     stem = name.removesuffix(".weight")
     if options["quant_algo"] == "W8A16":
-        return [(name, "I8", shape), (f"{stem}.weight_scale", "F32", (rows,))]
+        return [
+            Tensor(name=name, shape=shape, dtype="I8"),
+            Tensor(name=f"{stem}.weight_scale", shape=(rows,), dtype="F32"),
+        ]
     group = int(options["group_size"])
-    out = [(name, "U8", (rows // 2, cols)), (f"{stem}.weight_scale", "F32", (rows, cols // group))]
-    return out + ([(f"{stem}.pre_quant_scale", "F16", (cols,))] if name.endswith(UNFOLDED) else [])
+    out = [
+        Tensor(name=name, shape=(rows // 2, cols), dtype="U8"),
+        Tensor(name=f"{stem}.weight_scale", shape=(rows, cols // group), dtype="F32"),
+    ]
+    return out + (
+        [Tensor(name=f"{stem}.pre_quant_scale", shape=(cols,), dtype="F16")] if name.endswith(UNFOLDED) else []
+    )
 
 
-BYTES = {"F16": 2, "F32": 4, "I8": 1, "U8": 1}
-
-
-def tensor_bytes(shape: tuple[int, ...], dtype: str) -> int:
-    n = BYTES[dtype]
-    for d in shape:
-        n *= d
-    return n
-
-
-def header_bytes(entries: list[tuple[str, str, tuple[int, ...]]], total: int) -> int:
+def header_bytes(entries: list[Tensor], total: int) -> int:
     """The safetensors header (8-byte length, JSON padded to 8), offsets counted at full width."""
     header = {"__metadata__": {"format": "pt"}}
-    header |= {n: {"dtype": d, "shape": list(s), "data_offsets": [total, total]} for n, d, s in entries}
+    header |= {t.name: {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [total, total]} for t in entries}
     encoded = len(json.dumps(header, separators=(",", ":")))
     return 8 + encoded + (-encoded % 8)
 
 
 def tensorrt_size(spec: ModelSpec, tier: str, options: Flags) -> SizeForecast:
     """Bytes of the checkpoint kolm-tensorrt writes for `spec` with a tier recipe's options."""
-    entries, read = [], 0.0
+    entries, weights, read = [], 0, 0.0
     for t in spec.inventory.tensors:
         for entry in stored(t.name, t.shape, options):
             entries.append(entry)
-            read += tensor_bytes(entry[2], entry[1]) * spec.read_share(t.name)
-    weights = sum(tensor_bytes(s, d) for _, d, s in entries)
+            weights += entry.nbytes
+            read += entry.nbytes * spec.read_share(t.name)
     config = dict(spec.config)
     if options:
         config["quantization_config"] = {"quant_algo": options["quant_algo"], "quant_method": "modelopt"}
