@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from kolm.atomic import atomic_file
 from kolm.errors import ArtifactError
 from kolm.pack import MODEL_FILES
 
@@ -42,13 +42,9 @@ def read_json(path: Path) -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """`data` as `path`, replacing it only once completely written."""
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    """`data` as `path`, replacing it only once completely written (kolm.atomic.atomic_file)."""
+    with atomic_file(path) as part:
+        part.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def write_config(out_dir: Path, original: dict, quantization: dict | None) -> None:
