@@ -157,6 +157,7 @@ class TableBackend:
 
     def __init__(self) -> None:
         self.refusal: str | None = None  # what `cannot_export` answers (a test sets it)
+        self.refused_recipe: str | None = None  # only this recipe is refused, when a test names one
 
     @hookimpl
     def backend(self) -> Backend:
@@ -178,7 +179,9 @@ class TableBackend:
         return SizeForecast(bytes=size, read_per_token_bytes=size, method=f"the weights as stored ({recipe.spelling})")
 
     @hookimpl
-    def cannot_export(self, spec) -> str | None:
+    def cannot_export(self, spec, recipe: TierRecipe) -> str | None:
+        if self.refused_recipe not in (None, recipe.name):
+            return None
         return self.refusal and self.refusal.format(arch=spec.arch)
 
     @hookimpl

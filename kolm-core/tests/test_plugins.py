@@ -301,3 +301,21 @@ def test_rows_for_a_known_device_add_backends(registry):
     row = registry.devices().find("board")
     assert row.backends == ["testbe", "other"]
     assert row.memory_gb.value == 4  # constants of the first row stay
+
+
+def test_a_backend_joins_the_rows_it_declares_it_runs_on(registry):
+    class Runner:
+        @hookimpl
+        def backend(self):
+            return Backend(
+                name="runner",
+                description="runs on another plugin's board",
+                tiers={"fp16": "F16"},
+                install="-",
+                runs_on=["Test Board 4", "a board nobody has"],
+            )
+
+    assert registry.add(Runner(), "runner", "kolm-runner", "0.1")
+    table = registry.devices()
+    assert table.find("test-board-4").backends == ["testbe", "runner"]  # after the row's own
+    assert [row.name for row in table.rows if "runner" in row.backends] == ["Test Board 4"]

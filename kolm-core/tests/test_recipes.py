@@ -41,6 +41,28 @@ def test_the_forecast_names_the_recipe_and_takes_its_measured_drop(table, artifa
     assert forecast(table, spec, box, "int4", recipe_name="I4").command == default.command
 
 
+def test_a_model_the_default_recipe_refuses_takes_the_first_alternative_that_accepts_it(table, table_backend, artifact):
+    spec, box = resolve_model(str(artifact)), table.devices().find("ttb")
+    table_backend.refusal, table_backend.refused_recipe = "I4 cannot hold {arch}", "I4"
+    planned = forecast(table, spec, box, "int4")
+    assert (planned.recipe, planned.refusal) == ("fine", None)
+    assert planned.command == f"kolm export {artifact} --target test-table-box --quant int4"  # export picks it too
+    asked = forecast(table, spec, box, "int4", recipe_name="I4")
+    assert asked.command is None and asked.refusal == "I4 cannot hold LlamaForCausalLM"
+    table_backend.refused_recipe = None  # every recipe refused: the default's reason
+    assert forecast(table, spec, box, "int4").refusal == "I4 cannot hold LlamaForCausalLM"
+
+
+def test_an_export_without_recipe_records_the_one_the_model_took(table, table_backend, packed, tmp_path):
+    table_backend.refusal, table_backend.refused_recipe = "I4 cannot hold {arch}", "I4"
+    out = tmp_path / "auto"
+    result = invoke("export", packed, "--target", "ttb", "--quant", "int4", "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["manifest"]["recipe"] == "fine"
+    refused = invoke("export", packed, "--target", "ttb", "--quant", "int4", "--recipe", "I4", "-o", tmp_path / "x")
+    assert refused.exit_code != 0 and "I4 cannot hold" in refused.stderr and not (tmp_path / "x").exists()
+
+
 def test_an_unknown_recipe_is_one_line_naming_the_tiers_recipes(table, artifact):
     result = invoke("export", artifact, "--target", "ttb", "--quant", "int4", "--recipe", "best", "--preview")
     assert result.exit_code == 2

@@ -165,6 +165,11 @@ class Backend(KolmModel):
     device_run: DeviceRun | None = Field(
         None, description="Set when kolm cannot run the exports: the run step's command on the device instead."
     )
+    runs_on: list[str] = Field(
+        [],
+        description="Names of device rows (another plugin's) this backend runs on: kolm adds it to their "
+        "backends, after the rows' own. A name no installed plugin has a row for is left out.",
+    )
 
     @model_validator(mode="after")
     def _one_tier_table(self) -> Backend:
@@ -528,11 +533,15 @@ class BackendPlugin:
         return f"kolm runs no {self.name} export: {self.distribution} {self.version} implements no `run`"
 
     def refuse_missing(self, hook: str, doing: str) -> None:
-        """One line, before any work, when the owner does not implement `hook`."""
+        """One line, before any work, when the owner does not implement `hook` (for `run` and `bench`,
+        with the backend's `device_run`: what runs the export on the device instead)."""
         if not self.implements(hook):
+            instead = ""
+            if hook in ("run", "bench") and (device := self.declared.device_run):
+                instead = f"; on the device instead: {device.command.format(out='EXPORT')} ({device.note})"
             raise BackendError(
                 f"backend {self.name} cannot {doing}: {self.distribution} {self.version} "
-                f"does not implement `{hook}`" + ("" if self.can_export else " (forecasts only)")
+                f"does not implement `{hook}`" + ("" if self.can_export else " (forecasts only)") + instead
             )
 
     def _ask(self, hook: str, expected: type, required: bool = True, **kwargs: Any) -> Any:
@@ -569,15 +578,32 @@ class BackendPlugin:
             "forecast_throughput", ThroughputForecast, required=False, device=device, spec=spec, tier=tier, size=size
         )
 
-    def cannot_export(self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None) -> str | None:
-        """The owner's reason it cannot export this model at `tier` (its `cannot_export`, or what it
-        said when the model was packed), or None. A tier outside the table and a backend without
-        `export` are refused before this is asked."""
+    def cannot_export(
+        self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None, recipe: TierRecipe | None = None
+    ) -> str | None:
+        """The owner's reason it cannot export this model with `recipe` (its `cannot_export`, or
+        what it said when the model was packed), or None. Without a recipe: None when any of the
+        tier's recipes is accepted (`recipe_for` picks it), else the default's reason. A tier
+        outside the table and a backend without `export` are refused before this is asked."""
         if self.name in spec.refusals:
             return f"{spec.refusals[self.name]} (when the model was packed)"
-        return self._ask(
-            "cannot_export", str, required=False, spec=spec, tier=tier, recipe=self.recipe(tier), device=device
-        )
+        recipes = [recipe] if recipe else [self.recipe(tier), *self.table.alternatives.get(tier, [])]
+        reasons = [self._refusal(spec, tier, r, device) for r in recipes]
+        return None if None in reasons else reasons[0]
+
+    def _refusal(self, spec: ModelSpec, tier: Tier, recipe: TierRecipe, device: DeviceProfile | None) -> str | None:
+        return self._ask("cannot_export", str, required=False, spec=spec, tier=tier, recipe=recipe, device=device)
+
+    def recipe_for(
+        self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None, name: str | None = None
+    ) -> TierRecipe:
+        """The recipe `name` for `tier`; without a name, the first of the tier's recipes (its default,
+        then its alternatives) the owner does not refuse for `spec` on `device`, else the default."""
+        default = self.recipe(tier, name)
+        if name is not None or not self.can_export or self.name in spec.refusals:
+            return default
+        recipes = [default, *self.table.alternatives.get(tier, [])]
+        return next((r for r in recipes if self._refusal(spec, tier, r, device) is None), default)
 
     def export(self, request: ExportRequest) -> ExportResult:
         return self._ask("export", ExportResult, request=request)

@@ -459,7 +459,7 @@ def export(
     )
     if as_json:
         return emit_json(record.model_dump(mode="json", by_alias=True))
-    console().print(export_report(out, record))
+    console().print(export_report(out, record, reg.backend(result.backend).declared.device_run))
 
 
 @cli.command()

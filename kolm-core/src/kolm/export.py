@@ -42,20 +42,22 @@ def export_artifact(
     max_drop_points: float | None = DEFAULT_MAX_K_DROP,
     recipe_name: str | None = None,
 ) -> ExportRecord:
-    """Run the whole export pipeline with the backend's recipe `recipe_name` for `tier` (its default
-    without one); the output folder appears only if every step succeeded.
+    """Run the whole export pipeline with the backend's recipe `recipe_name` for `tier` (without one,
+    the first of the tier's recipes the backend takes for this model: `BackendPlugin.recipe_for`);
+    the output folder appears only if every step succeeded.
 
     With `max_drop_points`, a K more than that many points below the fp16 reference fails the
     export (nothing is written); None allows any drop (`--allow-drop`)."""
     owner = registry.backend(backend)
-    recipe = owner.recipe(tier, recipe_name)
+    owner.recipe(tier, recipe_name)  # an unknown tier or recipe is refused before the artifact is read
     owner.refuse_missing("export", "export")
     not_measured = owner.no_runtime if score else None
     score = score and not_measured is None  # no runtime: K is recorded as not measured, never copied
     if not out_dir.parent.is_dir():
         raise OutputError(f"output folder {out_dir.parent} does not exist")
     spec = resolve_model(str(artifact))
-    if refusal := owner.cannot_export(spec, tier, device):
+    recipe = owner.recipe_for(spec, tier, device, recipe_name)
+    if refusal := owner.cannot_export(spec, tier, device, recipe):
         raise UnsupportedModelError(f"{backend} cannot export {spec.name}: {refusal}")
     with Artifact(artifact) as art:
         manifest = art.manifest

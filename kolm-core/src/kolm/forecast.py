@@ -150,7 +150,7 @@ def choose_backend(
 def export_command(
     spec: ModelSpec, device: DeviceProfile, tier: str, backend: str, recommended: str, recipe: str | None = None
 ) -> str:
-    """The `kolm export` that makes this pick (`--recipe` only for a recipe other than the default)."""
+    """The `kolm export` that makes this pick (`--recipe` only for a recipe export would not pick itself)."""
     ref = spec.ref if spec.origin == "artifact" else f"{spec.name}.kolm"
     command = f"kolm export {shlex.quote(ref)} --target {device.slug} --quant {tier}"
     command += f" --backend {backend}" if backend != recommended else ""
@@ -206,9 +206,10 @@ def forecast(
     context: int | None = None,
     recipe_name: str | None = None,
 ) -> Forecast:
-    """Forecast one pick with the backend's recipe `recipe_name` (the tier's default without one;
-    the fit with the KV cache of `context` tokens when given). Raises `BackendError` when the
-    backend cannot do `tier`, `UsageError` for a recipe it does not list."""
+    """Forecast one pick with the backend's recipe `recipe_name` (without one, the tier's first recipe
+    the backend takes for `spec`: `BackendPlugin.recipe_for`; the fit with the KV cache of `context`
+    tokens when given). Raises `BackendError` when the backend cannot do `tier`, `UsageError` for a
+    recipe it does not list."""
     recommended, asked = choose_backend(registry, spec, device, tier)
     name = backend or recommended
     if name not in device.backends:
@@ -220,11 +221,13 @@ def forecast(
             raise UsageError(f"--recipe needs backend {name} installed to list its recipes; pip install kolm-{name}")
         notes.append(f"backend {name} is not installed (pip install kolm-{name}); nominal forecast")
     else:
-        recipe = owner.recipe(tier, recipe_name)
+        recipe = owner.recipe_for(spec, tier, device, recipe_name)
         if not owner.can_export:
             refusal = f"{owner.distribution} {owner.version} forecasts only"
+        elif name in asked and recipe_name is None:
+            refusal = asked[name]
         else:
-            refusal = asked[name] if name in asked else owner.cannot_export(spec, tier, device)
+            refusal = owner.cannot_export(spec, tier, device, recipe)
         if refusal:
             notes.append(f"{name} cannot export {spec.name}: {refusal}")
     size = size_of(owner, name, spec, tier, device, recipe)
@@ -247,7 +250,7 @@ def forecast(
     k_loss, k_method, this_model = typical_k_loss(spec, tier, recipe)
     pack = spec.eval_pack_sha256 or default_pack_sha256(default_eval_pack())  # the pack an export would score
     measured_k = history.latest_k(spec.name, tier, name, recipe.name, pack) if recipe else None
-    chosen = recipe_name if recipe and recipe != owner.recipe(tier) else None
+    chosen = recipe_name if recipe_name and recipe != owner.recipe_for(spec, tier, device) else None
     command = None if refusal else export_command(spec, device, tier, name, recommended, chosen)
     if command:
         tok_s.check = f"on the {device.name} itself: {command} -o EXPORT && kolm bench EXPORT --device {device.slug}"

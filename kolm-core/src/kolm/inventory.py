@@ -54,6 +54,12 @@ class Inventory(KolmModel):
             totals[t.dtype] = totals.get(t.dtype, 0) + t.nbytes
         return totals
 
+    def widths_off_groups(self, group: int) -> list[int]:
+        """The input widths of the layers' projections (2-D `*proj.weight`) that are not a whole
+        number of `group`-wide groups, smallest first: what group-wise quantizers cannot pack."""
+        widths = {t.shape[1] for t in self.tensors if len(t.shape) == 2 and t.name.endswith("proj.weight")}
+        return sorted(w for w in widths if w % group)
+
 
 class Family(KolmModel):
     """How a decoder family's checkpoint departs from Llama's tensor set (Hugging Face names)."""

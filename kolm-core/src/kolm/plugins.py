@@ -211,14 +211,18 @@ class Registry:
 
     def devices(self) -> DeviceTable:
         """Every plugin's rows, the rows users added (`--device-file`, `--bandwidth`), and this
-        machine's once profiled (`kolm devices --here`, `kolm bench`)."""
+        machine's once profiled (`kolm devices --here`, `kolm bench`); each backend added to the rows
+        it declares it runs on (`Backend.runs_on`)."""
         # pluggy calls the most recently registered first; merge in registration order instead
         contributions = [*reversed(self.hook.device_profiles()), user_rows()]
         from kolm.host import saved_host
 
         if host := saved_host():
             contributions.append([self.host_device(host)])
-        return DeviceTable.merge(contributions)
+        runs_on = {
+            name: owners[0][1].runs_on for name, owners in sorted(self._declared.items()) if owners[0][1].runs_on
+        }
+        return DeviceTable.merge(contributions).add_backends(runs_on)
 
     def ui_pages(self) -> dict[str, UiPage]:
         """The pages plugins add to `kolm ui`, by route (the first plugin loaded keeps a route)."""

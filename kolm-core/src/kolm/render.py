@@ -12,6 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from kolm.api import DeviceRun
 from kolm.bench import BenchReport
 from kolm.devices import MEASURED, USER, DeviceProfile
 from kolm.forecast import Forecast
@@ -271,7 +272,8 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     print(f"✓ {description} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
 
 
-def export_report(out: Path, record: ExportRecord) -> Group:
+def export_report(out: Path, record: ExportRecord, device_run: DeviceRun | None = None) -> Group:
+    """What `kolm export` made; `device_run` is the backend's run command for a payload kolm cannot run."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -306,7 +308,10 @@ def export_report(out: Path, record: ExportRecord) -> Group:
         table.add_row("next", f'kolm run {out} --prompt "..."   ·   {bench}')
     else:  # kolm runs none of this backend's exports: its payload is run on the device by the toolchain
         there = f"the {record.device} machine"
-        table.add_row("next", f"copy {out} to {there} and run it there (the backend's README says how)")
+        how = "it (the backend's README says how)"
+        if device_run:
+            how = f"`{device_run.command.format(out=shlex.quote(out.name))}`"
+        table.add_row("next", f"copy {out} to {there} and run {how} there")
     return Group(
         Text(
             f"Exported {record.manifest.base} → {record.device}, {record.tier} ({recipe_label(record)})", style="bold"

@@ -487,6 +487,17 @@ def random_llama(folder: Path, tokenizer_from: Path) -> Path:
     return folder
 
 
+def random_llama_pack(root: Path, tokenizer_from: Path) -> Path:
+    """`kolm pack` of `random_llama` (SMOL_EVAL_ITEMS, `--min-k 0`: its K says nothing), asserted to
+    succeed; returns ROOT/random.kolm."""
+    folder = random_llama(root / "hf", tokenizer_from)
+    artifact = root / "random.kolm"
+    result = invoke("pack", folder, "--eval", write_eval_pack(root / "items.jsonl", SMOL_EVAL_ITEMS), "-o", artifact,
+                    "--min-k", "0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return artifact
+
+
 @dataclass
 class Export:
     """An export folder, its record read back from kolm-export.json, and what `--json` printed."""

@@ -18,9 +18,10 @@ from kolm.api import ExportRequest, ExportResult, kolm_home, toolchain_versions
 from kolm.errors import BackendError, UnsupportedModelError
 from kolm.pack import MODEL_FILES
 from kolm.plugin_data import read_data
+from kolm.quiet import quiet
 
 from kolm_coreml.convert import compress, context_length, convert
-from kolm_coreml.package import PACKAGE, WEIGHT_THRESHOLD, quiet, spec_file
+from kolm_coreml.package import PACKAGE, WEIGHT_THRESHOLD, spec_file
 
 SIDE_FILES = tuple(name for name in MODEL_FILES if name != "model.safetensors.index.json")
 """The artifact's files copied beside the package: config, generation config, tokenizer, chat template."""
@@ -51,7 +52,7 @@ def link_or_copy(source: str, target: str) -> str:
 def converted(request: ExportRequest, context: int):
     """The model's float16 stateful package from coremltools: the cached one if this artifact was
     converted last, else a new conversion that replaces the cache (an MLModel, not loaded)."""
-    with quiet():
+    with quiet("coremltools"):
         import coremltools as ct
 
     versions = toolchain_versions("coremltools", "torch", "transformers")
@@ -60,11 +61,11 @@ def converted(request: ExportRequest, context: int):
     cache = kolm_home() / "cache" / "coreml"
     package = cache / f"{key}.mlpackage"
     if package.is_dir():
-        with request.steps("reusing the float16 package coremltools converted for this model"), quiet():
+        with request.steps("reusing the float16 package coremltools converted for this model"), quiet("coremltools"):
             return ct.models.MLModel(str(package), skip_model_load=True)
     with request.steps(f"converting to a stateful Core ML program (context {context}) with coremltools"):
         try:
-            with quiet():
+            with quiet("coremltools"):
                 mlmodel = convert(request.model_dir, context)
         except (ValueError, KeyError, NotImplementedError) as exc:  # an op or config coremltools cannot take
             raise UnsupportedModelError(
@@ -91,11 +92,14 @@ def export_coreml(request: ExportRequest) -> ExportResult:
     context = context_length(config)
     mlmodel = converted(request, context)
     if options:
-        with request.steps(f"compressing the weights ({request.spelling}) with coremltools.optimize"), quiet():
+        with (
+            request.steps(f"compressing the weights ({request.spelling}) with coremltools.optimize"),
+            quiet("coremltools"),
+        ):
             mlmodel = compress(mlmodel, {**options, "weight_threshold": WEIGHT_THRESHOLD}, workers=os.cpu_count() or 1)
     with request.steps(f"writing {PACKAGE}"):
         try:
-            with quiet():
+            with quiet("coremltools"):
                 mlmodel.save(str(request.out_dir / PACKAGE))
         except OSError as exc:
             raise BackendError(f"coremltools could not write {PACKAGE}: {exc}") from exc

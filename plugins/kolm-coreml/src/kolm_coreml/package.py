@@ -9,54 +9,19 @@ the spec, atomically; the weights file is never read for it.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
 import json
-import logging
 import os
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 from kolm.api import TierRecipe
 from kolm.errors import ArtifactError
+from kolm.quiet import quiet
 
 PACKAGE = "model.mlpackage"
 MANIFEST_KEY = "kolm.manifest"
 WEIGHT_THRESHOLD = 2048
 """coremltools compresses a const with at least this many elements (its `weight_threshold` default,
 https://apple.github.io/coremltools/source/coremltools.optimize.coreml.config.html); norms stay fp16."""
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Keep coremltools' and transformers' progress bars, version warnings and notes off the terminal
-    (kolm prints its own steps, and `--json` output must stay clean); errors still raise."""
-    transformers = None
-    if importlib.util.find_spec("transformers") is not None:
-        from transformers.utils import logging as transformers
-
-        verbosity, bars = transformers.get_verbosity(), transformers.is_progress_bar_enabled()
-        transformers.set_verbosity_error()
-        transformers.disable_progress_bar()
-    logger = logging.getLogger("coremltools")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-        if transformers is not None:
-            transformers.set_verbosity(verbosity)
-            if bars:
-                transformers.enable_progress_bar()
 
 
 def spec_file(package: Path) -> Path:
@@ -73,7 +38,7 @@ def spec_file(package: Path) -> Path:
 
 
 def load_spec(package: Path):
-    with quiet():
+    with quiet("coremltools"):
         from coremltools.proto import Model_pb2
 
     spec = Model_pb2.Model()
@@ -103,13 +68,13 @@ def set_metadata(package: Path, key: str, value: str) -> None:
 
 def program(package: Path):
     """The package's MIL program, loaded by coremltools (weights read from weight.bin)."""
-    with quiet():
+    with quiet("coremltools"):
         from coremltools.converters.mil.frontend.milproto.load import load
 
     spec = load_spec(package)
     weights = spec_file(package).parent / "weights"
     try:
-        with quiet():
+        with quiet("coremltools"):
             return load(spec, spec.specificationVersion, str(weights))
     except Exception as exc:  # a truncated weight.bin or a spec coremltools cannot read
         raise ArtifactError(f"{package}: coremltools cannot load its MIL program ({exc})") from exc
