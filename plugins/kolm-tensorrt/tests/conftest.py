@@ -12,13 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kolm_testing import (
-    SMOL_EVAL_ITEMS,
-    invoke,
-    random_llama,
-    smollm2_gguf_pack,
-    write_eval_pack,
-)
+from kolm_testing import random_llama_pack, smollm2_gguf_pack
 
 INSTALL = "pip install 'kolm-tensorrt[toolchain]'"
 
@@ -32,10 +26,4 @@ def smol_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def random_pack(smol_pack: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """kolm_testing.random_llama (256 / 768 wide, 4 layers, untied) packed with `--min-k 0`."""
-    root = tmp_path_factory.mktemp("random")
-    folder = random_llama(root / "hf", smol_pack)
-    artifact = root / "random.kolm"
-    result = invoke("pack", folder, "--eval", write_eval_pack(root / "items.jsonl", SMOL_EVAL_ITEMS), "-o", artifact,
-                    "--min-k", "0")  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return artifact
+    return random_llama_pack(tmp_path_factory.mktemp("random"), smol_pack)

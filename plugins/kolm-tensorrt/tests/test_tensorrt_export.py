@@ -96,7 +96,24 @@ def test_verify_catches_a_tampered_weight(exports, random_pack, tmp_path):
     assert 2 in failed(evidence)
 
 
-def test_smollm2_int4_is_refused_before_converting(smol_pack, tmp_path):
+def test_smollm2_int4_is_awq_in_groups_of_64(exports):
+    """576 is not whole groups of 128: `--quant int4` takes the g64 recipe, which TensorRT-LLM also runs."""
+    export = exports("smol", "int4")
+    assert export.record.manifest.recipe == "w4a16-awq-g64"
+    quant = json.loads((export.folder / "hf_quant_config.json").read_text())["quantization"]
+    assert quant["quant_algo"] == "W4A16_AWQ" and quant["group_size"] == 64
+    tensors = stored(export.folder)
+    assert tensors["model.layers.0.self_attn.q_proj.weight"] == ("U8", (288, 576))
+    assert tensors["model.layers.0.self_attn.q_proj.weight_scale"] == ("F32", (576, 9))
+    assert abs(export.printed["size_check"]["error_percent"]) < 1.0, export.printed["size_check"]
+
+
+def test_int4_in_groups_of_128_is_refused_before_converting_smollm2(smol_pack, tmp_path):
     result = invoke("export", smol_pack, "--target", "rtx-4090", "--backend", "tensorrt", "--quant", "int4",
-                    "-o", tmp_path / "out")  # fmt: skip
+                    "--recipe", "w4a16-awq-g128", "-o", tmp_path / "out")  # fmt: skip
     assert result.exit_code != 0 and "576 wide" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_run_says_what_serves_it_on_the_gpu_machine_instead(exports):
+    result = invoke("run", exports("random", "int4").folder, "--prompt", "hi")
+    assert result.exit_code != 0 and "on the device instead: sh EXPORT/serve.sh (trtllm-serve" in result.stderr

@@ -8,9 +8,9 @@ import pytest
 from kolm_testing import invoke
 
 
-def preview(model: str, target: str, tier: str) -> dict:
+def preview(model: str, target: str, tier: str, *options: str) -> dict:
     result = invoke(
-        "export", model, "--target", target, "--backend", "tensorrt", "--quant", tier, "--preview", "--json"
+        "export", model, "--target", target, "--backend", "tensorrt", "--quant", tier, "--preview", "--json", *options
     )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -31,15 +31,35 @@ def test_the_int4_forecast_counts_packed_weights_and_float32_group_scales():
     assert 5.5e9 < f["size_bytes"] < 6.0e9 and f["read_per_token_bytes"] < f["size_bytes"]
 
 
-def test_jetson_is_refused_with_the_reason():
-    f = preview("Llama-3.1-8B", "jetson-agx-orin", "int4")
+def devices() -> dict[str, dict]:
+    return {row["name"]: row for row in json.loads(invoke("devices", "--json").stdout)}
+
+
+def test_it_runs_on_the_rtx_rows_it_declares_and_not_on_jetson():
+    rows = devices()
+    assert all(rows[name]["backends"] == ["gguf", "tensorrt"] for name in ("RTX 3060", "RTX 4090", "RTX 5090"))
+    assert "tensorrt" not in rows["Jetson AGX Orin"]["backends"]
+    refused = invoke("export", "Llama-3.1-8B", "--target", "jetson-agx-orin", "--backend", "tensorrt", "--quant",
+                     "int4", "--preview")  # fmt: skip
+    assert refused.exit_code == 2 and "is not a tensorrt target" in refused.stderr
+
+
+def test_a_users_jetson_row_naming_it_is_refused_with_the_reason(tmp_path, monkeypatch):
+    row = {**devices()["Jetson AGX Orin"], "name": "My Orin", "aliases": [], "backends": ["tensorrt"]}
+    monkeypatch.setenv("KOLM_HOME", str(tmp_path))
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "my-orin.json").write_text(json.dumps(row))
+    f = preview("Llama-3.1-8B", "my-orin", "int4")
     assert f["command"] is None and "TensorRT Edge-LLM" in f["refusal"]
 
 
-def test_int4_is_refused_where_a_projection_is_not_whole_groups_of_128():
+def test_int4_takes_groups_of_64_where_a_projection_is_not_whole_groups_of_128():
     f = preview("SmolLM2-135M", "rtx-4090", "int4")
-    assert f["command"] is None and "576 wide" in f["refusal"]
-    assert preview("SmolLM2-135M", "rtx-4090", "int8")["command"]
+    assert f["recipe"] == "w4a16-awq-g64" and f["refusal"] is None
+    assert f["command"] == "kolm export SmolLM2-135M-Instruct.kolm --target rtx-4090 --quant int4 --backend tensorrt"
+    asked = preview("SmolLM2-135M", "rtx-4090", "int4", "--recipe", "w4a16-awq-g128")
+    assert asked["command"] is None and "576 wide" in asked["refusal"]
+    assert preview("Llama-3.1-8B", "rtx-4090", "int4")["recipe"] == "w4a16-awq-g128"
 
 
 def test_int3_is_not_made():

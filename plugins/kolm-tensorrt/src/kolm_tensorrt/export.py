@@ -9,18 +9,16 @@ tokenizer files and chat template byte for byte, and `serve.sh` with the exact `
 
 from __future__ import annotations
 
-import contextlib
-import io
+import copy
 import os
 import shutil
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
 from kolm.errors import BackendError
 from kolm.evalpack import DEFAULT_EVAL_PACK, load_eval_pack
 from kolm.plugin_data import read_data
+from kolm.quiet import quiet
 
 from kolm_tensorrt.checkpoint import (
     CONFIG,
@@ -39,22 +37,23 @@ def calibration_prompts() -> list[str]:
     return [item.prompt for item in load_eval_pack(DEFAULT_EVAL_PACK)[:CALIBRATION_PROMPTS]]
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """ModelOpt prints its progress and warns about every transformers version it has not tested, and
-    transformers draws a bar while writing shards: none of it reaches kolm's terminal or `--json`."""
-    import transformers
+def modelopt_config(name: str, group_size: int | None) -> dict:
+    """ModelOpt's quantization config `name`, its weight quantizers' block size set to `group_size`
+    where the recipe gives one (INT4_AWQ_CFG ships groups of 128)."""
+    import modelopt.torch.quantization as mtq
 
-    transformers.utils.logging.disable_progress_bar()
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    config = copy.deepcopy(getattr(mtq, name))
+    if group_size:
+        for entry in config["quant_cfg"]:
+            if entry.get("quantizer_name") == "*weight_quantizer":
+                entry["cfg"]["block_sizes"][-1] = group_size
+    return config
 
 
-def quantized_checkpoint(model_dir: Path, config_name: str, into: Path) -> dict:
-    """Quantize the model in `model_dir` with ModelOpt's `config_name` on the CPU and export it to
-    `into`; returns the `quantization_config` ModelOpt put in its config.json."""
-    with quiet():
+def quantized_checkpoint(model_dir: Path, options: dict, into: Path) -> dict:
+    """Quantize the model in `model_dir` with the recipe's ModelOpt config on the CPU and export it
+    to `into`; returns the `quantization_config` ModelOpt put in its config.json."""
+    with quiet("modelopt"):
         import modelopt.torch.quantization as mtq
         import torch
         from modelopt.torch.export import export_hf_checkpoint
@@ -69,7 +68,7 @@ def quantized_checkpoint(model_dir: Path, config_name: str, into: Path) -> dict:
                 for ids in batches:
                     m(ids)
 
-        model = mtq.quantize(model, getattr(mtq, config_name), calibrate)
+        model = mtq.quantize(model, modelopt_config(options["config"], options.get("group_size")), calibrate)
         with torch.inference_mode():
             export_hf_checkpoint(model.half(), dtype=torch.float16, export_dir=into)
     return read_json(into / CONFIG)["quantization_config"]
@@ -89,7 +88,7 @@ def export_tensorrt(request: ExportRequest) -> ExportResult:
         staged = request.work_dir / "modelopt"
         with request.steps(f"quantizing ({request.spelling}) with NVIDIA ModelOpt on the CPU"):
             try:
-                quantization = quantized_checkpoint(request.model_dir, options["config"], staged)
+                quantization = quantized_checkpoint(request.model_dir, options, staged)
             except (NotImplementedError, ValueError) as exc:  # a shape or layer ModelOpt cannot export
                 raise BackendError(f"ModelOpt could not export {request.manifest.base}: {exc}") from exc
         for name in (*weight_files(staged), QUANT_CONFIG):

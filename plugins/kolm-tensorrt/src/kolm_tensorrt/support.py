@@ -5,12 +5,15 @@ Models: the decoder architectures TensorRT-LLM's PyTorch backend registers
 065ff9e, 2026), restricted to causal language models. Gemma 2 is not among them.
 
 Shapes: ModelOpt 0.47's exporter packs int4 AWQ weights in whole groups only ("partial blocks are
-not supported"), so every quantized projection's input width must be a multiple of the group size
-(SmolLM2-135M's 576 is not a multiple of 128).
+not supported"), and TensorRT-LLM's W4A16 AWQ linear requires `in_features % group_size == 0`
+(tensorrt_llm/_torch/modules/linear.py), so every quantized projection's input width must be a
+multiple of the group size. SmolLM2-135M's 576 is not a multiple of 128, so its int4 recipe is the
+alternative in groups of 64 (`BackendPlugin.recipe_for`), which TensorRT-LLM's fine-grained
+mixed-dtype GEMM also runs ("Only group size 64 and 128 supported", fpA_intB_gemm_template.h).
 
-Targets: TensorRT-LLM's main branch runs on discrete GPUs and servers; it does not support Jetson.
-Jetson Orin takes TensorRT Edge-LLM (ONNX exported on an x86 host, engine built on the device) or
-the TensorRT-LLM v0.12.0-jetson branch, neither of which kolm-tensorrt makes yet.
+Targets: TensorRT-LLM's main branch runs on discrete GPUs and servers, not on Jetson; the backend
+declares the RTX rows it runs on (`runs_on`), and a user's own row naming it for a Jetson is refused
+here. Jetson Orin takes TensorRT Edge-LLM, kolm-tensorrt-edge's backend.
 """
 
 from __future__ import annotations
@@ -37,14 +40,9 @@ PYTORCH_BACKEND = frozenset(
     }
 )
 JETSON = (
-    "TensorRT-LLM's current releases do not run on Jetson; its route there (TensorRT Edge-LLM: ONNX "
-    "from an x86 host, engine built on the device) is not in kolm-tensorrt yet"
+    "TensorRT-LLM's current releases do not run on Jetson; NVIDIA's route there is TensorRT Edge-LLM "
+    "(pip install 'kolm-tensorrt-edge[toolchain]'; --backend tensorrt-edge)"
 )
-
-
-def quantized_widths(spec: ModelSpec) -> set[int]:
-    """Input widths of the projections ModelOpt quantizes (every 2-D `*proj.weight` of a layer)."""
-    return {t.shape[1] for t in spec.inventory.tensors if len(t.shape) == 2 and t.name.endswith("proj.weight")}
 
 
 def cannot_export(spec: ModelSpec, recipe: TierRecipe, device: DeviceProfile | None) -> str | None:
@@ -54,6 +52,6 @@ def cannot_export(spec: ModelSpec, recipe: TierRecipe, device: DeviceProfile | N
     if spec.arch not in PYTORCH_BACKEND:
         return f"TensorRT-LLM's PyTorch backend does not run {spec.arch}"
     group = recipe.options.get("group_size")
-    if group and (odd := sorted(w for w in quantized_widths(spec) if w % int(group))):
+    if group and (odd := spec.inventory.widths_off_groups(int(group))):
         return f"ModelOpt packs int4 in whole groups of {group}; {spec.name} has projections {odd[0]} wide"
     return None
