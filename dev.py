@@ -22,7 +22,15 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 # [convert]: llama.cpp's HF -> GGUF converter's toolchain (torch CPU, transformers, sentencepiece)
-PLUGINS = ["kolm-gguf[convert]", "kolm-mlx", "kolm-coreml", "kolm-onnx", "kolm-wasm", "kolm-tensorrt"]
+PLUGINS = [
+    "kolm-gguf[convert]",
+    "kolm-mlx",
+    "kolm-coreml",
+    "kolm-onnx",
+    "kolm-wasm",
+    "kolm-tensorrt",
+    "kolm-tensorrt-edge",
+]
 
 
 def sh(*args: str | Path, echo: bool = False) -> None:

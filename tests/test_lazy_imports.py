@@ -23,6 +23,8 @@ HEAVY = [
     "onnxruntime_genai",
     "optimum",
     "tensorrt_llm",
+    "tensorrt_edgellm",
+    "modelopt",
     "playwright",
 ]
 PROBE = """

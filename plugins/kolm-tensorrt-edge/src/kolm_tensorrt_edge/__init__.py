@@ -1,0 +1,1 @@
+"""kolm backend `tensorrt-edge`: Jetson Orin through NVIDIA TensorRT Edge-LLM."""
