@@ -5,6 +5,7 @@ then `kolm verify`."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -143,3 +144,16 @@ def test_run_and_bench_say_what_runs_it_on_the_jetson_instead(exports):
         result = invoke(*command)
         assert result.exit_code != 0 and "Traceback" not in result.output
         assert "on the device instead: sh EXPORT/build.sh && sh EXPORT/run.sh (" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.requires_jetson
+def test_build_sh_and_run_sh_make_the_engine_and_answer_on_a_jetson(exports, tmp_path):
+    """On a Jetson Orin (`tox -e tensorrt-edge -- -m requires_jetson`): the export's own scripts build
+    the engine with llm_build and generate with llm_inference."""
+    if not os.environ.get("EDGELLM_BUILD"):
+        pytest.fail("needs a Jetson Orin with TensorRT Edge-LLM's C++ tools built: set EDGELLM_BUILD (see build.sh)")
+    folder = shutil.copytree(exports("smol", "int8").folder, tmp_path / "smol")
+    for script in ("build.sh", "run.sh"):
+        subprocess.run(["sh", folder / script], check=True)
+    answer = json.loads((folder / "output.json").read_text())["responses"][0]["output_text"]
+    assert "Paris" in answer

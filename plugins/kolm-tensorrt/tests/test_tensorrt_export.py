@@ -4,7 +4,13 @@ tensor's stored type and shape, the config, the manifest, the serve script; then
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import stat
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -83,8 +89,6 @@ def test_verify_runs_four_checks_and_fails_the_two_it_cannot_run(exports, random
 
 
 def test_verify_catches_a_tampered_weight(exports, random_pack, tmp_path):
-    import shutil
-
     copy = tmp_path / "tampered"
     shutil.copytree(exports("random", "int4").folder, copy)
     with open(copy / "model.safetensors", "r+b") as f:
@@ -117,3 +121,32 @@ def test_int4_in_groups_of_128_is_refused_before_converting_smollm2(smol_pack, t
 def test_run_says_what_serves_it_on_the_gpu_machine_instead(exports):
     result = invoke("run", exports("random", "int4").folder, "--prompt", "hi")
     assert result.exit_code != 0 and "on the device instead: sh EXPORT/serve.sh (trtllm-serve" in result.stderr
+
+
+@pytest.mark.requires_gpu
+def test_serve_sh_serves_the_smollm2_export_with_trtllm_serve_and_it_answers(exports):
+    """On a machine with an NVIDIA GPU and TensorRT-LLM (`tox -e tensorrt -- -m requires_gpu`): the
+    export's own serve.sh starts trtllm-serve on 127.0.0.1, which answers a chat completion."""
+    if shutil.which("trtllm-serve") is None:
+        pytest.fail("trtllm-serve is not installed: pip install tensorrt-llm --extra-index-url https://pypi.nvidia.com")
+    folder = exports("smol", "int8").folder
+    env = {**os.environ, "PORT": "8123"}
+    server = subprocess.Popen(["sh", folder / "serve.sh"], env=env, start_new_session=True)
+    try:
+        request = {"model": ".", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+        deadline = time.monotonic() + 600  # loading and compiling kernels on first start
+        while True:
+            try:
+                post = urllib.request.Request(
+                    "http://127.0.0.1:8123/v1/chat/completions",
+                    data=json.dumps({**request, "max_tokens": 16, "temperature": 0}).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                answer = json.loads(urllib.request.urlopen(post, timeout=60).read())
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "trtllm-serve did not come up"
+                time.sleep(5)
+        assert "Paris" in answer["choices"][0]["message"]["content"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
