@@ -5,14 +5,13 @@ K on the payload (through the backend's `Session`), embed the manifest (backend)
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kolm import __version__, history
 from kolm.api import BackendPlugin, ExportRequest, ExportResult, RunRequest, Session, Steps, silent
 from kolm.artifact import MANIFEST, Artifact, payload_entries
-from kolm.atomic import atomic_dir
+from kolm.atomic import atomic_dir, scratch_dir
 from kolm.datamodel import KolmModel, utc_now
 from kolm.devices import DeviceProfile
 from kolm.errors import GateError, OutputError, UnsupportedModelError
@@ -64,7 +63,7 @@ def export_artifact(
         items = art.eval_items() if score else []
         input_sha = hashlib.sha256(art.read(MANIFEST)).hexdigest()
         with (
-            tempfile.TemporaryDirectory(prefix=".kolm-work-", dir=out_dir.parent) as work,
+            scratch_dir(out_dir) as work,
             atomic_dir(out_dir) as staging,
         ):
             with steps("extracting weights, checking their SHA-256") as advance:
@@ -200,7 +199,7 @@ def check_reproducible(
 ) -> Reproduction:
     """Re-export into a temporary folder (same flags) and diff payload hashes and lockfiles."""
     _, before = load_record(existing)
-    with tempfile.TemporaryDirectory(prefix=".kolm-check-", dir=existing.parent) as work:
+    with scratch_dir(existing, "check") as work:
         again = export_artifact(
             registry,
             artifact,

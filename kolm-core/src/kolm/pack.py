@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from kolm import __version__
 from kolm.api import ExportRequest, RunRequest, Steps, silent
 from kolm.artifact import EVAL_PACK, MODEL_DIR, PICKLE_SUFFIXES, folder_inventory, payload_entries, write_artifact
+from kolm.atomic import scratch_dir
 from kolm.errors import GateError, UnsupportedModelError, UsageError
 from kolm.evalpack import EvalItem, load_eval_pack, pack_sha256, read_pack_text
 from kolm.kscore import score_pack
@@ -182,7 +183,7 @@ def pack_import(
     """`kolm pack --from-gguf`: a plugin turns `source` into a Hugging Face folder, then pack it."""
     if not source.is_file():
         raise UsageError(f"{source}: no such file")
-    with tempfile.TemporaryDirectory(prefix=".kolm-import-", dir=out.parent if out.parent.is_dir() else None) as work:
+    with scratch_dir(out, "import") as work:
         name = registry.hook.import_weights(source=source, out_dir=Path(work), steps=steps)
         if name is None:
             raise UsageError(f"no installed plugin imports {source.name}; GGUF files need kolm-gguf")
