@@ -108,3 +108,18 @@ def test_bad_requests_get_a_json_error(api, path, body, status, message):
     base, _ = api
     got, reply = call(f"{base}{path}", body)
     assert got == status and message in json.loads(reply)["error"]["message"]
+
+
+@pytest.mark.parametrize("max_tokens", [0, -1, 8193, 1.5, "7", True, [1]])
+def test_max_tokens_outside_1_to_8192_is_a_400_naming_the_bound(api, max_tokens):
+    base, session = api
+    status, body = call(f"{base}/completions", {"prompt": "x", "max_tokens": max_tokens})
+    message = json.loads(body)["error"]["message"]
+    assert status == 400 and message == "'max_tokens' must be a whole number from 1 to 8192"
+    assert session.calls == []
+
+
+def test_a_body_over_the_bound_is_refused_before_it_is_read(api):
+    base, session = api
+    status, body = call(f"{base}/completions", b'{"prompt": "' + b"x" * (1 << 20) + b'"}')
+    assert status == 413 and "over 1048576 bytes" in json.loads(body)["error"]["message"] and session.calls == []

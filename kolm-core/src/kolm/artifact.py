@@ -161,14 +161,21 @@ class Artifact:
 
     def eval_items(self) -> list[EvalItem]:
         ref = self.manifest.eval_pack
-        return parse_eval_pack(self.read(ref.path).decode("utf-8"), f"{self.path}:{ref.path}")
+        try:
+            text = self.read(ref.path).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ArtifactError(f"{self.path}:{ref.path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        return parse_eval_pack(text, f"{self.path}:{ref.path}")
 
     def inventory(self) -> Inventory:
         """Tensor names, shapes and dtypes from the safetensors headers; no weights are read."""
         tensors: list[Tensor] = []
         for name in sorted(n for n in self._members if n.startswith(MODEL_DIR) and n.endswith(".safetensors")):
-            with self._zip.open(name) as f:
-                tensors += _safetensors_tensors(f.read(8), f, name)
+            try:
+                with self._zip.open(name) as f:
+                    tensors += _safetensors_tensors(f.read(8), f, name)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise ArtifactError(f"member {name!r} cannot be read (corrupt or truncated: {exc})") from exc
         return Inventory(tensors=tensors)
 
     def extract_model(self, dest: Path, progress: Progress | None = None) -> Path:
@@ -240,6 +247,8 @@ def _safetensors_tensors(prefix: bytes, stream, origin: str) -> list[Tensor]:
     raw = stream.read(size)
     try:
         header = json.loads(raw)
+        if not isinstance(header, dict):
+            raise TypeError(f"a JSON {type(header).__name__}, not an object")
         return [
             Tensor(name=name, shape=tuple(meta["shape"]), dtype=meta["dtype"])
             for name, meta in header.items()

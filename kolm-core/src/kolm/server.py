@@ -35,6 +35,8 @@ class Servable(Protocol):
 
 
 DEFAULT_MAX_TOKENS = 256
+MAX_TOKENS = 8192  # the most one request may ask for: a bound on the work one client can queue
+MAX_BODY_BYTES = 1 << 20  # a chat request is text; a larger body is refused before it is read
 
 
 class ApiError(Exception):
@@ -47,7 +49,11 @@ class ApiError(Exception):
 
 def completion_pieces(session: Servable, path: str, body: dict) -> Iterator[str]:
     """The generated text of one request, piece by piece."""
-    max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_MAX_TOKENS)
+    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+    if max_tokens is None:
+        max_tokens = DEFAULT_MAX_TOKENS
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"'max_tokens' must be a whole number from 1 to {MAX_TOKENS}")
     if path == "/v1/completions":
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1:
@@ -133,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
         if path not in ("/v1/completions", "/v1/chat/completions"):
             return self.send_error_json(HTTPStatus.NOT_FOUND, f"no route {self.path}")
         try:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            body = json.loads(self.rfile.read(self.body_length()) or b"{}")
             if not isinstance(body, dict):
                 raise ApiError(HTTPStatus.BAD_REQUEST, "the request body must be a JSON object")
             api, ident = self.server.api, f"kolm-{uuid.uuid4().hex[:12]}"
@@ -142,12 +148,24 @@ class Handler(BaseHTTPRequestHandler):
                 if body.get("stream"):
                     return self.stream(path, ident, pieces)
                 self.send_json(HTTPStatus.OK, api.whole(path, ident, "".join(pieces)))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             self.send_error_json(HTTPStatus.BAD_REQUEST, "the request body is not JSON")
         except ApiError as exc:
             self.send_error_json(exc.status, str(exc))
         except (KolmError, ValueError) as exc:
             self.send_error_json(HTTPStatus.BAD_REQUEST, str(exc))
+
+    def body_length(self) -> int:
+        """The declared body length, refused (and the connection closed) when it is not a number
+        from 0 to MAX_BODY_BYTES: the body is never read past what the bound allows."""
+        declared = self.headers.get("Content-Length") or "0"
+        if not declared.isdigit():
+            self.close_connection = True
+            raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Length must be a number of bytes")
+        if int(declared) > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the request body is over {MAX_BODY_BYTES} bytes")
+        return int(declared)
 
     def stream(self, path: str, ident: str, pieces: Iterator[str]) -> None:
         """Server-sent events: one chunk per piece, a final chunk with the finish reason, [DONE]."""
