@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kolm_testing import SMOL_EVAL_ITEMS, shell_env, smollm2_gguf, write_eval_pack
+from kolm_testing import SMOL_EVAL_ITEMS, interruptible, shell_env, smollm2_gguf, write_eval_pack
 
 KOLM = Path(sys.executable).with_name("kolm")  # the console script of this env
 DELAYS = (0.5, 1.5, 3.0, 6.0)  # seconds after start; a pack or export of SmolLM2 takes 10-40 s here
@@ -35,7 +35,9 @@ def stale(*folders: Path) -> list[str]:
 
 
 def killed(args: list[str], delay: float, sig: signal.Signals, env: dict[str, str]) -> int:
-    proc = subprocess.Popen([str(KOLM), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(KOLM), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=interruptible
+    )
     time.sleep(delay)
     proc.send_signal(sig)
     return proc.wait(timeout=120)

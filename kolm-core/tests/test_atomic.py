@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from kolm.atomic import atomic_dir, atomic_file, claim, scratch_dir
 from kolm.errors import OutputError
+from kolm_testing import interruptible
 
 STEPS = 6
 WRITER = f"""
@@ -37,7 +38,10 @@ print("done", flush=True)
 def writer(out: Path, label: str, pause_at: int = -1) -> subprocess.Popen:
     """A writer of `out` with `label` in every part; it waits 30 s after step `pause_at`."""
     return subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(out), label, str(pause_at)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, str(out), label, str(pause_at)],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
     )
 
 

@@ -56,6 +56,11 @@ def _acquire(target: Path) -> int:
         except BlockingIOError:
             os.close(fd)
             raise OutputError(f"another kolm process is writing {target}; run again when it has finished") from None
+        except OSError as exc:  # a filesystem without locks (some network mounts): write unguarded
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                os.close(fd)
+                raise _output_error(exc, target) from exc
+            return fd
         try:
             current = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:

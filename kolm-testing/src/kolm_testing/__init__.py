@@ -487,6 +487,24 @@ def random_llama(folder: Path, tokenizer_from: Path) -> Path:
     return folder
 
 
+def interruptible() -> None:
+    """`preexec_fn` for a child that a test interrupts: SIGINT as a terminal's Ctrl-C delivers it (a
+    suite started in the background, `cmd &` as CI may be, hands its children SIGINT ignored, and
+    Python keeps an inherited SIG_IGN)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def flip_last_byte(path: Path) -> None:
+    """Tamper with a file in place: its last byte inverted (a changed weight, same size)."""
+    with open(path, "r+b") as f:
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 0xFF]))
+
+
 def random_llama_pack(root: Path, tokenizer_from: Path) -> Path:
     """`kolm pack` of `random_llama` (SMOL_EVAL_ITEMS, `--min-k 0`: its K says nothing), asserted to
     succeed; returns ROOT/random.kolm."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from kolm_testing import VERIFY_CHECKS, cli_exporter, failed, invoke, verify
+from kolm_testing import VERIFY_CHECKS, cli_exporter, failed, flip_last_byte, invoke, verify
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +114,7 @@ def test_verify_runs_four_checks_and_fails_the_two_it_cannot_run(exports, random
 def test_verify_catches_a_tampered_weight(exports, random_pack, tmp_path):
     copy = tmp_path / "tampered"
     shutil.copytree(exports("random", "int4").folder, copy)
-    with open(copy / "model.onnx.data", "r+b") as f:
-        f.seek(-1, 2)
-        last = f.read(1)
-        f.seek(-1, 2)
-        f.write(bytes([last[0] ^ 0xFF]))
+    flip_last_byte(copy / "model.onnx.data")
     _, evidence = verify(copy, random_pack)
     assert 2 in failed(evidence)
 

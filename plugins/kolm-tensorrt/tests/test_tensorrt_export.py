@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from kolm.artifact import folder_inventory
-from kolm_testing import VERIFY_CHECKS, cli_exporter, failed, invoke, verify
+from kolm_testing import VERIFY_CHECKS, cli_exporter, failed, flip_last_byte, invoke, verify
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +91,7 @@ def test_verify_runs_four_checks_and_fails_the_two_it_cannot_run(exports, random
 def test_verify_catches_a_tampered_weight(exports, random_pack, tmp_path):
     copy = tmp_path / "tampered"
     shutil.copytree(exports("random", "int4").folder, copy)
-    with open(copy / "model.safetensors", "r+b") as f:
-        f.seek(-1, 2)
-        last = f.read(1)
-        f.seek(-1, 2)
-        f.write(bytes([last[0] ^ 0xFF]))
+    flip_last_byte(copy / "model.safetensors")
     _, evidence = verify(copy, random_pack)
     assert 2 in failed(evidence)
 
