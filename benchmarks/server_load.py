@@ -5,8 +5,9 @@ request a byte at a time (slowloris) and one that hangs up after the first chunk
 
 Reports requests/s, time to the first streamed chunk (p50, p99), errors, and the peak RSS of the
 server's processes; the ratio is against the same load on the maintained server run by hand
-where kolm wraps one (llama.cpp's, through llama-cpp-python's `llama_cpp.server`, for gguf), and
-is 1 by construction for kolm's own server (onnx). SmolLM2-135M-Instruct at int8.
+where kolm wraps one (llama.cpp's, through llama-cpp-python's `llama_cpp.server`, for gguf, with the
+flags kolm passes), and there is none for kolm's own server (onnx). SmolLM2-135M-Instruct at int8.
+The clients run on the same CPUs as the server: on a small machine they take part of its time.
 
     .venv/bin/python benchmarks/server_load.py [--backend gguf|onnx] [--clients 4] [--seconds 20]
 """
@@ -54,7 +55,8 @@ def wait_up(port: int, proc: subprocess.Popen, limit: float = 120) -> None:
 
 
 def stream_once(port: int) -> float:
-    """Seconds to the first streamed chunk of one chat completion read to its end."""
+    """Seconds to the first streamed piece of text of one chat completion read to its end; a stream
+    without text (a server that cut it short) raises."""
     body = json.dumps({"model": "m", **REQUEST}).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
@@ -63,10 +65,10 @@ def stream_once(port: int) -> float:
     first = None
     with urllib.request.urlopen(request, timeout=60) as response:
         for line in response:
-            if line.startswith(b"data:") and first is None:
+            if first is None and line.startswith(b"data:") and b'"content"' in line:
                 first = time.perf_counter() - start
     if first is None:
-        raise RuntimeError("no data chunk")
+        raise RuntimeError("a stream without text")
     return first
 
 
@@ -174,6 +176,12 @@ def main() -> None:
                 str(port),
                 "--host",
                 "127.0.0.1",
+                "--interrupt_requests",  # the flags kolm passes (kolm-gguf's runtime.serve_api)
+                "False",
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                str(os.cpu_count()),
             ]
             rows["llama_cpp.server by hand"] = load(raw, port, args.clients, args.seconds)
     print(

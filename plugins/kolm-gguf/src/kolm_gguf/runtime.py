@@ -160,6 +160,8 @@ class GgufSession(Session):
             str(port),
             "--n_ctx",
             str(self.context_length()),
+            "--interrupt_requests",  # its default (True) cuts a stream short when another request comes:
+            "False",  # queue them instead, so every concurrent client gets its whole answer
         ]
         if self.threads:
             command += ["--n_threads", str(self.threads)]
