@@ -72,14 +72,18 @@ def stream_once(port: int) -> float:
     return first
 
 
+def raw_request() -> bytes:
+    """The streamed chat completion as the bytes of one HTTP/1.1 request."""
+    body = json.dumps({"model": "m", **REQUEST}).encode()
+    head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    return f"{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+
+
 def slowloris(port: int, stop: threading.Event) -> None:
     """Send a request one byte every 0.2 s, over and over, while the others are served."""
-    body = json.dumps({"model": "m", **REQUEST}).encode()
-    raw = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    raw += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
     while not stop.is_set():
         with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
-            for byte in raw:
+            for byte in raw_request():
                 if stop.is_set():
                     return
                 conn.send(bytes([byte]))
@@ -88,12 +92,9 @@ def slowloris(port: int, stop: threading.Event) -> None:
 
 def hang_up(port: int, stop: threading.Event) -> None:
     """Start a streamed completion, read its first bytes, close the socket; again."""
-    body = json.dumps({"model": "m", **REQUEST}).encode()
-    raw = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    raw += f"Content-Length: {len(body)}\r\n\r\n".encode() + body
     while not stop.is_set():
         with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
-            conn.sendall(raw)
+            conn.sendall(raw_request())
             conn.recv(64)
 
 

@@ -119,7 +119,32 @@ def test_max_tokens_outside_1_to_8192_is_a_400_naming_the_bound(api, max_tokens)
     assert session.calls == []
 
 
-def test_a_body_over_the_bound_is_refused_before_it_is_read(api):
+def test_a_body_over_the_bound_is_refused_from_its_length_before_it_is_read(api):
+    """The header alone is sent: the answer cannot depend on reading (or racing) the body."""
+    import socket
+    from urllib.parse import urlsplit
+
     base, session = api
-    status, body = call(f"{base}/completions", b'{"prompt": "' + b"x" * (1 << 20) + b'"}')
-    assert status == 413 and "over 1048576 bytes" in json.loads(body)["error"]["message"] and session.calls == []
+    where = urlsplit(base)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as conn:
+        conn.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % ((1 << 20) + 1))
+        answer = b""
+        while chunk := conn.recv(4096):
+            answer += chunk
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 413") and "over 1048576 bytes" in json.loads(body)["error"]["message"]
+    assert session.calls == []
+
+
+def test_a_client_hanging_up_mid_stream_is_not_an_error_and_the_next_is_served(api, capsys):
+    import socket
+    from urllib.parse import urlsplit
+
+    base, _ = api
+    where = urlsplit(base)
+    body = json.dumps({"prompt": "x" * 4000, "stream": True}).encode()
+    with socket.create_connection((where.hostname, where.port)) as conn:
+        conn.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        conn.recv(16)
+    status, _ = call(f"{base}/completions", {"prompt": "still here"})
+    assert status == 200 and "Traceback" not in capsys.readouterr().err

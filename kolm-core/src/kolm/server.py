@@ -154,6 +154,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_json(exc.status, str(exc))
         except (KolmError, ValueError) as exc:
             self.send_error_json(HTTPStatus.BAD_REQUEST, str(exc))
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up mid-answer: nothing to tell it
+            self.close_connection = True
 
     def body_length(self) -> int:
         """The declared body length, refused (and the connection closed) when it is not a number
