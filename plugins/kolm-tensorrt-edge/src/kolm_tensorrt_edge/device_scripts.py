@@ -37,8 +37,8 @@ TOOLS="${{EDGELLM_BUILD:?set EDGELLM_BUILD to TensorRT-Edge-LLM/build (see the t
 
 BUILD_SCRIPT = (
     PREAMBLE
-    + """# Builds engine/ from this folder (minutes; once per device and JetPack). Larger prompts or
-# contexts: MAX_INPUT_LEN / MAX_KV_CACHE (tokens), more memory.
+    + """# Builds engine/ from this folder, once per device and JetPack (how long it takes has not been
+# measured by kolm). Longer prompts or contexts: MAX_INPUT_LEN / MAX_KV_CACHE (tokens), more memory.
 exec "$TOOLS/llm_build" --onnxDir . --engineDir engine --maxBatchSize 1 \\
   --maxInputLen "${MAX_INPUT_LEN:-1024}" --maxKVCacheCapacity "${MAX_KV_CACHE:-4096}"
 """
