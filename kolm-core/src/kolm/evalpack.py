@@ -84,3 +84,14 @@ def parse_eval_pack(text: str, origin: str) -> list[EvalItem]:
 
 def load_eval_pack(path: Path) -> list[EvalItem]:
     return parse_eval_pack(read_pack_text(path), str(path))
+
+
+CALIBRATION_PROMPTS = 32
+"""How many of the default pack's 131 prompts quantizers calibrate on (AWQ's search runs once per
+prompt and layer)."""
+
+
+def calibration_prompts() -> list[str]:
+    """The prompts kolm's quantizing backends calibrate on: the first CALIBRATION_PROMPTS of the
+    default eval pack (no dataset from a hub)."""
+    return [item.prompt for item in load_eval_pack(DEFAULT_EVAL_PACK)[:CALIBRATION_PROMPTS]]

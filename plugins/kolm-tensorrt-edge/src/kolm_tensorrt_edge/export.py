@@ -20,19 +20,14 @@ from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
 from kolm.errors import BackendError
-from kolm.evalpack import DEFAULT_EVAL_PACK, load_eval_pack
+from kolm.evalpack import CALIBRATION_PROMPTS, calibration_prompts
 from kolm.pack import MODEL_FILES
 from kolm.quiet import quiet
 
 from kolm_tensorrt_edge.device_scripts import write_device_scripts
 from kolm_tensorrt_edge.layout import GRAPH
 
-CALIBRATION_PROMPTS = 32  # of the default eval pack's 131; AWQ's search runs once per prompt and layer
 TOKENIZER_FILES = tuple(name for name in MODEL_FILES if name.startswith(("tokenizer", "special_tokens")))
-
-
-def calibration_prompts() -> list[str]:
-    return [item.prompt for item in load_eval_pack(DEFAULT_EVAL_PACK)[:CALIBRATION_PROMPTS]]
 
 
 def quantized_checkpoint(model_dir: Path, quantization: str, into: Path) -> None:

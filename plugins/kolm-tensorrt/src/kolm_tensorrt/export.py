@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, toolchain_versions
 from kolm.errors import BackendError
-from kolm.evalpack import DEFAULT_EVAL_PACK, load_eval_pack
+from kolm.evalpack import CALIBRATION_PROMPTS, calibration_prompts
 from kolm.plugin_data import read_data
 from kolm.quiet import quiet
 
@@ -29,12 +29,6 @@ from kolm_tensorrt.checkpoint import (
     write_config,
     write_serve_script,
 )
-
-CALIBRATION_PROMPTS = 32  # of the default eval pack's 131; AWQ's search runs once per prompt and layer
-
-
-def calibration_prompts() -> list[str]:
-    return [item.prompt for item in load_eval_pack(DEFAULT_EVAL_PACK)[:CALIBRATION_PROMPTS]]
 
 
 def modelopt_config(name: str, group_size: int | None) -> dict:
