@@ -587,23 +587,33 @@ class BackendPlugin:
         outside the table and a backend without `export` are refused before this is asked."""
         if self.name in spec.refusals:
             return f"{spec.refusals[self.name]} (when the model was packed)"
-        recipes = [recipe] if recipe else [self.recipe(tier), *self.table.alternatives.get(tier, [])]
-        reasons = [self._refusal(spec, tier, r, device) for r in recipes]
-        return None if None in reasons else reasons[0]
+        if recipe is not None:
+            return self._refusal(spec, tier, recipe, device)
+        return self._first_taken(spec, tier, device)[1]
 
     def _refusal(self, spec: ModelSpec, tier: Tier, recipe: TierRecipe, device: DeviceProfile | None) -> str | None:
         return self._ask("cannot_export", str, required=False, spec=spec, tier=tier, recipe=recipe, device=device)
+
+    def _first_taken(self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None) -> tuple[TierRecipe, str | None]:
+        """(The first of the tier's recipes, default then alternatives, the owner takes for `spec`,
+        None), else (the default, the owner's reason for refusing it)."""
+        default = self.recipe(tier)
+        reasons = []
+        for recipe in [default, *self.table.alternatives.get(tier, [])]:
+            reason = self._refusal(spec, tier, recipe, device)
+            if reason is None:
+                return recipe, None
+            reasons.append(reason)
+        return default, reasons[0]
 
     def recipe_for(
         self, spec: ModelSpec, tier: Tier, device: DeviceProfile | None, name: str | None = None
     ) -> TierRecipe:
         """The recipe `name` for `tier`; without a name, the first of the tier's recipes (its default,
         then its alternatives) the owner does not refuse for `spec` on `device`, else the default."""
-        default = self.recipe(tier, name)
         if name is not None or not self.can_export or self.name in spec.refusals:
-            return default
-        recipes = [default, *self.table.alternatives.get(tier, [])]
-        return next((r for r in recipes if self._refusal(spec, tier, r, device) is None), default)
+            return self.recipe(tier, name)
+        return self._first_taken(spec, tier, device)[0]
 
     def export(self, request: ExportRequest) -> ExportResult:
         return self._ask("export", ExportResult, request=request)
