@@ -30,8 +30,9 @@ def digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def stale(*folders: Path) -> list[str]:
-    return sorted(str(p) for folder in folders for p in folder.rglob(".*") if not p.name.startswith(".kolm-home"))
+def stale(folder: Path) -> list[str]:
+    """What kolm left hidden in `folder` (staging, scratch, locks)."""
+    return sorted(str(p) for p in folder.rglob(".*"))
 
 
 def killed(args: list[str], delay: float, sig: signal.Signals, env: dict[str, str]) -> int:

@@ -25,7 +25,7 @@ from kolm.pack import MODEL_FILES
 from kolm.quiet import quiet
 
 from kolm_tensorrt_edge.device_scripts import write_device_scripts
-from kolm_tensorrt_edge.layout import GRAPH
+from kolm_tensorrt_edge.layout import GRAPH, WEIGHTS
 
 TOKENIZER_FILES = tuple(name for name in MODEL_FILES if name.startswith(("tokenizer", "special_tokens")))
 
@@ -79,7 +79,7 @@ def export_tensorrt_edge(request: ExportRequest) -> ExportResult:
     for name in exported:
         os.replace(llm / name, request.out_dir / name)
     scripts = write_device_scripts(request.out_dir)
-    first = [GRAPH, "model.onnx.data"]
+    first = [GRAPH, WEIGHTS]
     payload = first + [n for n in exported if n not in first] + scripts
     versions = ("kolm-tensorrt-edge", "tensorrt-edgellm", "torch", "transformers", "onnx")
     return ExportResult(

@@ -15,7 +15,7 @@ from pathlib import Path
 from kolm.atomic import atomic_file
 from kolm.errors import ArtifactError
 
-GRAPH, WEIGHTS, EMBEDDING, CONFIG = "model.onnx", "model.onnx.data", "embedding.safetensors", "config.json"
+GRAPH, WEIGHTS = "model.onnx", "model.onnx.data"  # the payload's first two files
 MANIFEST_KEY = "kolm.manifest"
 INT4_GEMM = "Int4GroupwiseGemmPluginV2"  # Edge-LLM's custom op for int4 AWQ projections
 
