@@ -102,12 +102,11 @@ class DeviceTable(KolmModel):
     def add_backends(self, runs_on: dict[str, list[str]]) -> DeviceTable:
         """This table with each backend appended to the rows it declares it runs on (by any of their
         names); rows that list it already, and names no row has, are left as they are."""
+        wanted = {backend: {normalize_name(n) for n in names} for backend, names in runs_on.items()}
         rows = []
         for row in self.rows:
             names = {normalize_name(n) for n in row.names()}
-            extra = [
-                b for b, on in runs_on.items() if b not in row.backends and names & {normalize_name(n) for n in on}
-            ]
+            extra = [b for b, on in wanted.items() if b not in row.backends and names & on]
             rows.append(row.model_copy(update={"backends": [*row.backends, *extra]}) if extra else row)
         return DeviceTable(rows=rows)
 
