@@ -13,20 +13,30 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from kolm.api import Session
+from kolm.api import Generation, Session
 from kolm.server import Api, ApiServer
 
 
 class Echo(Session):
-    """Generates the prompt back in two pieces; records what it was asked."""
+    """Generates the prompt back, one character a token, up to max_tokens; records what it was asked
+    and how many tokens were generated before the generation was closed."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int, bool]] = []
+        self.generated: list[int] = []
 
-    def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
+    def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Generation:
         self.calls.append((prompt, max_tokens, chat))
-        half = len(prompt) // 2
-        yield from (prompt[:half], prompt[half:])
+        return Generation(len(prompt), iter([ord(c) for c in prompt[:max_tokens]]), self.decode)
+
+    def decode(self, tokens: Iterator[int]) -> Iterator[str]:
+        count = 0
+        try:
+            for token in tokens:
+                count += 1
+                yield chr(token)
+        finally:
+            self.generated.append(count)
 
     def loglikelihood(self, context: str, continuation: str) -> float:
         return 0.0
@@ -53,19 +63,107 @@ def call(url: str, body: dict | bytes | None = None) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+def events(body: bytes) -> list[str]:
+    """The data of each server-sent event."""
+    return [line.removeprefix("data: ") for line in body.decode().splitlines() if line.startswith("data: ")]
+
+
 def test_models_names_the_export(api):
     base, _ = api
     status, body = call(f"{base}/models")
     assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == ["tiny"]
 
 
-def test_completion_is_greedy_text_and_passes_max_tokens(api):
+def test_completion_is_greedy_text_with_usage_and_passes_max_tokens(api):
     base, session = api
-    status, body = call(f"{base}/completions", {"prompt": "The capital", "max_tokens": 7, "temperature": 0.9})
+    status, body = call(f"{base}/completions", {"prompt": "The capital", "max_tokens": 20, "temperature": 0})
     reply = json.loads(body)
     assert status == 200 and reply["object"] == "text_completion"
     assert reply["choices"][0]["text"] == "The capital" and reply["choices"][0]["finish_reason"] == "stop"
-    assert session.calls == [("The capital", 7, False)]
+    assert reply["usage"] == {"prompt_tokens": 11, "completion_tokens": 11, "total_tokens": 22}
+    assert session.calls == [("The capital", 20, False)]
+
+
+def test_an_answer_cut_by_max_tokens_finishes_with_length(api):
+    base, _ = api
+    status, body = call(f"{base}/completions", {"prompt": "The capital", "max_tokens": 7})
+    choice = json.loads(body)["choices"][0]
+    assert status == 200 and choice == {"index": 0, "text": "The cap", "finish_reason": "length", "logprobs": None}
+
+
+@pytest.mark.parametrize(
+    ("stop", "text", "generated"),
+    [
+        ("cap", "The ", 7),
+        (["zz", "ital"], "The cap", 11),
+        ("e c", "Th", 5),
+        ("capitals", "The capital", 11),
+        (["The"], "", 3),
+    ],
+)
+def test_stop_strings_cut_the_answer_and_stop_generating(api, stop, text, generated):
+    """Echo yields one character a piece: every stop string spans pieces, held back until settled;
+    generation stops at the token that completes it."""
+    base, session = api
+    for stream in (False, True):
+        status, body = call(f"{base}/completions", {"prompt": "The capital", "stop": stop, "stream": stream})
+        assert status == 200
+        if stream:
+            chunks = [json.loads(e) for e in events(body)[:-1]]
+            got, finish = "".join(c["choices"][0]["text"] for c in chunks), chunks[-1]["choices"][0]["finish_reason"]
+        else:
+            got, finish = json.loads(body)["choices"][0]["text"], json.loads(body)["choices"][0]["finish_reason"]
+        assert (got, finish) == (text, "stop")
+    assert session.generated == [generated, generated]
+
+
+def test_a_stream_ends_with_usage_when_asked(api):
+    base, _ = api
+    body = {"prompt": "abc", "stream": True, "stream_options": {"include_usage": True}}
+    status, reply = call(f"{base}/completions", body)
+    chunks = [json.loads(e) for e in events(reply)[:-1]]
+    assert status == 200 and chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+    assert all("usage" not in c for c in chunks[:-1])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", 0.7),
+        ("temperature", True),
+        ("n", 2),
+        ("presence_penalty", 0.5),
+        ("frequency_penalty", -1),
+        ("repeat_penalty", 1.1),
+        ("logit_bias", {"50256": -100}),
+        ("logprobs", 5),
+        ("logprobs", True),
+        ("echo", True),
+        ("tools", [{"type": "function"}]),
+        ("response_format", {"type": "json_object"}),
+        ("top_p", "0.9"),
+    ],
+)
+def test_sampling_it_does_not_implement_is_refused_naming_the_field(api, field, value):
+    base, session = api
+    status, body = call(f"{base}/completions", {"prompt": "x", field: value})
+    assert status == 400 and f"'{field}'" in json.loads(body)["error"]["message"]
+    assert session.calls == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"temperature": 0, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "seed": 7, "n": 1},
+        {"presence_penalty": 0, "frequency_penalty": 0.0, "logit_bias": {}, "logprobs": False, "echo": False},
+        {"user": "someone", "metadata": {"a": 1}, "stop": []},
+    ],
+)
+def test_fields_that_ask_for_greedy_decoding_or_that_it_does_not_know_are_accepted(api, fields):
+    base, _ = api
+    status, body = call(f"{base}/completions", {"prompt": "abc", **fields})
+    assert status == 200 and json.loads(body)["choices"][0]["text"] == "abc"
 
 
 def test_chat_completion_uses_the_chat_template(api):
@@ -79,11 +177,10 @@ def test_chat_completion_uses_the_chat_template(api):
 def test_chat_streams_server_sent_events(api):
     base, _ = api
     status, body = call(
-        f"{base}/chat/completions", {"messages": [{"role": "user", "content": "abcd"}], "stream": True, "max_tokens": 4}
+        f"{base}/chat/completions", {"messages": [{"role": "user", "content": "abcd"}], "stream": True, "max_tokens": 8}
     )
-    events = [line.removeprefix("data: ") for line in body.decode().splitlines() if line.startswith("data: ")]
-    assert status == 200 and events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
+    assert status == 200 and events(body)[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events(body)[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "abcd"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
@@ -102,6 +199,8 @@ def test_chat_streams_server_sent_events(api):
             "one user message",
         ),
         ("/embeddings", {"input": "x"}, 404, "no route"),
+        ("/completions", {"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, 400, "up to 4"),
+        ("/completions", {"prompt": "x", "stop": [""]}, 400, "non-empty strings"),
     ],
 )
 def test_bad_requests_get_a_json_error(api, path, body, status, message):

@@ -37,6 +37,7 @@ __all__ = [
     "ExportRequest",
     "ExportResult",
     "Fidelity",
+    "Generation",
     "Inventory",
     "Manifest",
     "MeasuredDrop",
@@ -324,6 +325,33 @@ class PayloadFacts(KolmModel):
     """The name of the backend's recipe (of `tier`) the stored types show, or None if they match none."""
     types: str
     """A summary of the stored types for humans ("16 Q4_K, 14 Q6_K, 166 Q5_0")."""
+
+
+class Generation(Iterator[str]):
+    """Generated text, piece by piece, that counts the tokens behind it: what kolm's
+    OpenAI-compatible server reports as `usage` once the pieces are consumed. `decode` turns the
+    token ids of `tokens` into text pieces; a session whose `generate` returns one of these gets
+    token counts in the server's answers."""
+
+    def __init__(
+        self, prompt_tokens: int, tokens: Iterator[int], decode: Callable[[Iterator[int]], Iterator[str]]
+    ) -> None:
+        self.prompt_tokens, self.completion_tokens = prompt_tokens, 0
+        self._pieces = decode(self._counted(tokens))
+
+    def _counted(self, tokens: Iterator[int]) -> Iterator[int]:
+        for token in tokens:
+            self.completion_tokens += 1
+            yield token
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        """Stop generating (a client stopped reading, or a stop string was reached)."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
 
 
 class Session(ABC):

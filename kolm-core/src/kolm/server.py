@@ -3,8 +3,13 @@
 Backends whose toolchain ships a maintained server (llama_cpp.server, mlx_lm.server) exec that
 instead; this one is for runtimes without one (ONNX Runtime). Standard library only. Endpoints:
 GET /v1/models, POST /v1/completions and /v1/chat/completions, with `"stream": true` as
-server-sent events. Decoding is greedy (kolm sessions are deterministic), so sampling fields are
-accepted and ignored. Requests are answered one at a time: a session is not thread-safe.
+server-sent events. Decoding is greedy (kolm sessions are deterministic): a sampling field is
+accepted when its value asks for what greedy decoding does (temperature 0, no penalties, n 1; top_p,
+top_k and min_p keep the most likely token, so any value is greedy's) and refused with a 400 naming
+the field otherwise, never silently ignored. `stop` strings are honoured; answers carry `usage`
+token counts where the session counts them (`kolm.api.Generation`), in a stream when asked with
+`stream_options: {"include_usage": true}`. Requests are answered one at a time: a session is not
+thread-safe.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
+from kolm.api import Generation
 from kolm.errors import KolmError, UsageError
 
 
@@ -37,6 +43,40 @@ class Servable(Protocol):
 DEFAULT_MAX_TOKENS = 256
 MAX_TOKENS = 8192  # the most one request may ask for: a bound on the work one client can queue
 MAX_BODY_BYTES = 1 << 20  # a chat request is text; a larger body is refused before it is read
+MAX_STOPS = 4  # as OpenAI's API: up to four stop strings
+LINGER_S = 1.0  # how long a refused connection drains what its client still sends
+
+
+def number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def equals(target: float) -> Callable[[object], bool]:
+    return lambda value: number(value) and value == target
+
+
+# Sampling fields, with the value of each that asks for greedy decoding (what every kolm session
+# does) and a test for it; any other value is refused, never ignored.
+GREEDY_VALUES: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "temperature": ("0", equals(0)),
+    "n": ("1", equals(1)),
+    "best_of": ("1", equals(1)),
+    "presence_penalty": ("0", equals(0)),
+    "frequency_penalty": ("0", equals(0)),
+    "repeat_penalty": ("1", equals(1)),
+    "repetition_penalty": ("1", equals(1)),
+    "logit_bias": ("{}", lambda v: v == {}),
+    "logprobs": ("false", lambda v: v is False or equals(0)(v)),
+    "top_logprobs": ("0", equals(0)),
+    "echo": ("false", lambda v: v is False),
+    "suffix": ('""', lambda v: v == ""),
+    "tools": ("[]", lambda v: v == []),
+    "functions": ("[]", lambda v: v == []),
+    "tool_choice": ('"none"', lambda v: v == "none"),
+    "response_format": ('{"type": "text"}', lambda v: v == {"type": "text"}),
+}
+# Truncation samplers always keep the most likely token: greedy decoding honours any value of them.
+TRUNCATION = ("top_p", "top_k", "min_p", "typical_p")
 
 
 class ApiError(Exception):
@@ -47,28 +87,120 @@ class ApiError(Exception):
         self.status = status
 
 
-def completion_pieces(session: Servable, path: str, body: dict) -> Iterator[str]:
-    """The generated text of one request, piece by piece."""
+def bad_request(message: str) -> ApiError:
+    return ApiError(HTTPStatus.BAD_REQUEST, message)
+
+
+def refuse_sampling(body: dict) -> None:
+    """Raise a 400 for a sampling field whose value asks for anything but greedy decoding."""
+    for field, (greedy, is_greedy) in GREEDY_VALUES.items():
+        value = body.get(field)
+        if value is not None and not is_greedy(value):
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise bad_request(
+                f"'{field}': {shown} is not supported: kolm's server decodes greedily (send {greedy}, or leave it out)"
+            )
+    for field in TRUNCATION:
+        if body.get(field) is not None and not number(body[field]):
+            raise bad_request(f"'{field}' must be a number")
+
+
+def requested_max_tokens(body: dict) -> int:
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
     if max_tokens is None:
-        max_tokens = DEFAULT_MAX_TOKENS
+        return DEFAULT_MAX_TOKENS
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"'max_tokens' must be a whole number from 1 to {MAX_TOKENS}")
-    if path == "/v1/completions":
-        prompt = body.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1:
-            prompt = prompt[0]
-        if not isinstance(prompt, str):
-            raise ApiError(HTTPStatus.BAD_REQUEST, "'prompt' must be a string")
-        return session.generate(prompt, max_tokens=max_tokens, stream=True, chat=False)
-    messages = body.get("messages")
-    if (
-        not isinstance(messages, list)
-        or not messages
-        or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)
-    ):
-        raise ApiError(HTTPStatus.BAD_REQUEST, "'messages' must be a non-empty list of {role, content} objects")
-    return session.chat(messages, max_tokens=max_tokens)
+        raise bad_request(f"'max_tokens' must be a whole number from 1 to {MAX_TOKENS}")
+    return max_tokens
+
+
+def stop_strings(body: dict) -> list[str]:
+    """The request's `stop`: a string, or a list of up to MAX_STOPS."""
+    stop = body.get("stop")
+    stops = [] if stop is None else [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list) or len(stops) > MAX_STOPS or not all(isinstance(s, str) and s for s in stops):
+        raise bad_request(f"'stop' must be a string or a list of up to {MAX_STOPS} non-empty strings")
+    return stops
+
+
+class StopAt:
+    """Cuts generated text before the first of `stops`. A streamed piece may end inside a stop
+    string, so a tail that could begin one is held back until the next piece settles it."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops, self.held, self.hit = stops, "", False
+
+    def cut(self, pieces: Iterator[str]) -> Iterator[str]:
+        """The text of `pieces` up to the first stop string, piece by piece; generation stops there."""
+        try:
+            for piece in pieces:
+                if text := self.feed(piece):
+                    yield text
+                if self.hit:
+                    return
+            if self.held:
+                yield self.held
+        finally:
+            if hasattr(pieces, "close"):
+                pieces.close()
+
+    def feed(self, piece: str) -> str:
+        text, self.held = self.held + piece, ""
+        found = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        if found:
+            self.hit = True
+            return text[: min(found)]
+        keep = max((n for s in self.stops for n in range(1, len(s)) if text.endswith(s[:n])), default=0)
+        self.held = text[len(text) - keep :]
+        return text[: len(text) - keep]
+
+
+class Completion:
+    """One request, checked before anything is generated: what to generate, where to stop, and how
+    to report it (finish reason, `usage`)."""
+
+    def __init__(self, path: str, body: dict) -> None:
+        refuse_sampling(body)
+        self.path, self.body, self.ident = path, body, f"kolm-{uuid.uuid4().hex[:12]}"
+        self.max_tokens, self.stop = requested_max_tokens(body), StopAt(stop_strings(body))
+        self.stream = bool(body.get("stream"))
+        options = body.get("stream_options")
+        self.stream_usage = isinstance(options, dict) and options.get("include_usage") is True
+        self.generation: Iterator[str] | None = None
+
+    def pieces(self, session: Servable) -> Iterator[str]:
+        """The text to send, piece by piece, cut at a stop string."""
+        if self.path == "/v1/completions":
+            prompt = self.body.get("prompt")
+            if isinstance(prompt, list) and len(prompt) == 1:
+                prompt = prompt[0]
+            if not isinstance(prompt, str):
+                raise bad_request("'prompt' must be a string")
+            self.generation = session.generate(prompt, max_tokens=self.max_tokens, stream=True, chat=False)
+        else:
+            messages = self.body.get("messages")
+            if (
+                not isinstance(messages, list)
+                or not messages
+                or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)
+            ):
+                raise bad_request("'messages' must be a non-empty list of {role, content} objects")
+            self.generation = session.chat(messages, max_tokens=self.max_tokens)
+        return self.stop.cut(self.generation)
+
+    def finish_reason(self) -> str:
+        """The finish reason: "length" when the answer ran to max_tokens, "stop" when it ended or met
+        a stop string."""
+        counted = isinstance(self.generation, Generation) and self.generation.completion_tokens >= self.max_tokens
+        return "length" if counted and not self.stop.hit else "stop"
+
+    def usage(self) -> dict | None:
+        """Token counts, where the session counts them."""
+        if not isinstance(self.generation, Generation):
+            return None
+        prompt, completion = self.generation.prompt_tokens, self.generation.completion_tokens
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 class Api:
@@ -80,35 +212,35 @@ class Api:
     def models(self) -> dict:
         return {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "kolm"}]}
 
-    def chunk(self, path: str, ident: str, text: str, finish: str | None) -> dict:
-        if path == "/v1/completions":
+    def chunk(self, request: Completion, text: str, finish: str | None) -> dict:
+        if request.path == "/v1/completions":
             choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
-            return {
-                "id": ident,
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": self.model,
-                "choices": [choice],
-            }
+            return self.reply(request, "text_completion", [choice])
         delta = {"role": "assistant", "content": text} if text else {}
-        return {
-            "id": ident,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
+        return self.reply(request, "chat.completion.chunk", [{"index": 0, "delta": delta, "finish_reason": finish}])
 
-    def whole(self, path: str, ident: str, text: str) -> dict:
-        if path == "/v1/completions":
-            return self.chunk(path, ident, text, "stop")
-        message = {"role": "assistant", "content": text}
+    def usage_chunk(self, request: Completion) -> dict:
+        """The stream's last chunk when the client asked for usage: no choices, the counts."""
+        kind = "text_completion" if request.path == "/v1/completions" else "chat.completion.chunk"
+        return {**self.reply(request, kind, []), "usage": request.usage()}
+
+    def whole(self, request: Completion, text: str) -> dict:
+        finish = request.finish_reason()
+        if request.path == "/v1/completions":
+            answer = self.chunk(request, text, finish)
+        else:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+            answer = self.reply(request, "chat.completion", [choice])
+        usage = request.usage()
+        return answer if usage is None else {**answer, "usage": usage}
+
+    def reply(self, request: Completion, kind: str, choices: list[dict]) -> dict:
         return {
-            "id": ident,
-            "object": "chat.completion",
+            "id": request.ident,
+            "object": kind,
             "created": int(time.time()),
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "choices": choices,
         }
 
 
@@ -141,13 +273,13 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(self.rfile.read(self.body_length()) or b"{}")
             if not isinstance(body, dict):
-                raise ApiError(HTTPStatus.BAD_REQUEST, "the request body must be a JSON object")
-            api, ident = self.server.api, f"kolm-{uuid.uuid4().hex[:12]}"
+                raise bad_request("the request body must be a JSON object")
+            api, request = self.server.api, Completion(path, body)
             with api.lock:
-                pieces = completion_pieces(api.session, path, body)
-                if body.get("stream"):
-                    return self.stream(path, ident, pieces)
-                self.send_json(HTTPStatus.OK, api.whole(path, ident, "".join(pieces)))
+                pieces = request.pieces(api.session)
+                if request.stream:
+                    return self.stream(request, pieces)
+                self.send_json(HTTPStatus.OK, api.whole(request, "".join(pieces)))
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             self.send_error_json(HTTPStatus.BAD_REQUEST, "the request body is not JSON")
         except ApiError as exc:
@@ -162,15 +294,31 @@ class Handler(BaseHTTPRequestHandler):
         from 0 to MAX_BODY_BYTES: the body is never read past what the bound allows."""
         declared = self.headers.get("Content-Length") or "0"
         if not declared.isdigit():
-            self.close_connection = True
+            self.close_connection = self.unread_body = True
             raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Length must be a number of bytes")
         if int(declared) > MAX_BODY_BYTES:
-            self.close_connection = True
+            self.close_connection = self.unread_body = True
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the request body is over {MAX_BODY_BYTES} bytes")
         return int(declared)
 
-    def stream(self, path: str, ident: str, pieces: Iterator[str]) -> None:
-        """Server-sent events: one chunk per piece, a final chunk with the finish reason, [DONE]."""
+    def finish(self) -> None:
+        """After refusing a body unread, close gracefully: stop sending, then discard what the
+        client still sends (up to MAX_BODY_BYTES, for at most LINGER_S), so that the error reaches it
+        rather than a reset that would drop it."""
+        super().finish()
+        if getattr(self, "unread_body", False):
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(LINGER_S)
+                discarded = 0
+                while discarded < MAX_BODY_BYTES and (chunk := self.connection.recv(65536)):
+                    discarded += len(chunk)
+            except OSError:
+                pass
+
+    def stream(self, request: Completion, pieces: Iterator[str]) -> None:
+        """Server-sent events: one chunk per piece, a final chunk with the finish reason, the usage
+        chunk when asked for, [DONE]."""
         api = self.server.api
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
@@ -179,9 +327,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         for piece in pieces:
-            self.wfile.write(f"data: {json.dumps(api.chunk(path, ident, piece, None))}\n\n".encode())
-            self.wfile.flush()
-        self.wfile.write(f"data: {json.dumps(api.chunk(path, ident, '', 'stop'))}\n\ndata: [DONE]\n\n".encode())
+            self.event(api.chunk(request, piece, None))
+        self.event(api.chunk(request, "", request.finish_reason()))
+        if request.stream_usage:
+            self.event(api.usage_chunk(request))
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def event(self, data: dict) -> None:
+        self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+        self.wfile.flush()
 
     def log_message(self, format: str, *args) -> None:
         pass

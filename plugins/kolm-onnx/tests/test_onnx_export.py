@@ -102,6 +102,15 @@ def test_run_port_serves_the_openai_api(smol_export, tmp_path):
             {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 12},
         )
         assert "Paris" in chat["choices"][0]["message"]["content"]
+        usage = chat["usage"]  # counted by the ONNX session (kolm.api.Generation), not estimated
+        assert usage["prompt_tokens"] > 7 and 1 <= usage["completion_tokens"] <= 12
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+        assert chat["choices"][0]["finish_reason"] == ("length" if usage["completion_tokens"] == 12 else "stop")
+        cut = http_json(
+            server.base + "/completions",
+            {"prompt": "The capital of France is", "max_tokens": 12, "stop": "Paris"},
+        )
+        assert "Paris" not in cut["choices"][0]["text"] and cut["choices"][0]["finish_reason"] == "stop"
 
 
 def test_bench_measures_this_machine(kolm, smol_export):

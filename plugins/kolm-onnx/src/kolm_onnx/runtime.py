@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
-from kolm.api import Session
+from kolm.api import Generation, Session
 from kolm.errors import BackendError, UsageError
 from kolm.logprobs import continuation_start, log_softmax
 
@@ -91,9 +91,15 @@ class OnnxSession(Session):
             generator.generate_next_token()
             yield int(generator.get_next_tokens()[0])
 
-    def pieces(self, prompt_tokens: list[int], max_tokens: int, stream: bool) -> Iterator[str]:
+    def pieces(self, prompt_tokens: list[int], max_tokens: int, stream: bool) -> Generation:
+        """The text after `prompt_tokens`, counting tokens (the server's `usage`)."""
+        tokens = self.tokens(prompt_tokens, max_tokens)
+        return Generation(len(prompt_tokens), tokens, partial(self.decode, stream=stream))
+
+    def decode(self, tokens: Iterator[int], stream: bool) -> Iterator[str]:
+        """Text pieces of `tokens` as they come (one piece, the whole text, when not streaming)."""
         decoder = self.tokenizer.create_stream()
-        pieces = (decoder.decode(t) for t in self.tokens(prompt_tokens, max_tokens))
+        pieces = (decoder.decode(t) for t in tokens)
         if stream:
             yield from (p for p in pieces if p)
         else:
