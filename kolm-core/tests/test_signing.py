@@ -128,17 +128,34 @@ def test_without_a_key_a_signature_is_mentioned_not_checked(packed, int4_copy, k
 
 
 def test_what_the_signature_covers(int4_copy, keys):
-    """The record and the payload are covered; binder.json and files added later are not."""
+    """Every file of the folder but binder.json (kolm verify writes it): a file added, removed or
+    changed since signing fails check 7, naming it; signing again takes the folder as it is."""
     from kolm.signing import check_signature
 
     private, public = keys["signer"]
     sign(int4_copy, private)
     (int4_copy / "binder.json").write_text("{}")
-    (int4_copy / "README.txt").write_text("delivered by sneakernet")
     assert check_signature(int4_copy, public).passed
-    sign(int4_copy, private)  # signing again replaces kolm.sig
+    extra = int4_copy / "model-00002-of-00002.safetensors"  # a runtime globbing model*.safetensors loads it
+    extra.write_bytes(b"unsigned weights")
+    check = check_signature(int4_copy, public)
+    assert not check.passed and check.found == f"not covered by the signature: {extra.name}"
+    sign(int4_copy, private)  # signing again replaces kolm.sig, covering the folder as it is now
+    assert check_signature(int4_copy, public).passed
+    extra.unlink()
+    check = check_signature(int4_copy, public)
+    assert not check.passed and check.found == f"signed but no longer in the export: {extra.name}"
+
+
+def test_a_reordered_payload_fails_as_a_changed_record(int4_copy, keys):
+    from kolm.signing import check_signature
+
+    private, public = keys["signer"]
+    sign(int4_copy, private)
     record = int4_copy / "kolm-export.json"
-    record.write_text(record.read_text() + " ")
+    data = json.loads(record.read_text())
+    data["payload"].reverse()
+    record.write_text(json.dumps(data, indent=2))
     check = check_signature(int4_copy, public)
     assert not check.passed and check.found == "changed since signing: kolm-export.json"
 

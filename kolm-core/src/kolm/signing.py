@@ -2,9 +2,10 @@
 (sigstore/model-transparency) and a local elliptic-curve key or certificate, entirely offline: no
 Sigstore keyless flow, no OIDC, no transparency log.
 
-A signature covers exactly `kolm-export.json` and the payload files it lists (SHA-256 of each);
-`binder.json`, the signature itself and any other file in the folder are not covered. It is a
-Sigstore bundle (DSSE envelope, in-toto statement) written to `EXPORT_DIR/kolm.sig`.
+A signature covers `kolm-export.json`, the payload files it lists and every other file of the export
+folder (SHA-256 of each), all but `binder.json` and the signature itself; a file added afterwards
+fails the check, as a changed or missing one does. It is a Sigstore bundle (DSSE envelope, in-toto
+statement) written to `EXPORT_DIR/kolm.sig`.
 
 model-signing is an optional extra (`pip install 'kolm-core[signing]'`), imported only here, only
 when signing or checking."""
@@ -28,7 +29,7 @@ from kolm.checks import Check
 from kolm.datamodel import KolmModel
 from kolm.errors import ArtifactError, ToolchainMissingError, UsageError
 from kolm.manifest import ExportRecord
-from kolm.record import RECORD, load_record
+from kolm.record import BINDER, RECORD, load_record
 
 SIGNATURE = "kolm.sig"
 INSTALL = "pip install 'kolm-core[signing]'"
@@ -43,14 +44,22 @@ class Signed(KolmModel):
     signer: str
 
 
-def covered_files(record: ExportRecord) -> list[str]:
-    """The files a signature covers: the record, then the payload files it lists."""
+def covered_files(folder: Path, record: ExportRecord) -> list[str]:
+    """The files a signature covers: the record, the payload files it lists, then every other file in
+    the export folder (a browser bundle's page, a device script) but the signature itself and
+    binder.json (written by `kolm verify`). At verify time a file added since signing is then one
+    the signature does not cover, and check 7 fails: nothing unsigned rides along."""
     names = [RECORD, *(p.path for p in record.payload)]
     for name in names:
         path = PurePosixPath(name)
         if path.is_absolute() or ".." in path.parts or "\\" in name:
             raise ArtifactError(f"{RECORD}: unsafe payload path {name!r}")
-    return list(dict.fromkeys(names))
+    others = sorted(
+        rel
+        for p in folder.rglob("*")
+        if (p.is_file() or p.is_symlink()) and (rel := p.relative_to(folder).as_posix()) not in (SIGNATURE, BINDER)
+    )
+    return list(dict.fromkeys([*names, *others]))
 
 
 def sign_export(export: Path, private_key: Path, certificate: Path | None = None, chain: Sequence[Path] = ()) -> Signed:
@@ -62,7 +71,7 @@ def sign_export(export: Path, private_key: Path, certificate: Path | None = None
     for path in (private_key, certificate, *chain):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: no such file")
-    covered = covered_files(record)
+    covered = covered_files(folder, record)
     ms = _model_signing()
     for p in record.payload:
         file = folder / p.path
@@ -114,7 +123,7 @@ def check_signature(export: Path, trust: Path) -> Check:
         raise UsageError(
             f"{trust}: not an EC public key (P-256/P-384/P-521) or CA certificate in PEM ({_one_line(exc)})"
         ) from exc
-    covered = covered_files(record)
+    covered = covered_files(folder, record)
     who = f"a certificate chaining to {trust.name}" if is_ca else f"{trust.name} (key {_key_id(trust)})"
     expected = f"{SIGNATURE} by {who}, over {', '.join(covered)}"
 
@@ -189,7 +198,7 @@ def _changes(folder: Path, signature: Path, covered: list[str]) -> str | None:
         f"not covered by the signature: {', '.join(n for n in covered if n not in signed)}"
         if any(n not in signed for n in covered)
         else "",
-        f"signed but no longer in {RECORD}: {', '.join(n for n in signed if n not in covered)}"
+        f"signed but no longer in the export: {', '.join(n for n in signed if n not in covered)}"
         if any(n not in covered for n in signed)
         else "",
     ]
