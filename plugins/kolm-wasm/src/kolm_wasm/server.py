@@ -1,6 +1,7 @@
 """`kolm serve` for a browser bundle: static files with the headers wllama's multi-threaded build
 needs (COOP/COEP make the page cross-origin isolated, so SharedArrayBuffer exists), the right MIME
-types, and byte ranges. Every request is logged to stderr, one line each."""
+types, and byte ranges. Only files inside the bundle are served: a path or symlink that leads out of
+it is a 404. Every request is logged to stderr, one line each."""
 
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ class BundleHandler(SimpleHTTPRequestHandler):
         self.artifact = artifact
         super().__init__(*args, **kwargs)
 
+    def inside(self, path: Path) -> bool:
+        """Whether `path`, symlinks followed, is the bundle folder, in it, or the served artifact."""
+        try:
+            real = path.resolve()
+        except (OSError, ValueError):  # a NUL byte in the path, a symlink loop
+            return False
+        root = Path(self.directory).resolve()
+        return real == root or root in real.parents or (self.artifact is not None and real == self.artifact.resolve())
+
     def end_headers(self) -> None:
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
         self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
@@ -56,9 +66,12 @@ class BundleHandler(SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             return _Body(body)
-        match = _RANGE.match(self.headers.get("Range", ""))
         path = Path(self.translate_path(self.path))
-        if not match or not path.is_file():
+        if not self.inside(path):
+            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+            return None
+        match = _RANGE.match(self.headers.get("Range", ""))
+        if not match or not any(match.groups()) or not path.is_file():
             return super().send_head()
         size = path.stat().st_size
         first, last = match.groups()
