@@ -10,8 +10,8 @@ The seeds are the valid files themselves and the `@example` cases (the shapes of
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import shutil
 import socket
 import threading
@@ -19,43 +19,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from kolm.artifact import Artifact, folder_inventory
 from kolm.errors import KolmError
 from kolm.evalpack import parse_eval_pack
-from kolm.server import MAX_BODY_BYTES, Api, ApiServer
-
-EXAMPLES = int(os.environ.get("KOLM_FUZZ_EXAMPLES", "1000"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,  # the same inputs on every machine and run: a failure reproduces
-    database=None,  # nothing written into the checkout
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-def one_line(exc: KolmError) -> None:
-    assert str(exc) and "\n" not in str(exc), repr(exc)
-
-
-def mutated(seed: bytes) -> st.SearchStrategy[bytes]:
-    """The seed truncated, with bytes flipped, with bytes spliced in, or bytes from nowhere."""
-    flips = st.lists(st.tuples(st.integers(0, len(seed) - 1), st.integers(1, 255)), min_size=1, max_size=8)
-    return st.one_of(
-        st.integers(0, len(seed)).map(lambda n: seed[:n]),
-        flips.map(lambda fs: _flip(seed, fs)),
-        st.tuples(st.integers(0, len(seed)), st.binary(max_size=64)).map(lambda t: seed[: t[0]] + t[1] + seed[t[0] :]),
-        st.binary(max_size=512),
-    )
-
-
-def _flip(seed: bytes, flips: list[tuple[int, int]]) -> bytes:
-    data = bytearray(seed)
-    for at, mask in flips:
-        data[at] ^= mask
-    return bytes(data)
+from kolm.server import GREEDY_VALUES, MAX_BODY_BYTES, TRUNCATION, Api, ApiServer
+from kolm_testing.fuzz import FUZZ, mutated, one_line
 
 
 def member_mutations(seed: Path) -> st.SearchStrategy[dict[str, bytes]]:
@@ -179,8 +149,9 @@ def server():
 
 def exchange(port: int, request: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(request)
-        conn.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):  # the server may refuse (and close) before the body is sent
+            conn.sendall(request)
+            conn.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := conn.recv(65536):
             chunks.append(chunk)
@@ -193,6 +164,9 @@ JSON_VALUES = st.recursive(
     max_leaves=25,
 )
 TEXT = st.one_of(st.text(max_size=20), JSON_VALUES)
+SAMPLING = st.one_of(
+    st.sampled_from([0, 1, 0.0, 1.0, False, True, "none", {}, [], {"type": "text"}]), st.floats(), JSON_VALUES
+)
 FIELDS = st.fixed_dictionaries(
     {},
     optional={
@@ -200,8 +174,10 @@ FIELDS = st.fixed_dictionaries(
         "messages": st.one_of(JSON_VALUES, st.lists(st.fixed_dictionaries({"role": JSON_VALUES, "content": TEXT}))),
         "max_tokens": st.one_of(JSON_VALUES, st.integers(-(2**70), 2**70)),
         "stream": JSON_VALUES,
-        "temperature": JSON_VALUES,
+        "stop": st.one_of(JSON_VALUES, st.lists(st.text(max_size=3), max_size=5)),
+        "stream_options": JSON_VALUES,
         "unknown": JSON_VALUES,
+        **{field: SAMPLING for field in [*GREEDY_VALUES, *TRUNCATION]},
     },
 )
 

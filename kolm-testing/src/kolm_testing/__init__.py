@@ -197,12 +197,17 @@ TURN_TEMPLATE = (
 
 
 def random_family(
-    family: str, folder: Path, tokenizer_from: Path, sentencepiece: bool | None = None, chat_template: bool = True
+    family: str,
+    folder: Path,
+    tokenizer_from: Path | None,
+    sentencepiece: bool | None = None,
+    chat_template: bool = True,
 ) -> Path:
     """A Hugging Face folder holding a random-weight float16 model of `family` (a FAMILY_CONFIGS or
     MOE_CONFIGS key), its tensors those kolm.inventory derives from the config, and its tokenizer:
     the tiny SentencePiece one, or the BPE tokenizer of the packed SmolLM2 at `tokenizer_from` (by
-    default as SENTENCEPIECE_FAMILIES says), with a chat template unless `chat_template` is False."""
+    default as SENTENCEPIECE_FAMILIES says; None will do for SentencePiece), with a chat template
+    unless `chat_template` is False."""
     if sentencepiece is None:
         sentencepiece = family in SENTENCEPIECE_FAMILIES
     config = {**_TINY, **(FAMILY_CONFIGS | MOE_CONFIGS)[family], "vocab_size": 1024 if sentencepiece else 49152}
@@ -215,6 +220,7 @@ def random_family(
         tokenizer_config["chat_template"] = TURN_TEMPLATE
         (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=1), encoding="utf-8")
     else:
+        assert tokenizer_from is not None, f"{family} with a BPE tokenizer needs tokenizer_from (a packed SmolLM2)"
         with zipfile.ZipFile(tokenizer_from) as art:
             for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
                 (folder / name).write_bytes(art.read(f"model/{name}"))
@@ -243,7 +249,7 @@ def write_random_weights(config: dict, folder: Path) -> None:
     )
 
 
-def pack_family(family: str, root: Path, tokenizer_from: Path, items: list[dict], **options) -> Path:
+def pack_family(family: str, root: Path, tokenizer_from: Path | None, items: list[dict], **options) -> Path:
     """`random_family(family, root/family, ...)` packed with `kolm pack --eval ITEMS --min-k 0`
     (random weights: K says nothing) into root/family.kolm, asserted to succeed."""
     folder = random_family(family, root / family, tokenizer_from, **options)

@@ -22,6 +22,7 @@ from kolm.atomic import atomic_file
 from kolm.errors import ArtifactError, UnsupportedModelError
 
 from kolm_gguf import tokenizer as tok
+from kolm_gguf.gguf_file import read_header
 from kolm_gguf.names import BLOCK, GLOBAL
 
 Progress = Callable[[int, int], None]
@@ -62,6 +63,7 @@ def _open_gguf(path: Path) -> gguf.GGUFReader:
         magic = f.read(4)
     if magic != b"GGUF":
         raise ArtifactError(f"{path} is not a GGUF file (starts with {magic!r}, expected b'GGUF')")
+    read_header(path)  # bounded checks first: gguf-py trusts declared counts (a damaged one took 24 GB)
     try:
         reader = gguf.GGUFReader(path)
     except Exception as e:  # the reader raises ValueError/IndexError/... on a cut header

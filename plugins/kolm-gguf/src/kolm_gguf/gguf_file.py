@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 from kolm.errors import ArtifactError
 
 MANIFEST_KEY = "kolm.manifest"
+GGML_MAX_DIMS = 4  # ggml.h: a tensor has at most 4 dimensions
 VTYPES = (
     "UINT8",
     "INT8",
@@ -151,12 +152,17 @@ def read_header(path: Path) -> Header:
             key, vtype = r.string(), r.vtype()
             if vtype == "ARRAY":
                 vtype, count = r.vtype(), r.read("Q")
+                if vtype == "ARRAY":
+                    raise ArtifactError(f"{path}: unsupported GGUF header (an array of arrays, {key!r})")
+                if count > size:
+                    raise ArtifactError(f"{path}: corrupt GGUF header (an array of {count} values)")
                 if vtype == "STRING":
                     value: Any = [r.string() for _ in range(count)]
                 else:
                     fmt = f"<{count}{_FMT[vtype]}"
-                    raw = f.read(struct.calcsize(fmt))
-                    if len(raw) != struct.calcsize(fmt):
+                    nbytes = count * struct.calcsize(_FMT[vtype])
+                    raw = f.read(nbytes) if nbytes <= size else b""
+                    if len(raw) != nbytes:
                         raise ArtifactError(f"{path}: truncated GGUF header")
                     value = list(struct.unpack(fmt, raw))
             else:
@@ -166,12 +172,18 @@ def read_header(path: Path) -> Header:
         tensors = []
         for _ in range(n_tensors):
             name = r.string()
-            shape = tuple(r.read("Q") for _ in range(r.read("I")))
+            n_dims = r.read("I")
+            if n_dims > GGML_MAX_DIMS:
+                raise ArtifactError(f"{path}: corrupt GGUF header (a tensor of {n_dims} dimensions)")
+            shape = tuple(r.read("Q") for _ in range(n_dims))
             kind = GGML_TYPES.get(r.read("I"), "?")
             r.read("Q")  # offset within the data section
             tensors.append((name, shape, kind))
         info_end = f.tell()
     alignment = next((e.value for e in entries if e.key == "general.alignment"), 32)
+    # GGUF's spec (ggml docs/gguf.md): general.alignment "must be a multiple of 8"
+    if isinstance(alignment, bool) or not isinstance(alignment, int) or alignment <= 0 or alignment % 8:
+        raise ArtifactError(f"{path}: corrupt GGUF header (general.alignment {alignment!r}, not a multiple of 8)")
     data_offset = -(-info_end // alignment) * alignment
     if data_offset > size:
         raise ArtifactError(f"{path}: truncated GGUF (no tensor data)")

@@ -79,6 +79,8 @@ def read_payload(request: RunRequest) -> PayloadFacts:
         config = json.loads((request.path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{request.path}: no readable config.json ({exc})") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("quantization") or {}, dict):
+        raise ArtifactError(f"{request.path}: config.json is not a model config (an object, quantization an object)")
     quant = config.get("quantization")
     said = f"config.json quantization {quant}" if quant else "config.json: not quantized"
     tier, recipe = recipe_of(tensors, config, _data.declared.recipes()) or (None, None)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from kolm.api import TierRecipe
+from kolm.errors import ArtifactError
 
 from kolm_onnx.quant_plan import accuracy_level, layer_of, matmul_bits
 
@@ -18,9 +19,16 @@ MANIFEST_KEY = "kolm.manifest"
 
 
 def load_graph(path: Path):
+    """The graph proto of the ONNX file at `path` (weights left in their external file); a file that
+    does not parse as one raises `ArtifactError`."""
     import onnx
+    from google.protobuf.message import DecodeError
 
-    return onnx.load(str(path), load_external_data=False)
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ArtifactError(f"{path.name}: not a readable ONNX graph ({reason})") from exc
 
 
 def set_metadata(path: Path, key: str, value: str) -> None:
@@ -41,7 +49,11 @@ def set_metadata(path: Path, key: str, value: str) -> None:
 
 
 def metadata(path: Path) -> dict[str, str]:
-    return {p.key: p.value for p in load_graph(path).metadata_props}
+    """The graph's `metadata_props`; one that is not text (a damaged file) raises `ArtifactError`."""
+    props = {p.key: p.value for p in load_graph(path).metadata_props}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in props.items()):
+        raise ArtifactError(f"{path.name}: a metadata_props entry is not UTF-8 text (a damaged graph)")
+    return props
 
 
 def weight_matmuls(path: Path) -> dict[str, str]:
@@ -54,14 +66,19 @@ def weight_matmuls(path: Path) -> dict[str, str]:
     types = {t.name: t.data_type for t in model.graph.initializer}
     kinds = {}
     for node in model.graph.node:
-        if node.op_type == "MatMulNBits":
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            kinds[node.name] = (
-                f"MatMulNBits bits={attrs.get('bits')} block={attrs.get('block_size')} "
-                f"accuracy={attrs.get('accuracy_level', 0)}"
-            )
-        elif node.op_type == "MatMul" and node.input[1] in types:
-            kinds[node.name] = f"MatMul {onnx.helper.tensor_dtype_to_np_dtype(types[node.input[1]])}"
+        try:  # a damaged graph may hold names that are not text, missing inputs, unknown types
+            if not isinstance(node.name, str):
+                raise TypeError(f"a node named {node.name[:40]!r}")
+            if node.op_type == "MatMulNBits":
+                attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+                kinds[node.name] = (
+                    f"MatMulNBits bits={attrs.get('bits')} block={attrs.get('block_size')} "
+                    f"accuracy={attrs.get('accuracy_level', 0)}"
+                )
+            elif node.op_type == "MatMul" and node.input[1] in types:
+                kinds[node.name] = f"MatMul {onnx.helper.tensor_dtype_to_np_dtype(types[node.input[1]])}"
+        except (IndexError, KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{path.name}: a malformed ONNX graph ({exc})") from exc
     return kinds
 
 
