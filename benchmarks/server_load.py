@@ -5,11 +5,12 @@ request a byte at a time (slowloris) and one that hangs up after the first chunk
 
 Reports requests/s, time to the first streamed chunk (p50, p99), errors, and the peak RSS of the
 server's processes; the ratio is against the same load on the maintained server run by hand
-where kolm wraps one (llama.cpp's, through llama-cpp-python's `llama_cpp.server`, for gguf, with the
-flags kolm passes), and there is none for kolm's own server (onnx). SmolLM2-135M-Instruct at int8.
+where kolm wraps one (llama.cpp's, through llama-cpp-python's `llama_cpp.server`, for gguf;
+`mlx_lm.server` for mlx; with the flags kolm passes), and there is none for kolm's own server (onnx).
+SmolLM2-135M-Instruct at int8. Requests name no `model` (mlx_lm.server would load one by that name).
 The clients run on the same CPUs as the server: on a small machine they take part of its time.
 
-    .venv/bin/python benchmarks/server_load.py [--backend gguf|onnx] [--clients 4] [--seconds 20]
+    .venv/bin/python benchmarks/server_load.py [--backend gguf|mlx|onnx] [--clients 4] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import smollm2_artifact  # noqa: E402
 from kolm_testing import export_unscored  # noqa: E402
 
-TARGETS = {"gguf": "raspberry-pi-5", "onnx": "pixel-8"}
+TARGETS = {"gguf": "raspberry-pi-5", "mlx": "m3-pro", "onnx": "pixel-8"}
 REQUEST = {"messages": [{"role": "user", "content": "Name three colours."}], "max_tokens": 16, "stream": True}
 
 
@@ -57,7 +58,7 @@ def wait_up(port: int, proc: subprocess.Popen, limit: float = 120) -> None:
 def stream_once(port: int) -> float:
     """Seconds to the first streamed piece of text of one chat completion read to its end; a stream
     without text (a server that cut it short) raises."""
-    body = json.dumps({"model": "m", **REQUEST}).encode()
+    body = json.dumps(REQUEST).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
     )
@@ -74,7 +75,7 @@ def stream_once(port: int) -> float:
 
 def raw_request() -> bytes:
     """The streamed chat completion as the bytes of one HTTP/1.1 request."""
-    body = json.dumps({"model": "m", **REQUEST}).encode()
+    body = json.dumps(REQUEST).encode()
     head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     return f"{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
 
@@ -185,6 +186,10 @@ def main() -> None:
                 str(os.cpu_count()),
             ]
             rows["llama_cpp.server by hand"] = load(raw, port, args.clients, args.seconds)
+        if args.backend == "mlx":
+            port = free_port()
+            raw = [sys.executable, "-m", "mlx_lm.server", "--model", str(folder), "--host", "127.0.0.1"]
+            rows["mlx_lm.server by hand"] = load([*raw, "--port", str(port)], port, args.clients, args.seconds)
     print(
         f"SmolLM2-135M int8 ({args.backend}), {args.clients} streaming clients + 1 slowloris + 1 hang-up, "
         f"{args.seconds:g} s, {os.cpu_count()} CPUs"

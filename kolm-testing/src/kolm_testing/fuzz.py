@@ -87,12 +87,14 @@ def tiny_export(root: Path, backend: str, device: str, tier: str) -> Path:
     return root / "export"
 
 
-def damaged_payload_test(backend: str, members: list[str], within: int = 1 << 16) -> Callable[..., None]:
+def damaged_payload_test(
+    backend: str, members: list[str], within: int = 1 << 16, examples: int = EXAMPLES
+) -> Callable[..., None]:
     """A Hypothesis test for a plugin's test module: `backend`'s payload reader on the module's
     `tiny_export` fixture (an export folder) with one of `members` (paths in the export) damaged,
-    its flips and splices in the first `within` bytes, where the reader looks."""
+    its flips and splices in the first `within` bytes, where the reader looks; `examples` inputs."""
 
-    @FUZZ
+    @settings(FUZZ, max_examples=examples)
     @given(data=st.data())
     def test(tiny_export: Path, tmp_path: Path, data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(members), label="member")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kolm_testing.fuzz import damaged_payload_test
+from kolm_testing.fuzz import EXAMPLES, damaged_payload_test
 from kolm_testing.fuzz import tiny_export as make_tiny_export
 
 
@@ -26,4 +26,5 @@ test_a_damaged_payload_is_read_or_refused_in_one_line = damaged_payload_test(
         "model.mlpackage/Data/com.apple.CoreML/model.mlmodel",
         "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin",
     ],
+    examples=EXAMPLES // 4,  # each input loads a MIL program with coremltools (0.36 s each in a CI run here)
 )
