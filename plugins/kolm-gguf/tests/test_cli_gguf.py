@@ -378,19 +378,21 @@ def test_serve_streams_completions(server):
 
 
 @pytest.mark.slow
-def test_serve_stops_when_kolm_is_terminated(server):
-    """Last of the server tests: it ends the server. A supervisor stops kolm with SIGTERM."""
-    server.proc.terminate()
-    server.proc.wait(timeout=30)
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=1):
-                pass
-        except OSError:
-            break  # nothing listens any more
-        assert time.monotonic() < deadline, f"port {server.port} still served after kolm exited"
-        time.sleep(0.2)
+def test_serve_stops_when_kolm_is_terminated(smol_export, tmp_path):
+    """A supervisor stops kolm with SIGTERM. A server of its own: the module's is shared by tests
+    that run in any order."""
+    with api_server(smol_export("int4").folder, tmp_path, SERVER_START_S) as server:
+        server.proc.terminate()
+        server.proc.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", server.port), timeout=1):
+                    pass
+            except OSError:
+                break  # nothing listens any more
+            assert time.monotonic() < deadline, f"port {server.port} still served after kolm exited"
+            time.sleep(0.2)
 
 
 @pytest.mark.slow

@@ -13,8 +13,10 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -95,10 +97,16 @@ def convert(model_dir: Path, out_path: Path, model: str) -> list[str]:
     command line, for the lockfile."""
     require_toolchain()
     partial = out_path.with_name(f".{out_path.name}.part")
-    command = [sys.executable, str(CONVERTER), str(model_dir), "--outtype", "f16", "--outfile", str(partial)]
-    command += ["--model-name", model]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py
+    # The converter's metadata falls back to the folder's name (general.finetune, basename, size
+    # label): it reads the model's name, never a scratch folder's, so that the bytes do not depend on
+    # which kolm command extracted the weights (pack's scratch once leaked into every export's GGUF).
+    named = Path(tempfile.mkdtemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".work"))
+    source = named / model.replace("/", "-")
+    source.symlink_to(Path(model_dir).resolve(), target_is_directory=True)
+    command = [sys.executable, str(CONVERTER), str(source), "--outtype", "f16", "--outfile", str(partial)]
+    command += ["--model-name", model]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
@@ -106,6 +114,7 @@ def convert(model_dir: Path, out_path: Path, model: str) -> list[str]:
         os.replace(partial, out_path)
     finally:
         partial.unlink(missing_ok=True)
+        shutil.rmtree(named, ignore_errors=True)
     return command
 
 
