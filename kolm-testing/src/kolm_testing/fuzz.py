@@ -63,11 +63,12 @@ def read_damaged_payload(backend: str, export: Path, work: Path, damaged: dict[s
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for source in sorted(export.rglob("*")):
-        target = work / source.relative_to(export)
+        name = source.relative_to(export).as_posix()
+        target = work / name
         if source.is_dir():
             target.mkdir(parents=True)
-        elif source.relative_to(export).as_posix() in damaged:
-            target.write_bytes(damaged[source.relative_to(export).as_posix()])
+        elif name in damaged:
+            target.write_bytes(damaged[name])
         else:
             os.link(source, target)
     try:

@@ -37,7 +37,6 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     (bundle / "up").symlink_to(root)
     (bundle / "ok.gguf").symlink_to(bundle / "model.gguf")  # a link that stays inside is served
     handler = partial(BundleHandler, directory=str(bundle), artifact=None)
-    handler.log_message = lambda *args: None
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.server_address[1]
