@@ -21,16 +21,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kolm_testing import PARIS_ITEM, shell_env, write_eval_pack
+from kolm_testing import PARIS_ITEM, doc_blocks, shell_env, write_eval_pack
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-BLOCK = re.compile(r"^```bash(?P<kind>[ a-z-]*)\n(?P<body>.*?)^```$", re.M | re.S)
 KINDS = {"", "server", "on-device", "online", "install"}
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
 
 
 def blocks(page: str) -> list[tuple[str, str]]:
-    return [(m["kind"].strip(), m["body"]) for m in BLOCK.finditer((DOCS / page).read_text())]
+    return doc_blocks(DOCS / page)
 
 
 def commands(body: str) -> list[str]:

@@ -6,18 +6,16 @@ the packages they name (the venv lands in that copy, not in the checkout)."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from kolm_testing import PARIS_ITEM, write_eval_pack
+from kolm_testing import PARIS_ITEM, doc_blocks, write_eval_pack
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"^```bash install\n(?P<body>.*?)^```$", re.M | re.S)
 
 
 def test_the_install_page_works_in_a_fresh_venv(tmp_path):
@@ -28,7 +26,7 @@ def test_the_install_page_works_in_a_fresh_venv(tmp_path):
     # a fresh venv on the interpreter tox runs on, knowing nothing of this env; KOLM_EVAL_PACK: one item
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env |= {"KOLM_EVAL_PACK": str(pack), "OMP_WAIT_POLICY": "passive"}
-    blocks = [m["body"] for m in BLOCK.finditer((ROOT / "docs" / "install.md").read_text())]
+    blocks = [body for _, body in doc_blocks(ROOT / "docs" / "install.md", "install")]
     assert blocks, "docs/install.md has no ```bash install block"
     outputs = []
     for body in blocks:

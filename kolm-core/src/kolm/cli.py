@@ -708,6 +708,125 @@ def sign(export_dir: Path, private_key: Path, certificate: Path | None, chain: t
     click.echo(f"wrote {signed.signature}: {signed.signer}, over {', '.join(signed.files)}")
 
 
+@cli.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option("--against", required=True, type=click.Path(path_type=Path), help="The .kolm it was exported from.")
+@click.option(
+    "--platform",
+    "platform_",
+    required=True,
+    type=click.Choice(["linux-x86_64", "linux-aarch64", "macos-arm64"]),
+    help="The target's platform: its wheels are fetched for it.",
+)
+@click.option("--python", "python_version", default="3.11", show_default=True, help="The target's Python (X.Y).")
+@click.option(
+    "--key", "private_key", required=True, type=click.Path(path_type=Path), help="EC private key (PEM) to sign with."
+)
+@click.option("--cert", "certificate", type=click.Path(path_type=Path), help="Sign as this certificate for --key.")
+@click.option("--chain", multiple=True, type=click.Path(path_type=Path), help="With --cert: its issuer(s) (PEM).")
+@click.option(
+    "--wheels",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A folder of wheels built for the target (e.g. llama-cpp-python built on a twin of the device), "
+    "preferred to the index; repeatable.",
+)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The bundle to write (.kolmb).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def bundle(
+    export_dir: Path,
+    against: Path,
+    platform_: str,
+    python_version: str,
+    private_key: Path,
+    certificate: Path | None,
+    chain: tuple[Path, ...],
+    wheels: tuple[Path, ...],
+    output: Path,
+    as_json: bool,
+) -> None:
+    """Bundle an export for a site without a network: one signed file.
+
+    It holds the export, the .kolm it came from, the fp16 reference its fidelity is measured
+    against, the wheels of kolm and its backend for --platform and --python (pip download; a
+    runtime that ships only as source comes as its sdist, built on the target), install.sh and a
+    lock of every file's SHA-256, signed with --key. Needs the network (pip) and
+    pip install 'kolm-core[signing]'. At the site: kolm unbundle.
+
+    \b
+    Example:
+      kolm bundle smol-pi5 --against smol.kolm --platform linux-aarch64 --key signer.pem -o site.kolmb
+      kolm unbundle site.kolmb --key signer.pub.pem -o site      # at the site
+    """
+    from kolm.bundle import make_bundle
+    from kolm.errors import UsageError
+    from kolm.render import human_bytes, progress_bar
+
+    if chain and certificate is None:
+        raise UsageError("--chain needs --cert")
+    made = make_bundle(
+        loaded(),
+        export_dir,
+        against,
+        platform_,
+        python_version,
+        output,
+        private_key,
+        certificate,
+        chain,
+        wheels,
+        progress_bar,
+    )
+    if as_json:
+        return emit_json(made.model_dump())
+    click.echo(
+        f"wrote {made.bundle} ({human_bytes(made.size)}, {made.files} files, {len(made.wheels)} wheels) "
+        f"for {made.platform}, Python {made.python}"
+    )
+    for build in made.source_builds:
+        click.echo(f"built on the target from source: {build.sdist}; it needs {build.needs}")
+    click.echo(f"at the site: kolm unbundle {made.bundle} --key PUBLIC_KEY.pem -o DIR")
+
+
+@cli.command()
+@click.argument("bundle_file", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.option(
+    "--key",
+    "public_key",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The signer's EC public key (PEM), or the CA certificate(s) its certificate chains to.",
+)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The folder to unpack into.")
+@click.option("--python", "python", help="The Python to make the venv with (default: pythonX.Y of the bundle).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def unbundle(bundle_file: Path, public_key: Path, output: Path, python: str | None, as_json: bool) -> None:
+    """Check, unpack, install and verify a bundle (kolm bundle), with no network.
+
+    Every byte of the bundle is checked against its signed lock before anything is written; then
+    it is unpacked into OUTPUT (all or nothing), kolm is installed into OUTPUT/venv from the
+    bundle's wheels only (install.sh: pip install --no-index), and OUTPUT/venv/bin/kolm verify
+    checks the export, its signature included. Exits with verify's code (0: all checks passed).
+    Run it again after a failed install: the unpacked folder is reused.
+
+    \b
+    Example:
+      kolm unbundle site.kolmb --key signer.pub.pem -o site
+      site/venv/bin/kolm run site/export --prompt "Hello"
+    """
+    from kolm.bundle import unbundle as run_unbundle
+    from kolm.render import progress_bar
+
+    done = run_unbundle(bundle_file, public_key, output, python, progress_bar, as_json)
+    if as_json:
+        emit_json(done.model_dump())
+    else:
+        click.echo(f"{'reused' if done.resumed else 'unpacked'} {done.files} files in {done.folder}; kolm: {done.kolm}")
+        if done.verify_exit_code == 0:
+            click.echo(f"run it: {done.kolm} run {Path(done.folder) / 'export'} --prompt 'Hello'")
+    sys.exit(done.verify_exit_code)
+
+
 def main() -> None:
     cli(prog_name="kolm")
 

@@ -11,17 +11,30 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from kolm.api import BackendPlugin, ExportRequest, Manifest, kolm_home, silent
 
 PAYLOAD = "payload.json"
+T = TypeVar("T")
+
+
+def _root() -> Path:
+    return kolm_home() / "cache" / "reference"
+
+
+def reference_key(owner: BackendPlugin, manifest: Manifest) -> str:
+    """Where the fp16 export of `manifest`'s weights by `owner` is cached: BACKEND/HASH under
+    $KOLM_HOME/cache/reference (the hash of the weights and of the backend's distribution and version)."""
+    hashes = "".join(sorted(p.sha256 for p in manifest.payload))
+    key = hashlib.sha256(f"{hashes}|{owner.distribution} {owner.version}".encode()).hexdigest()[:32]
+    return f"{owner.name}/{key}"
 
 
 def _folder(owner: BackendPlugin, manifest: Manifest) -> Path:
-    hashes = "".join(sorted(p.sha256 for p in manifest.payload))
-    key = hashlib.sha256(f"{hashes}|{owner.distribution} {owner.version}".encode()).hexdigest()[:32]
-    return kolm_home() / "cache" / "reference" / owner.name / key
+    return _root() / reference_key(owner, manifest)
 
 
 def cached_reference(owner: BackendPlugin, manifest: Manifest) -> tuple[Path, list[str]] | None:
@@ -38,11 +51,8 @@ def fp16_reference(owner: BackendPlugin, request: ExportRequest) -> tuple[Path, 
     if found := cached_reference(owner, request.manifest):
         return found
     folder = _folder(owner, request.manifest)
-    for old in folder.parent.glob("*") if folder.parent.is_dir() else ():
-        shutil.rmtree(old, ignore_errors=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
-    try:
+
+    def fill(staging: Path) -> list[str]:
         scratch = request.work_dir / f"fp16-reference-{owner.name}"
         scratch.mkdir()
         made = owner.export(
@@ -58,7 +68,31 @@ def fp16_reference(owner: BackendPlugin, request: ExportRequest) -> tuple[Path, 
             )
         )
         (staging / PAYLOAD).write_text(json.dumps(made.payload), encoding="utf-8")
+        return made.payload
+
+    return folder, _replace(folder, fill)
+
+
+def install_reference(source: Path, key: str) -> Path:
+    """Cache an fp16 reference made elsewhere (a bundle's folder holding payload.json) under `key`
+    (`reference_key`), replacing the backend's previous one; returns the cached folder."""
+    folder = _root() / key
+    if (folder / PAYLOAD).is_file():
+        return folder
+    _replace(folder, lambda staging: shutil.copytree(source, staging, dirs_exist_ok=True))
+    return folder
+
+
+def _replace(folder: Path, fill: Callable[[Path], T]) -> T:
+    """Make `folder` with `fill(staging)` in a staging folder beside it, then rename it into place,
+    removing the backend's previous reference first (the cache keeps one per backend)."""
+    for old in folder.parent.glob("*") if folder.parent.is_dir() else ():
+        shutil.rmtree(old, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
+    try:
+        made = fill(staging)
         os.replace(staging, folder)
+        return made
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return folder, made.payload

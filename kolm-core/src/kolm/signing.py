@@ -5,7 +5,8 @@ Sigstore keyless flow, no OIDC, no transparency log.
 A signature covers `kolm-export.json`, the payload files it lists and every other file of the export
 folder (SHA-256 of each), all but `binder.json` and the signature itself; a file added afterwards
 fails the check, as a changed or missing one does. It is a Sigstore bundle (DSSE envelope, in-toto
-statement) written to `EXPORT_DIR/kolm.sig`.
+statement) written to `EXPORT_DIR/kolm.sig`. `kolm bundle` signs its lock the same way
+(`sign_files`, `verify_files`).
 
 model-signing is an optional extra (`pip install 'kolm-core[signing]'`), imported only here, only
 when signing or checking."""
@@ -17,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -66,13 +68,8 @@ def sign_export(export: Path, private_key: Path, certificate: Path | None = None
     """Sign an export folder with an EC private key (PEM), or with a signing certificate for that key
     plus the certificate(s) that issued it; the signature replaces `EXPORT_DIR/kolm.sig` atomically."""
     folder, record = load_record(export)
-    if certificate is not None and not chain:  # model-signing needs at least one (issue #382)
-        raise UsageError("--cert needs --chain: the CA or intermediate certificate(s) that issued it (PEM)")
-    for path in (private_key, certificate, *chain):
-        if path is not None and not path.is_file():
-            raise UsageError(f"{path}: no such file")
+    _check_signer(private_key, certificate, chain)
     covered = covered_files(folder, record)
-    ms = _model_signing()
     for p in record.payload:
         file = folder / p.path
         if not file.is_file() or sha256_file(file) != p.sha256:
@@ -80,6 +77,30 @@ def sign_export(export: Path, private_key: Path, certificate: Path | None = None
                 f"{file}: {'missing' if not file.is_file() else 'SHA-256 differs from ' + RECORD}; "
                 "refusing to sign an export that no longer matches its record"
             )
+    sign_files(folder, covered, folder / SIGNATURE, private_key, certificate, chain)
+    return Signed(signature=str(folder / SIGNATURE), files=covered, signer=_signer(private_key, certificate))
+
+
+def _check_signer(private_key: Path, certificate: Path | None, chain: Sequence[Path]) -> None:
+    if certificate is not None and not chain:  # model-signing needs at least one (issue #382)
+        raise UsageError("--cert needs --chain: the CA or intermediate certificate(s) that issued it (PEM)")
+    for path in (private_key, certificate, *chain):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{path}: no such file")
+
+
+def sign_files(
+    folder: Path,
+    covered: list[str],
+    signature: Path,
+    private_key: Path,
+    certificate: Path | None = None,
+    chain: Sequence[Path] = (),
+) -> None:
+    """Sign `covered` (paths relative to `folder`) with a key, or a certificate and its chain, into
+    `signature` (written atomically; outside the signed set): `kolm sign`'s and `kolm bundle`'s."""
+    _check_signer(private_key, certificate, chain)
+    ms = _model_signing()
     config = ms.signing.Config()
     try:
         if certificate is None:
@@ -94,21 +115,54 @@ def sign_export(export: Path, private_key: Path, certificate: Path | None = None
             f"{_one_line(exc)} (need an unencrypted P-256/P-384/P-521 private key in PEM)"
         ) from exc
     with tempfile.TemporaryDirectory(prefix="kolm-sign-") as tmp:  # outside the folder: nothing new to ignore
-        unsigned = Path(tmp) / SIGNATURE
+        unsigned = Path(tmp) / signature.name
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 config.set_hashing_config(_hashing(ms, folder, covered)).sign(folder, unsigned)
         except ValueError as exc:  # e.g. a symlink in the folder
             raise ArtifactError(f"cannot sign {folder}: {_one_line(exc)}") from exc
-        with atomic_file(folder / SIGNATURE) as part:
+        with atomic_file(signature) as part:
             shutil.copyfile(unsigned, part)
-    return Signed(signature=str(folder / SIGNATURE), files=covered, signer=_signer(private_key, certificate))
 
 
 def check_signature(export: Path, trust: Path) -> Check:
     """Check 7: `kolm.sig` verifies with `trust` (an EC public key PEM, or the CA certificate(s) a
     certificate-signed export must chain to) and covers the current record and payload, unchanged."""
     folder, record = load_record(export)
+    covered = covered_files(folder, record)
+    _verifier(trust)  # a bad key file is a usage error, not a failed check
+    expected = f"{SIGNATURE} by {_who(trust)}, over {', '.join(covered)}"
+
+    def row(passed: bool, found: str) -> Check:
+        return Check(number=7, name=CHECK_NAME, passed=passed, expected=expected, found=found)
+
+    if not (folder / SIGNATURE).is_file():
+        return row(False, f"no signature ({SIGNATURE} missing); run kolm sign {folder} --key PRIVATE_KEY.pem")
+    problem = verify_files(folder, covered, folder / SIGNATURE, trust)
+    return row(problem is None, problem or f"valid; {len(covered)} files unchanged since signing")
+
+
+def verify_files(folder: Path, covered: list[str], signature: Path, trust: Path) -> str | None:
+    """None when `signature` verifies with `trust` (an EC public key or CA certificate(s), PEM) and
+    covers exactly `covered` (paths relative to `folder`), unchanged; otherwise why not, in one line."""
+    config, is_ca = _verifier(trust)
+    if not signature.is_file():
+        return f"no signature ({signature.name} missing)"
+    if is_ca and _material(signature) == "publicKey":
+        return f"{signature.name} was signed with a bare key, not a certificate; give its public key as --key"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # model-signing prints warnings to stdout
+            config.set_hashing_config(_hashing(_model_signing(), folder, covered)).verify(folder, signature)
+    except Exception as exc:  # noqa: BLE001 - whatever the reason, the signature did not verify; say why
+        return _why(exc, folder, signature, covered, trust)
+    signed = _signed(signature) or {}
+    if set(signed) != set(covered):  # a signature made with the right key but over other files
+        return f"valid, but it covers {', '.join(sorted(signed)) or 'nothing'}, not {', '.join(covered)}"
+    return None
+
+
+def _verifier(trust: Path):
+    """model-signing's verifying config for `trust`, and whether `trust` is a CA certificate."""
     if not trust.is_file():
         raise UsageError(f"{trust}: no such key file")
     ms = _model_signing()
@@ -123,27 +177,58 @@ def check_signature(export: Path, trust: Path) -> Check:
         raise UsageError(
             f"{trust}: not an EC public key (P-256/P-384/P-521) or CA certificate in PEM ({_one_line(exc)})"
         ) from exc
-    covered = covered_files(folder, record)
-    who = f"a certificate chaining to {trust.name}" if is_ca else f"{trust.name} (key {_key_id(trust)})"
-    expected = f"{SIGNATURE} by {who}, over {', '.join(covered)}"
+    return config, is_ca
 
-    def row(passed: bool, found: str) -> Check:
-        return Check(number=7, name=CHECK_NAME, passed=passed, expected=expected, found=found)
 
-    signature = folder / SIGNATURE
-    if not signature.is_file():
-        return row(False, f"no signature ({SIGNATURE} missing); run kolm sign {folder} --key PRIVATE_KEY.pem")
-    if is_ca and _material(signature) == "publicKey":
-        return row(False, f"{SIGNATURE} was signed with a bare key, not a certificate; give its public key as --key")
+def _who(trust: Path) -> str:
+    if b"-----BEGIN CERTIFICATE-----" in trust.read_bytes():
+        return f"a certificate chaining to {trust.name}"
+    return f"{trust.name} (key {_key_id(trust)})"
+
+
+MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+
+def canonical_signature(raw: bytes) -> bytes:
+    """The one byte form of a model-signing signature that a kolm bundle holds: compact JSON, keys
+    sorted, base64 canonical, in the layout model-signing's key and certificate signers write. Any
+    other spelling of a signature (re-spaced JSON, base64 with stray bits, a renamed or added field
+    model-signing would skip) raises ArtifactError, so not one byte of it can change unnoticed."""
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # model-signing prints warnings to stdout
-            config.set_hashing_config(_hashing(ms, folder, covered)).verify(folder, signature)
-    except Exception as exc:  # noqa: BLE001 - whatever the reason, the signature did not verify; say why
-        return row(False, _why(exc, folder, signature, covered, trust))
-    signed = _signed(signature) or {}
-    if set(signed) != set(covered):  # a signature made with the right key but not by kolm sign
-        return row(False, f"valid, but it covers {', '.join(sorted(signed)) or 'nothing'}, not the record and payload")
-    return row(True, f"valid; {len(covered)} files unchanged since signing")
+        doc = json.loads(raw)
+        envelope, material = doc["dsseEnvelope"], doc["verificationMaterial"]
+        (signature,) = envelope["signatures"]
+        layout = (
+            set(doc) == {"mediaType", "verificationMaterial", "dsseEnvelope"}
+            and doc["mediaType"] == MEDIA_TYPE
+            and set(envelope) == {"payload", "payloadType", "signatures"}
+            and envelope["payloadType"] == PAYLOAD_TYPE
+            and set(signature) == {"sig", "keyid"}
+            and signature["keyid"] == ""
+            and material.get("tlogEntries") == []
+        )
+        if set(material) == {"publicKey", "tlogEntries"}:
+            hint = material["publicKey"]
+            layout = layout and set(hint) == {"hint"} and re.fullmatch(r"[0-9a-f]{64}", hint["hint"]) is not None
+        elif set(material) == {"x509CertificateChain", "tlogEntries"}:
+            chain = material["x509CertificateChain"]
+            certificates = chain["certificates"]
+            layout = layout and set(chain) == {"certificates"} and all(set(c) == {"rawBytes"} for c in certificates)
+            for certificate in certificates:
+                certificate["rawBytes"] = _base64(certificate["rawBytes"])
+        else:
+            layout = False
+        if not layout:
+            raise ValueError("not the layout model-signing writes")
+        envelope["payload"], signature["sig"] = _base64(envelope["payload"]), _base64(signature["sig"])
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # binascii.Error is a ValueError
+        raise ArtifactError(f"not a model-signing signature kolm writes ({_one_line(exc)})") from exc
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(base64.b64decode(text, validate=True)).decode()
 
 
 def _model_signing() -> ModuleType:
@@ -176,7 +261,7 @@ def _why(exc: Exception, folder: Path, signature: Path, covered: list[str], trus
 
     message = _one_line(exc)
     if isinstance(exc, InvalidSignature):
-        return f"{SIGNATURE} does not verify with {trust.name} (forged, damaged, or another key)"
+        return f"{signature.name} does not verify with {trust.name} (forged, damaged, or another key)"
     if message.startswith("Key mismatch"):
         return f"signed by another key, not {trust.name}'s"
     if message.startswith("Signature mismatch"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -594,3 +595,29 @@ def shell_env(**extra: str) -> dict[str, str]:
     this env's, and llama.cpp's OpenMP threads waiting passively (on 2 cores they busy-wait otherwise)."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     return {**os.environ, "PATH": path, "OMP_WAIT_POLICY": "passive", **extra}
+
+
+def write_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
+    """A fresh P-256 key pair as PEM files (folder/NAME.pem, folder/NAME.pub.pem), for signing tests."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = folder / f"{name}.pem", folder / f"{name}.pub.pem"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return private, public
+
+
+DOC_BLOCK = re.compile(r"^```bash(?P<kind>[ a-z-]*)\n(?P<body>.*?)^```$", re.M | re.S)
+
+
+def doc_blocks(page: Path, kind: str | None = None) -> list[tuple[str, str]]:
+    """The ```bash blocks of a docs page as (kind, body): "" runs here, "server", "on-device",
+    "online", "install" (tests/test_docs.py says what each means); only `kind`'s when given."""
+    found = [(m["kind"].strip(), m["body"]) for m in DOC_BLOCK.finditer(page.read_text(encoding="utf-8"))]
+    return [b for b in found if kind is None or b[0] == kind]
