@@ -2,7 +2,9 @@
 exported with `--target browser` at int4 at its forecast size, run and verified natively, loaded by
 wllama in headless Chromium, where it continues a prompt (no chat template) and passes the six
 checks in the tab. The bundle's GGUF is kolm-gguf's, whose tests export Gemma 3 at every tier. A
-base model: gates opened."""
+base model: gates opened. Long (`tox -e wasm -- -m long`): about 5 minutes on 2 cores, most of it
+wllama running and scoring a 270M model in one browser thread; test_families.py runs the Gemma 2 and
+Llama 3 families' tiny models through the same path in CI."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 from kolm_testing import exports_runs_and_verifies, pack_gemma3
 from wasm_harness import bundler, verified_tab_run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 @pytest.fixture(scope="module")
