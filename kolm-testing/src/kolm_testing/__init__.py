@@ -621,3 +621,15 @@ def doc_blocks(page: Path, kind: str | None = None) -> list[tuple[str, str]]:
     "online", "install" (tests/test_docs.py says what each means); only `kind`'s when given."""
     found = [(m["kind"].strip(), m["body"]) for m in DOC_BLOCK.finditer(page.read_text(encoding="utf-8"))]
     return [b for b in found if kind is None or b[0] == kind]
+
+
+def sweep(families: list[str], tiers: tuple[str, ...]) -> list:
+    """Parameters (family, tier) for a family x tier matrix: CI runs each family at one tier, in
+    turn, so every tier is exported by some family and every family exported once; the rest of the
+    product is marked `long` (`tox -e ENV -- -m long` runs all of it)."""
+    ci = {family: tiers[i % len(tiers)] for i, family in enumerate(sorted(families))}
+    return [
+        pytest.param(family, tier, marks=() if tier == ci[family] else pytest.mark.long, id=f"{family}-{tier}")
+        for family in sorted(families)
+        for tier in tiers
+    ]

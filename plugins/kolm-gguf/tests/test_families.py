@@ -1,4 +1,5 @@
-"""Every decoder family kolm forecasts, on gguf at every tier: a tiny random-weight model of each
+"""Every decoder family kolm forecasts, on gguf at every tier (in CI each family at one tier, every
+tier by some family: kolm_testing.sweep): a tiny random-weight model of each
 (kolm_testing.FAMILY_CONFIGS, and the mixture of experts in MOE_CONFIGS) packs, exports through
 llama.cpp's own converter and quantizer with its size forecast exact to 1 % and its tensor types
 llama.cpp's, runs a greedy completion, and verifies. Random weights: K says nothing, so the gates
@@ -20,6 +21,7 @@ from kolm_testing import (
     invoke,
     pack_family,
     random_family,
+    sweep,
     write_eval_pack,
 )
 
@@ -29,7 +31,10 @@ TIERS = ("fp16", "int8", "int4", "int3")
 ITEMS = [OPPOSITE_ITEM, {"id": "sky", "kind": "contains", "prompt": "The sky is", "answer": "blue"}]
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILY_CONFIGS | MOE_CONFIGS))
+FAMILIES = sorted(FAMILY_CONFIGS | MOE_CONFIGS)
+
+
+@pytest.fixture(scope="module")
 def family(request, smol_pack, tmp_path_factory):
     """(family name, its packed .kolm, export(tier))."""
     root = tmp_path_factory.mktemp(request.param)
@@ -37,6 +42,7 @@ def family(request, smol_pack, tmp_path_factory):
     return request.param, artifact, cli_exporter(artifact, root, "raspberry-pi-5", "--allow-drop")
 
 
+@pytest.mark.parametrize("family", FAMILIES, indirect=True)
 def test_the_config_inventory_is_what_transformers_builds(family, tmp_path):
     """kolm's config-only tensor list (what forecasts by base name rest on) names and shapes every
     tensor transformers' own model class writes for the family (`save_pretrained`: a mixture of
@@ -54,7 +60,7 @@ def test_the_config_inventory_is_what_transformers_builds(family, tmp_path):
     assert {t.name: t.shape for t in config_inventory(config).tensors} == written
 
 
-@pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize(("family", "tier"), sweep(FAMILIES, TIERS), indirect=["family"])
 def test_it_exports_at_the_forecast_size_runs_and_verifies(family, tier):
     name, artifact, export = family
     done = export(tier)  # verify's check 4: llama.cpp's tensor types are the tier's plan

@@ -1,4 +1,5 @@
-"""Every decoder family kolm forecasts, on mlx at every tier: a tiny random-weight model of each
+"""Every decoder family kolm forecasts, on mlx at every tier (in CI each family at one tier, every
+tier by some family: kolm_testing.sweep): a tiny random-weight model of each
 (kolm_testing.FAMILY_CONFIGS) packs, converts with mlx_lm at its forecast size, runs a greedy
 completion and verifies; every other recipe backend.json lists does the same on llama3, whose
 untied `lm_head` is a module of its own for `embedding_bits` (the tied families take the default's
@@ -14,6 +15,7 @@ from kolm_testing import (
     cli_exporter,
     exports_runs_and_verifies,
     pack_family,
+    sweep,
 )
 
 pytestmark = pytest.mark.slow
@@ -36,14 +38,9 @@ def family_of(smol_pack, tmp_path_factory):
     return family
 
 
-@pytest.fixture(params=sorted(FAMILY_CONFIGS))
-def family(request, family_of):
-    return family_of(request.param)
-
-
-@pytest.mark.parametrize("tier", TIERS)
-def test_it_converts_at_the_forecast_size_runs_and_verifies(family, tier):
-    artifact, export = family
+@pytest.mark.parametrize(("family", "tier"), sweep(sorted(FAMILY_CONFIGS), TIERS))
+def test_it_converts_at_the_forecast_size_runs_and_verifies(family, tier, family_of):
+    artifact, export = family_of(family)
     done = export(tier)
     exports_runs_and_verifies(artifact, done.folder, done.printed, "--raw", "--prompt", "The sky is", "-n", "4")
 

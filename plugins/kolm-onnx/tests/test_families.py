@@ -1,5 +1,6 @@
 """The ONNX family matrix: a tiny random-weight model of each decoder family kolm-testing knows
-(FAMILY_CONFIGS) x each onnx tier, exported for a Pixel 8 with the size forecast within 1 %, run and
+(FAMILY_CONFIGS) x each onnx tier (in CI each family at one tier, every tier by some family:
+kolm_testing.sweep), exported for a Pixel 8 with the size forecast within 1 %, run and
 verified; or, where the installed onnxruntime-genai builder fails on the family, refused by every
 forecast and export before anything is converted. Random weights make K meaningless, hence
 `--allow-drop` and `--min-k 0`."""
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from kolm.plugin_data import read_data
-from kolm_testing import FAMILY_CONFIGS, OPPOSITE_ITEM, failed, invoke, pack_family, random_family, verify
+from kolm_testing import FAMILY_CONFIGS, OPPOSITE_ITEM, failed, invoke, pack_family, random_family, sweep, verify
 
 pytestmark = pytest.mark.slow
 TIERS = ("fp16", "int8", "int4")
@@ -34,8 +35,7 @@ def packed(request, smol_pack: Path, tmp_path_factory: pytest.TempPathFactory) -
     return folder, artifact
 
 
-@pytest.mark.parametrize("tier", TIERS)
-@pytest.mark.parametrize("packed", BUILT, indirect=True)
+@pytest.mark.parametrize(("packed", "tier"), sweep(BUILT, TIERS), indirect=["packed"])
 def test_exports_within_one_percent_runs_and_verifies(packed, tier, tmp_path):
     _, artifact = packed
     out = tmp_path / "export"

@@ -1,4 +1,5 @@
-"""Every decoder family kolm forecasts, in the browser bundle at every tier: a tiny random-weight
+"""Every decoder family kolm forecasts, in the browser bundle at every tier (in CI each family at
+one tier, every tier by some family: kolm_testing.sweep): a tiny random-weight
 model of each (kolm_testing.FAMILY_CONFIGS) packs, exports with `--target browser` at its forecast
 size, answers and verifies natively, and at int4 loads in wllama in headless Chromium, answers,
 and passes the six checks in the tab. Random weights: the K gates are opened."""
@@ -12,6 +13,7 @@ from kolm_testing import (
     exports_runs_and_verifies,
     invoke,
     pack_family,
+    sweep,
 )
 from wasm_harness import bundler, kolm_serve, open_page, verified_tab_run
 
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.slow
 TIERS = ("fp16", "int8", "int4", "int3")
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILY_CONFIGS))
+@pytest.fixture(scope="module")
 def family(request, smol_pack, tmp_path_factory):
     """(packed .kolm, bundle(tier) -> (folder, what export printed))."""
     root = tmp_path_factory.mktemp(request.param)
@@ -28,7 +30,7 @@ def family(request, smol_pack, tmp_path_factory):
     return artifact, bundler(artifact, root)
 
 
-@pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize(("family", "tier"), sweep(sorted(FAMILY_CONFIGS), TIERS), indirect=["family"])
 def test_the_bundle_has_the_forecast_size_answers_and_verifies(family, tier):
     artifact, bundle = family
     folder, printed = bundle(tier)
@@ -36,6 +38,7 @@ def test_the_bundle_has_the_forecast_size_answers_and_verifies(family, tier):
 
 
 @pytest.mark.requires_browser
+@pytest.mark.parametrize("family", sorted(FAMILY_CONFIGS), indirect=True)
 def test_wllama_runs_it_and_the_tab_verifies_it(family, chromium):
     artifact, bundle = family
     folder, _ = bundle("int4")
