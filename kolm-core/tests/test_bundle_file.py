@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from kolm.bundlefile import (
 )
 from kolm.errors import ArtifactError
 from kolm.signing import canonical_signature, sign_files
-from kolm_testing import write_key_pair
+from kolm_testing import invoke, write_key_pair
 from kolm_testing.fuzz import FUZZ, mutated, one_line
 
 TAGS = "manylinux2014_aarch64.manylinux_2_17_aarch64.manylinux_2_28_aarch64"
@@ -183,3 +185,54 @@ def test_a_file_changed_after_the_check_is_refused_and_nothing_is_unpacked(bundl
     with pytest.raises(ArtifactError, match="export/tiny.Q8_0.gguf changed since it was checked"):
         unpack_bundle(checked, tmp_path / "site")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site.kolmb"]
+
+
+# -- the commands' refusals, each one line with its own exit code ----------------------------------
+
+
+def test_unbundle_with_another_key_is_exit_5_and_writes_nothing(bundle, keys, tmp_path):
+    result = invoke("unbundle", bundle, "--key", keys["other"][1], "-o", tmp_path / "site")
+    assert result.exit_code == 5
+    assert result.stderr.strip().splitlines() == [
+        f"kolm: error: {bundle}: the bundle's signature does not hold: signed by another key, not other.pub.pem's"
+    ]
+    assert not (tmp_path / "site").exists()
+
+
+def test_unbundle_into_a_folder_holding_something_else_is_exit_9(bundle, keys, tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "mine.txt").write_text("keep me")
+    result = invoke("unbundle", bundle, "--key", keys["signer"][1], "-o", tmp_path / "site", "--python", sys.executable)
+    assert result.exit_code == 9, result.output
+    assert "exists and is not this bundle unpacked; choose another -o or remove it" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == ["mine.txt"]
+
+
+def test_unbundle_without_the_bundles_python_names_it(bundle, keys, tmp_path):
+    result = invoke("unbundle", bundle, "--key", keys["signer"][1], "-o", tmp_path / "site", "--python", "false")
+    assert result.exit_code == 2
+    assert "the bundle's wheels are for Python 3.11: give --python PATH to a Python 3.11" in result.stderr
+    assert not (tmp_path / "site").exists()
+
+
+def test_bundle_refuses_an_unknown_platform_and_an_export_without_its_fp16_reference(exported, packed, keys, tmp_path):
+    export = exported("int4")
+    unknown = invoke(
+        "bundle",
+        export,
+        "--against",
+        packed,
+        "--platform",
+        "windows-x86",
+        "--key",
+        keys["signer"][0],
+        "-o",
+        tmp_path / "b.kolmb",
+    )
+    assert unknown.exit_code == 2 and "'windows-x86' is not one of" in unknown.output
+    shutil.rmtree(os.environ["KOLM_HOME"], ignore_errors=True)  # the cached fp16 reference is gone
+    args = ("--platform", "linux-aarch64", "--key", keys["signer"][0], "-o", tmp_path / "b.kolmb")
+    missing = invoke("bundle", export, "--against", packed, *args)
+    assert missing.exit_code == 2
+    assert f"no fp16 table reference of {packed.name} is cached here" in missing.stderr
+    assert not list(tmp_path.glob("*b.kolmb*"))
