@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -97,6 +98,8 @@ def make_bundle(
 
     if platform not in PLATFORMS:
         raise UsageError(f"unknown platform {platform!r}; choose one of {', '.join(PLATFORMS)}")
+    if re.fullmatch(r"3\.\d+", python) is None:
+        raise UsageError(f"--python {python!r}: give the target's Python as 3.X, e.g. 3.11")
     folder, record = load_record(export)
     owner = registry.backend(record.backend)
     with Artifact(artifact) as art:
@@ -119,7 +122,7 @@ def make_bundle(
         stage = work / "bundle"
         with steps("copying the export, the artifact and the fp16 reference"):
             _place(folder, stage / "export")
-            _place(artifact, stage / "artifact" / artifact.name)
+            _place(artifact, stage / "artifact" / f"{artifact.stem}.kolm")
             if reference is not None:
                 _place(reference[0], stage / reference[1])
             sign_export(stage / "export", private_key, certificate, chain)  # the copy: the site checks kolm.sig too
@@ -137,7 +140,7 @@ def make_bundle(
             locked, done = [], 0
             for name in names:
                 size = (stage / name).stat().st_size
-                digest = sha256_file(stage / name, lambda d, _t, base=done: advance(base + d, total))
+                digest = sha256_file(stage / name, lambda d, _t, start=done: advance(start + d, total))
                 locked.append(LockedFile(path=name, size=size, sha256=digest))
                 done += size
         lock = BundleLock(
@@ -146,7 +149,7 @@ def make_bundle(
             backend=record.backend,
             install=install,
             plugins=plugins,
-            artifact=f"artifact/{artifact.name}",
+            artifact=f"artifact/{artifact.stem}.kolm",
             reference=None if reference is None else reference[1],
             source_builds=builds,
             made_with=f"kolm-core {__version__}",

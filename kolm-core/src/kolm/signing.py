@@ -36,6 +36,8 @@ from kolm.record import BINDER, RECORD, load_record
 SIGNATURE = "kolm.sig"
 INSTALL = "pip install 'kolm-core[signing]'"
 CHECK_NAME = "signature"
+MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"  # what model-signing 1.x writes
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
 class Signed(KolmModel):
@@ -184,10 +186,6 @@ def _who(trust: Path) -> str:
     if b"-----BEGIN CERTIFICATE-----" in trust.read_bytes():
         return f"a certificate chaining to {trust.name}"
     return f"{trust.name} (key {_key_id(trust)})"
-
-
-MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
 def canonical_signature(raw: bytes) -> bytes:
