@@ -73,6 +73,7 @@ def test_verify_in_the_tab_passes_on_a_good_bundle_and_fails_on_a_tampered_part(
     assert part.name in tab["checks"][1]["found"]
 
 
+@pytest.mark.long  # 2.5 minutes on 2 cores (2026-11-29): wllama scores SmolLM2 in one browser; families cover int3
 def test_int3_bundle_answers_and_verifies_in_the_tab(bundle, smol_pack, chromium):
     with kolm_serve(bundle("int3"), verify=smol_pack) as served:
         page = open_page(chromium, served.url + "?min_k=0")
