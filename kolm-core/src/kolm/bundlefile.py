@@ -125,24 +125,18 @@ def write_bundle(out: Path, lock: BundleLock, signature: bytes, folder: Path, pr
     """The bundle at `out` (atomically): the lock, its signature, then each locked file from
     `folder`, hashed again as it is copied (a file that changed since it was locked is refused)."""
     raw = lock_bytes(lock)
-    total, done = sum(f.size for f in lock.files), 0
+    tick = _ticker(sum(e.size for e in lock.files), progress)
     with atomic_file(out) as part, open(part, "wb") as f:
         for name, data in ((LOCK, raw), (SIGNATURE, signature)):
             f.write(header(name, len(data)) + data + b"\0" * _padding(len(data)))
         for entry in lock.files:
             f.write(header(entry.path, entry.size))
-            digest, copied = hashlib.sha256(), 0
-            with open(folder / entry.path, "rb") as source:
-                while chunk := source.read(CHUNK):
-                    digest.update(chunk)
-                    f.write(chunk)
-                    copied += len(chunk)
-                    if progress:
-                        progress(done + copied, total)
-            if copied != entry.size or digest.hexdigest() != entry.sha256:
-                raise ArtifactError(f"{folder / entry.path} changed while the bundle was written; run again")
+            source = folder / entry.path
+            with open(source, "rb") as src:
+                changed = source.stat().st_size != entry.size or _hashed(src, entry.size, f, tick) != entry.sha256
+            if changed:
+                raise ArtifactError(f"{source} changed while the bundle was written; run again")
             f.write(b"\0" * _padding(entry.size))
-            done += entry.size
         f.write(b"\0" * _trailer(f.tell()))
 
 
@@ -191,19 +185,13 @@ def check_bundle(path: Path, trust: Path, progress: Progress | None = None) -> C
         expected = bundle_size(raw, signature, lock.files)
         if (actual := os.fstat(f.fileno()).st_size) != expected:
             raise ArtifactError(f"{path}: {actual:,} bytes where the lock makes {expected:,}: truncated or appended to")
-        offsets, total, done = {}, sum(e.size for e in lock.files), 0
+        offsets, tick = {}, _ticker(sum(e.size for e in lock.files), progress)
         for entry in lock.files:
             expected = header(entry.path, entry.size)
             if f.read(len(expected)) != expected:
                 raise ArtifactError(f"{path}: the header of {entry.path} differs from the lock's")
             offsets[entry.path] = f.tell()
-            digest = hashlib.sha256()
-            for chunk in _chunks(f, entry.size):
-                digest.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
-            if digest.hexdigest() != entry.sha256:
+            if _hashed(f, entry.size, None, tick) != entry.sha256:
                 raise ArtifactError(f"{path}: {entry.path} differs from the lock (SHA-256); damaged or tampered")
             _zeros(f, _padding(entry.size), path, f"the padding after {entry.path}")
         _zeros(f, _trailer(f.tell()), path, "the end-of-archive blocks")
@@ -213,21 +201,15 @@ def check_bundle(path: Path, trust: Path, progress: Progress | None = None) -> C
 def unpack_bundle(checked: CheckedBundle, target: Path, progress: Progress | None = None) -> None:
     """The checked bundle's files under `target` (written atomically: all of them, or none), each
     hashed again as it is written, in case the bundle changed since it was checked."""
-    total, done = sum(e.size for e in checked.lock.files), 0
+    tick = _ticker(sum(e.size for e in checked.lock.files), progress)
     with atomic_dir(target) as staging, open(checked.path, "rb") as f:
         for entry in checked.lock.files:
             out = staging / entry.path
             out.parent.mkdir(parents=True, exist_ok=True)
             f.seek(checked.offsets[entry.path])
-            digest = hashlib.sha256()
             with open(out, "wb") as dest:
-                for chunk in _chunks(f, entry.size):
-                    digest.update(chunk)
-                    dest.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
-            if digest.hexdigest() != entry.sha256:
+                digest = _hashed(f, entry.size, dest, tick)
+            if digest != entry.sha256:
                 raise ArtifactError(f"{checked.path}: {entry.path} changed since it was checked; nothing written")
             if entry.path in EXECUTABLE:
                 out.chmod(0o755)
@@ -250,6 +232,30 @@ def _small_member(f: BinaryIO, path: Path, name: str, limit: int) -> bytes:
         raise ArtifactError(f"{path}: truncated inside {name}")
     _zeros(f, _padding(info.size), path, f"the padding after {name}")
     return data
+
+
+def _ticker(total: int, progress: Progress | None) -> Callable[[int], None]:
+    """A callback counting bytes done and reporting (done, total) to `progress`."""
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    return tick
+
+
+def _hashed(f: BinaryIO, size: int, sink: BinaryIO | None, tick: Callable[[int], None]) -> str:
+    """SHA-256 of the next `size` bytes of `f`, copied to `sink` if given."""
+    digest = hashlib.sha256()
+    for chunk in _chunks(f, size):
+        digest.update(chunk)
+        if sink is not None:
+            sink.write(chunk)
+        tick(len(chunk))
+    return digest.hexdigest()
 
 
 def _chunks(f: BinaryIO, size: int):
