@@ -71,7 +71,7 @@ def fetch_wheels(
     markers = _markers(platform, python)
     sources = [folder for name in own if (folder := _own_wheel(name, dest, target)) is not None]
     if sources:  # one pip for all: each build sets up its isolated build env anyway
-        _pip_or_raise("wheel", "--no-deps", "-w", str(dest), *map(str, sources), command="wheel")
+        _pip_or_raise("wheel", "--no-deps", "-w", str(dest), *map(str, sources))
     from packaging.utils import canonicalize_name
 
     ours = {canonicalize_name(n) for n in own}
@@ -205,10 +205,10 @@ def _pip(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True)
 
 
-def _pip_or_raise(*args: str, command: str = "download") -> None:
+def _pip_or_raise(*args: str) -> None:
     result = _pip(*args)
     if result.returncode != 0:
-        raise BackendError(f"pip {command} failed: {_pip_error(result)}")
+        raise BackendError(f"pip {args[0]} failed: {_pip_error(result)}")
 
 
 def _pip_error(result: subprocess.CompletedProcess) -> str:
