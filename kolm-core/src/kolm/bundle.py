@@ -93,11 +93,11 @@ def make_bundle(
 ) -> Bundled:
     """Bundle `export` (and `artifact`, its source) for `platform` and Python `python`, signed with
     `private_key` (or a certificate and its chain), into `out`, written atomically."""
+    from kolm.platforms import platform_named
     from kolm.signing import canonical_signature, sign_export, sign_files
-    from kolm.wheelhouse import PLATFORMS, fetch_wheels
+    from kolm.wheelhouse import fetch_wheels
 
-    if platform not in PLATFORMS:
-        raise UsageError(f"unknown platform {platform!r}; choose one of {', '.join(PLATFORMS)}")
+    platform_named(platform)  # an unknown platform fails before any work
     if re.fullmatch(r"3\.\d+", python) is None:
         raise UsageError(f"--python {python!r}: give the target's Python as 3.X, e.g. 3.11")
     folder, record = load_record(export)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from kolm import __version__
+from kolm.platforms import PLATFORMS
 
 
 class KolmGroup(click.Group):
@@ -715,7 +716,7 @@ def sign(export_dir: Path, private_key: Path, certificate: Path | None, chain: t
     "--platform",
     "platform_",
     required=True,
-    type=click.Choice(["linux-x86_64", "linux-aarch64", "macos-arm64"]),
+    type=click.Choice(list(PLATFORMS)),
     help="The target's platform: its wheels are fetched for it.",
 )
 @click.option("--python", "python_version", default="3.11", show_default=True, help="The target's Python (X.Y).")

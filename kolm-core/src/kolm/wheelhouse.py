@@ -24,41 +24,16 @@ import tempfile
 import tomllib
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kolm.bundlefile import SourceBuild
 from kolm.errors import BackendError, UsageError
+from kolm.platforms import platform_named
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
-
-
-@dataclass(frozen=True)
-class Platform:
-    """A target platform: the wheel platform tags pip may take for it, and its environment markers."""
-
-    tags: tuple[str, ...]
-    markers: dict[str, str]
-
-
-def _linux(arch: str) -> Platform:
-    # glibc 2.28 or newer (manylinux_2_28 down to manylinux2014 = 2.17, PEP 600), and linux_ARCH: wheels
-    # a user built on the target (--wheels; PyPI holds none)
-    tags = (*(f"manylinux_2_{minor}_{arch}" for minor in range(28, 16, -1)), f"manylinux2014_{arch}", f"linux_{arch}")
-    return Platform(tags, {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": arch})
-
-
-PLATFORMS = {
-    "linux-x86_64": _linux("x86_64"),
-    "linux-aarch64": _linux("aarch64"),
-    # macOS 14 or newer; pip also takes 11.0-13.x and universal2 wheels for this tag
-    "macos-arm64": Platform(
-        ("macosx_14_0_arm64",), {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64"}
-    ),
-}
 
 
 def fetch_wheels(
@@ -102,12 +77,10 @@ def _no_wheel(stderr: str, wanted: list[Requirement]) -> Requirement | None:
 
 
 def _target_args(platform: str, python: str, find_links: list[Path]) -> list[str]:
-    if platform not in PLATFORMS:
-        raise UsageError(f"unknown platform {platform!r}; choose one of {', '.join(PLATFORMS)}")
     abi = "cp" + python.replace(".", "")
     args = ["--only-binary=:all:", "--python-version", python, "--implementation", "cp"]
     args += [a for abi_tag in (abi, "abi3", "none") for a in ("--abi", abi_tag)]
-    args += [a for tag in PLATFORMS[platform].tags for a in ("--platform", tag)]
+    args += [a for tag in platform_named(platform).tags for a in ("--platform", tag)]
     for folder in find_links:
         if not folder.is_dir():
             raise UsageError(f"--wheels {folder}: no such folder")
@@ -116,7 +89,7 @@ def _target_args(platform: str, python: str, find_links: list[Path]) -> list[str
 
 
 def _markers(platform: str, python: str) -> dict[str, str]:
-    return PLATFORMS[platform].markers | {
+    return platform_named(platform).markers | {
         "os_name": "posix",
         "python_version": python,
         "python_full_version": f"{python}.0",
