@@ -132,16 +132,16 @@ def check_signature(export: Path, trust: Path) -> Check:
     certificate-signed export must chain to) and covers the current record and payload, unchanged."""
     folder, record = load_record(export)
     covered = covered_files(folder, record)
-    _verifier(trust)  # a bad key file is a usage error, not a failed check
-    expected = f"{SIGNATURE} by {_who(trust)}, over {', '.join(covered)}"
-
-    def row(passed: bool, found: str) -> Check:
-        return Check(number=7, name=CHECK_NAME, passed=passed, expected=expected, found=found)
-
-    if not (folder / SIGNATURE).is_file():
-        return row(False, f"no signature ({SIGNATURE} missing); run kolm sign {folder} --key PRIVATE_KEY.pem")
-    problem = verify_files(folder, covered, folder / SIGNATURE, trust)
-    return row(problem is None, problem or f"valid; {len(covered)} files unchanged since signing")
+    problem = verify_files(folder, covered, folder / SIGNATURE, trust)  # a bad key file: UsageError
+    if problem is not None and not (folder / SIGNATURE).is_file():
+        problem += f"; run kolm sign {folder} --key PRIVATE_KEY.pem"
+    return Check(
+        number=7,
+        name=CHECK_NAME,
+        passed=problem is None,
+        expected=f"{SIGNATURE} by {_who(trust)}, over {', '.join(covered)}",
+        found=problem or f"valid; {len(covered)} files unchanged since signing",
+    )
 
 
 def verify_files(folder: Path, covered: list[str], signature: Path, trust: Path) -> str | None:
