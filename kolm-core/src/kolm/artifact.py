@@ -27,12 +27,12 @@ from kolm.errors import ArtifactError
 from kolm.evalpack import EvalItem, parse_eval_pack
 from kolm.inventory import Inventory, Tensor
 from kolm.manifest import Manifest, PayloadFile
+from kolm.safetensors_header import read_stream_header
 
 MANIFEST = "manifest.json"
 EVAL_PACK = "eval/pack.jsonl"
 MODEL_DIR = "model/"
 MAX_JSON_BYTES = 64 * 2**20  # manifest, config, tokenizer and eval pack members
-MAX_SAFETENSORS_HEADER = 100 * 2**20  # the bound safetensors itself applies
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 CHUNK = 8 * 2**20
@@ -173,7 +173,7 @@ class Artifact:
         for name in sorted(n for n in self._members if n.startswith(MODEL_DIR) and n.endswith(".safetensors")):
             try:
                 with self._zip.open(name) as f:
-                    tensors += _safetensors_tensors(f.read(8), f, name)
+                    tensors += _safetensors_tensors(f, name)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise ArtifactError(f"member {name!r} cannot be read (corrupt or truncated: {exc})") from exc
         return Inventory(tensors=tensors)
@@ -238,24 +238,9 @@ def copy_hashing(source: BinaryIO, target: Path, digest: hashlib._Hash, advance:
         writer.result()  # the writer's error (a full disk), raised here
 
 
-def _safetensors_tensors(prefix: bytes, stream, origin: str) -> list[Tensor]:
-    if len(prefix) < 8:
-        raise ArtifactError(f"{origin}: truncated safetensors header")
-    size = int.from_bytes(prefix, "little")
-    if size > MAX_SAFETENSORS_HEADER:
-        raise ArtifactError(f"{origin}: safetensors header of {size} bytes exceeds the bound")
-    raw = stream.read(size)
-    try:
-        header = json.loads(raw)
-        if not isinstance(header, dict):
-            raise TypeError(f"a JSON {type(header).__name__}, not an object")
-        return [
-            Tensor(name=name, shape=tuple(meta["shape"]), dtype=meta["dtype"])
-            for name, meta in header.items()
-            if name != "__metadata__"
-        ]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"{origin}: unreadable safetensors header") from exc
+def _safetensors_tensors(stream: BinaryIO, origin: str) -> list[Tensor]:
+    _, header = read_stream_header(stream, origin)
+    return [Tensor(name=name, shape=tuple(meta["shape"]), dtype=meta["dtype"]) for name, meta in header.items()]
 
 
 def folder_inventory(folder: Path) -> Inventory:
@@ -263,7 +248,7 @@ def folder_inventory(folder: Path) -> Inventory:
     tensors: list[Tensor] = []
     for path in sorted(folder.glob("*.safetensors")):
         with open(path, "rb") as f:
-            tensors += _safetensors_tensors(f.read(8), f, str(path))
+            tensors += _safetensors_tensors(f, str(path))
     return Inventory(tensors=tensors)
 
 

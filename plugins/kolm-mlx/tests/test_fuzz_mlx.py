@@ -1,5 +1,5 @@
 """Fuzzing kolm-mlx's payload reader (`kolm verify`'s first step: the safetensors header,
-`safetensors_file.read_header`, and config.json) with Hypothesis (kolm_testing.fuzz), on a tiny
+`kolm.safetensors_header.read_header`, and config.json) with Hypothesis (kolm_testing.fuzz), on a tiny
 random-weight export with those files damaged every which way.
 
 Property: the payload's facts, or one line of `KolmError`, never another exception.

@@ -52,7 +52,7 @@ def test_export_writes_an_mlx_folder_within_one_percent_of_the_forecast(smol_exp
 def test_k_is_stamped_and_the_manifest_read_back_from_the_safetensors_header(smol_export, tier):
     from kolm.api import RunRequest
     from kolm.plugins import registry
-    from kolm_mlx.safetensors_file import read_header
+    from kolm.safetensors_header import read_header
 
     exported = smol_export(tier)
     record = exported.record

@@ -68,8 +68,10 @@ def run(request: RunRequest) -> Session:
 
 @hookimpl
 def read_payload(request: RunRequest) -> PayloadFacts:
+    from kolm.safetensors_header import read_header
+
     from kolm_mlx.quant_plan import recipe_of, type_mix
-    from kolm_mlx.safetensors_file import MANIFEST_KEY, read_header
+    from kolm_mlx.safetensors_file import MANIFEST_KEY
 
     metadata, tensors = read_header(request.path / request.payload[0])
     for name in request.payload[1:]:

@@ -1,5 +1,5 @@
-"""The safetensors header of an MLX payload: read it without loading weights, and rewrite its
-`__metadata__` in place of the file (atomically) to carry the RS-1 manifest."""
+"""The safetensors header of an MLX payload: its `__metadata__` rewritten in place of the file
+(atomically) to carry the RS-1 manifest. kolm.safetensors_header reads it."""
 
 from __future__ import annotations
 
@@ -9,46 +9,9 @@ import shutil
 import struct
 from pathlib import Path
 
-from kolm.errors import ArtifactError
+from kolm.safetensors_header import read_header
 
 MANIFEST_KEY = "kolm.manifest"
-MAX_HEADER_BYTES = 100_000_000  # safetensors' own bound
-
-
-def read_header(path: Path) -> tuple[dict[str, str], dict[str, dict]]:
-    """(`__metadata__`, {tensor name: {"dtype", "shape", "data_offsets"}}) of a safetensors file."""
-    try:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            if length > MAX_HEADER_BYTES:
-                raise ArtifactError(f"{path.name}: safetensors header of {length} bytes is beyond the sane bound")
-            header = json.loads(f.read(length))
-    except (OSError, struct.error, ValueError) as exc:
-        raise ArtifactError(f"{path.name}: not a readable safetensors file ({exc})") from exc
-    if not isinstance(header, dict):
-        raise ArtifactError(f"{path.name}: the safetensors header is a JSON {type(header).__name__}, not an object")
-    metadata = header.pop("__metadata__", {}) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ArtifactError(f"{path.name}: the safetensors __metadata__ is not a map of strings")
-    for name, info in header.items():
-        if not _tensor_entry(info):
-            raise ArtifactError(f"{path.name}: tensor {name[:60]!r} has no dtype, shape and data_offsets")
-    return metadata, header
-
-
-def _tensor_entry(info: object) -> bool:
-    """Whether a header entry is {"dtype": str, "shape": [int...], "data_offsets": [int, int]}."""
-    if not isinstance(info, dict):
-        return False
-    shape, offsets = info.get("shape"), info.get("data_offsets")
-    return (
-        isinstance(info.get("dtype"), str)
-        and isinstance(shape, list)
-        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        and isinstance(offsets, list)
-        and len(offsets) == 2
-        and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-    )
 
 
 def set_metadata(path: Path, key: str, value: str) -> None:
