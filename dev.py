@@ -120,7 +120,7 @@ def ensure_chromium() -> None:
 def test() -> None:
     ensure_venv()
     ensure_chromium()
-    pip("tox>=4.20", "tox-uv==1.37.9")
+    pip("tox>=4.20", "tox-uv==1.37.1")
     env = {**os.environ, "TOX_PARALLEL_NO_SPINNER": "1"}
     # Two envs at a time on a 2-core machine: much of a test env's time is one busy core (a
     # conversion, a pip install), so the second core takes the next env. A failing env's output is
