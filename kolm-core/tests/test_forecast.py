@@ -146,6 +146,9 @@ def test_a_fixed_cost_per_token_is_added_to_the_time_the_bytes_take():
     slow = roofline(box, 100_000_000, band.model_copy(update={"per_token_ms": Sourced(value=1, source=cited)}))
     assert (slow.low, slow.high) == pytest.approx((1 / (0.0002 + 0.001), 1 / (0.0001 + 0.001)))
     assert "plus 1 ms a token" in slow.basis and cited in slow.sources
+    one_run = roofline(box, 100_000_000, band.model_copy(update={"low": 0.6, "high": 0.6}))
+    assert (one_run.low, one_run.high) == pytest.approx((4500, 7500))  # ± 25 %, never a zero-width band
+    assert "one published run at 0.60" in one_run.basis
 
 
 def test_a_mixture_of_experts_is_sized_by_all_its_parameters_and_timed_by_its_active_ones(registry):

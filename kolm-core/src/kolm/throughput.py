@@ -16,6 +16,11 @@ from kolm.datamodel import KolmModel
 from kolm.devices import DeviceKind, DeviceProfile, Sourced
 from kolm.quant import Tier
 
+# The median forecast error kolm holds every device kind x backend to (tests/test_forecast_accuracy.py),
+# the line llmfit's CI holds its estimates to (https://github.com/AlexsJones/llmfit). A band calibrated on
+# one published run has no spread of its own, so it gets this much either side instead of none.
+FORECAST_ERROR_CEILING = 0.25
+
 
 class Efficiency(KolmModel):
     """Fraction of peak bandwidth a backend reaches while decoding on these device kinds.
@@ -73,17 +78,20 @@ def roofline(
     def rate(fraction: float) -> float:
         return 1 / (1 / (peak * fraction * factor) + overhead_s)
 
+    low, high = efficiency.low, efficiency.high
+    spread = ""
+    if low == high:
+        low, high = low * (1 - FORECAST_ERROR_CEILING), min(1.0, high * (1 + FORECAST_ERROR_CEILING))
+        spread = f" (one published run at {efficiency.low:.2f}, ± {FORECAST_ERROR_CEILING:.0%}: kolm's error ceiling)"
     basis = (
-        f"{efficiency.low:.2f}–{efficiency.high:.2f} × {device.bandwidth_gbps.value:g} GB/s"
+        f"{low:.2f}–{high:.2f}{spread} × {device.bandwidth_gbps.value:g} GB/s"
         f" / {bytes_per_token / 1e9:.3g} GB per token" + (f" × tier factor {factor:.2f}" if factor != 1.0 else "")
     )
     sources = [device.bandwidth_gbps.source, efficiency.source]
     if efficiency.per_token_ms:
         basis += f", plus {efficiency.per_token_ms.value:g} ms a token (fixed cost per token)"
         sources.append(efficiency.per_token_ms.source)
-    return ThroughputForecast(
-        low=rate(efficiency.low), high=rate(efficiency.high), method="forecast", basis=basis, sources=sources
-    )
+    return ThroughputForecast(low=rate(low), high=rate(high), method="forecast", basis=basis, sources=sources)
 
 
 def ceiling(device: DeviceProfile, bytes_per_token: int, why: str) -> ThroughputForecast:
