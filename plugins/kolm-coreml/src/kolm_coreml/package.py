@@ -10,10 +10,10 @@ the spec, atomically; the weights file is never read for it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from kolm.api import TierRecipe
+from kolm.atomic import atomic_file
 from kolm.errors import ArtifactError
 from kolm.quiet import quiet
 
@@ -57,13 +57,8 @@ def set_metadata(package: Path, key: str, value: str) -> None:
     """Set one user-defined metadata entry of the package's spec, atomically (weights untouched)."""
     spec = load_spec(package)
     spec.description.metadata.userDefined[key] = value
-    path = spec_file(package)
-    partial = path.with_name(f".{path.name}.part")
-    try:
+    with atomic_file(spec_file(package)) as partial:
         partial.write_bytes(spec.SerializeToString())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def program(package: Path):

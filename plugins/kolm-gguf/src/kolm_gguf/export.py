@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, kolm_home, toolchain_versions
+from kolm.atomic import atomic_file
 from kolm.errors import BackendError
 
 from kolm_gguf.runtime import captured_stderr, import_llama_cpp
@@ -29,16 +30,12 @@ def quantize(source: Path, target: Path, spelling: str) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{spelling}")
     params.nthread = os.cpu_count() or 1
-    partial = target.with_name(f".{target.name}.part")
-    try:
+    with atomic_file(target) as partial:
         with captured_stderr() as log:
             code = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
         if code != 0:
             reason = next((line for line in reversed(log) if line.strip()), "no message")
             raise BackendError(f"llama.cpp's quantizer failed turning {source.name} into {spelling}: {reason}")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def converted(request: ExportRequest) -> Path:

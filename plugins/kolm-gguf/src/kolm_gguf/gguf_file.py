@@ -3,13 +3,13 @@ key spliced in without re-encoding tensors (the data section is copied byte for 
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kolm.atomic import atomic_file
 from kolm.errors import ArtifactError
 
 MANIFEST_KEY = "kolm.manifest"
@@ -203,21 +203,15 @@ def set_string(path: Path, key: str, value: str) -> None:
     path = Path(path)
     header = read_header(path)
     kept = [e for e in header.entries if e.key != key]
-    tmp = path.with_name(f".{path.name}.part")
     alignment = header.get("general.alignment", 32)
-    try:
-        with open(path, "rb") as src, open(tmp, "wb") as out:
-            out.write(b"GGUF" + struct.pack("<IQQ", header.version, len(header.tensors), len(kept) + 1))
-            for e in kept:
-                src.seek(e.start)
-                out.write(src.read(e.end - e.start))
-            out.write(_string_entry(key, value))
-            src.seek(header.tensor_info_span[0])
-            out.write(src.read(header.tensor_info_span[1] - header.tensor_info_span[0]))
-            out.write(b"\0" * (-out.tell() % alignment))
-            src.seek(header.data_offset)
-            shutil.copyfileobj(src, out, 8 * 2**20)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open(path, "rb") as src, open(tmp, "wb") as out:
+        out.write(b"GGUF" + struct.pack("<IQQ", header.version, len(header.tensors), len(kept) + 1))
+        for e in kept:
+            src.seek(e.start)
+            out.write(src.read(e.end - e.start))
+        out.write(_string_entry(key, value))
+        src.seek(header.tensor_info_span[0])
+        out.write(src.read(header.tensor_info_span[1] - header.tensor_info_span[0]))
+        out.write(b"\0" * (-out.tell() % alignment))
+        src.seek(header.data_offset)
+        shutil.copyfileobj(src, out, 8 * 2**20)

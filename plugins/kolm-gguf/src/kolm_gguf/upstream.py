@@ -13,14 +13,13 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from functools import cache
 from pathlib import Path
 
 from kolm.api import ModelSpec
+from kolm.atomic import atomic_file, scratch_dir
 from kolm.errors import BackendError, KolmError, ToolchainMissingError, UnsupportedModelError
 
 VENDORED = Path(__file__).parent / "vendor" / "llama.cpp"
@@ -91,31 +90,23 @@ def require_toolchain() -> None:
         raise ToolchainMissingError(f"llama.cpp's converter needs {', '.join(missing)}: {INSTALL}")
 
 
-def convert(model_dir: Path, out_path: Path, model: str) -> list[str]:
+def convert(model_dir: Path, out_path: Path, model: str) -> None:
     """Convert the Hugging Face folder `model_dir` to an F16 GGUF at `out_path` (written under a
-    temporary name, renamed when complete), named `model` whatever the folder is called. Returns the
-    command line, for the lockfile."""
+    temporary name, renamed when complete), named `model` whatever the folder is called."""
     require_toolchain()
-    partial = out_path.with_name(f".{out_path.name}.part")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py
     # The converter's metadata falls back to the folder's name (general.finetune, basename, size
     # label): it reads the model's name, never a scratch folder's, so that the bytes do not depend on
     # which kolm command extracted the weights (pack's scratch once leaked into every export's GGUF).
-    named = Path(tempfile.mkdtemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".work"))
-    source = named / model.replace("/", "-")
-    source.symlink_to(Path(model_dir).resolve(), target_is_directory=True)
-    command = [sys.executable, str(CONVERTER), str(source), "--outtype", "f16", "--outfile", str(partial)]
-    command += ["--model-name", model]
-    try:
+    with atomic_file(out_path) as partial, scratch_dir(out_path) as named:
+        source = named / model.replace("/", "-")
+        source.symlink_to(Path(model_dir).resolve(), target_is_directory=True)
+        command = [sys.executable, str(CONVERTER), str(source), "--outtype", "f16", "--outfile", str(partial)]
+        command += ["--model-name", model]
         proc = subprocess.run(command, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise failure(proc.stderr + proc.stdout, model, proc.returncode)
-        os.replace(partial, out_path)
-    finally:
-        partial.unlink(missing_ok=True)
-        shutil.rmtree(named, ignore_errors=True)
-    return command
 
 
 def failure(output: str, model: str, code: int) -> KolmError:

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 from pathlib import Path
 
+from kolm.atomic import atomic_file
 from kolm.safetensors_header import read_header
 
 MANIFEST_KEY = "kolm.manifest"
@@ -22,12 +22,7 @@ def set_metadata(path: Path, key: str, value: str) -> None:
         (length,) = struct.unpack("<Q", f.read(8))
     encoded = json.dumps({"__metadata__": {**metadata, key: value}, **tensors}, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)  # keep the data 8-byte aligned, as safetensors does
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        with open(path, "rb") as src, open(partial, "wb") as dst:
-            dst.write(struct.pack("<Q", len(encoded)) + encoded)
-            src.seek(8 + length)
-            shutil.copyfileobj(src, dst, 16 << 20)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_file(path) as partial, open(path, "rb") as src, open(partial, "wb") as dst:
+        dst.write(struct.pack("<Q", len(encoded)) + encoded)
+        src.seek(8 + length)
+        shutil.copyfileobj(src, dst, 16 << 20)

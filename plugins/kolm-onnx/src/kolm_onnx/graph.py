@@ -7,10 +7,10 @@ rewritten, so stamping a manifest never reads the weights into memory.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from kolm.api import TierRecipe
+from kolm.atomic import atomic_file
 from kolm.errors import ArtifactError
 
 from kolm_onnx.quant_plan import accuracy_level, layer_of, matmul_bits
@@ -40,12 +40,8 @@ def set_metadata(path: Path, key: str, value: str) -> None:
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
     model.metadata_props.add(key=key, value=value)
-    partial = path.with_name(f".{path.name}.part")
-    try:
+    with atomic_file(path) as partial:
         onnx.save_model(model, str(partial))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def metadata(path: Path) -> dict[str, str]:
