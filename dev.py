@@ -12,9 +12,11 @@ docs: rewrites the tables in docs/*.md that kolm's own tables generate (tests/te
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -117,10 +119,22 @@ def ensure_chromium() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=True, **quiet)
 
 
+def build_source_only_wheels() -> None:
+    """llama-cpp-python (kolm-gguf's runtime) ships only as source: build its wheel once with pip,
+    whose cache makes every later run instant, into .venv/wheels, where the tox envs' uv installs
+    (toxfile.py) and tests/test_bundle.py's `pip wheel` find it instead of compiling it again."""
+    project = tomllib.loads((ROOT / "plugins" / "kolm-gguf" / "pyproject.toml").read_text(encoding="utf-8"))
+    [llama] = [r for r in project["project"]["dependencies"] if r.startswith("llama-cpp-python")]
+    print("building llama-cpp-python's wheel (once: ~5 min on 2 cores; pip's cache afterwards)", flush=True)
+    unextra = re.sub(r"\[.*?\]", "", llama)  # llama-cpp-python==X.Y.Z
+    sh(BIN / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", unextra, "-w", VENV / "wheels")
+
+
 def test() -> None:
     ensure_venv()
     ensure_chromium()
     pip("tox>=4.20", "tox-uv==1.37.1")
+    build_source_only_wheels()
     env = {**os.environ, "TOX_PARALLEL_NO_SPINNER": "1"}
     # Two envs at a time on a 2-core machine: much of a test env's time is one busy core (a
     # conversion, a pip install), so the second core takes the next env. A failing env's output is

@@ -4,6 +4,8 @@ uv reads no pip configuration. Where pip is told to look in a folder of wheels (
 torch 2.13.0) or in local indexes, or is capped by a constraints file, uv would resolve against PyPI
 alone and take a CUDA build of torch instead. This hands pip's settings (`pip config list`, which reads
 every pip.conf and PIP_* variable) to uv through its own variables; a UV_* variable already set wins.
+It also points uv at `.venv/wheels`, where `python3 dev.py test` builds llama-cpp-python's wheel once
+with pip (it ships only as source), so that uv does not build it again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import ast
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tox.plugin import impl
 
@@ -45,6 +48,9 @@ def pip_settings() -> dict[str, str]:
 @impl
 def tox_add_core_config(core_conf, state) -> None:  # noqa: ARG001 (tox's hook signature)
     settings = pip_settings()
+    wheels = Path(core_conf["tox_root"]) / ".venv" / "wheels"
+    if wheels.is_dir():
+        settings["find-links"] = f"{settings.get('find-links', '')} {wheels}"
     for name, (variable, separator) in UV_FOR_PIP.items():
         if name in settings and variable not in os.environ:
             os.environ[variable] = separator.join(settings[name].split())
