@@ -43,22 +43,18 @@ def test_chat_answers_paris_and_a_reload_does_not_download_the_weights_again(bun
         context.close()
 
 
-def test_verify_in_the_tab_agrees_with_kolm_verify(bundle, smol_pack, chromium):
-    folder = bundle("int4")
-    native = json.loads(invoke("verify", folder, "--against", smol_pack, "--json").stdout)
-    with kolm_serve(folder, verify=smol_pack) as served:
-        page = open_page(chromium, served.url)
+def test_verify_in_the_tab_agrees_with_kolm_verify_and_fails_on_a_tampered_part(bundle, smol_pack, chromium, tmp_path):
+    """On a bundle in three parts, the six checks in the tab and `kolm verify` agree check by check
+    (K from wllama = K from llama-cpp-python) and pass; a tampered part fails the payload check."""
+    good = bundle("int4", part_bytes=SMALL_PART)
+    native = json.loads(invoke("verify", good, "--against", smol_pack, "--min-k", "0", "--json").stdout)
+    with kolm_serve(good, verify=smol_pack) as served:
+        page = open_page(chromium, served.url + "?min_k=0")
         tab = verify_in_tab(page)
     assert [c["name"] for c in tab["checks"]] == [c["name"] for c in native["checks"]]
     assert [c["passed"] for c in tab["checks"]] == [c["passed"] for c in native["checks"]]
-    assert tab["checks"][4]["found"] == native["checks"][4]["found"]  # K from wllama = K from llama-cpp-python
+    assert tab["checks"][4]["found"] == native["checks"][4]["found"]
     assert page.get_attribute("#checks", "data-passed") == str(native["passed"]).lower()
-
-
-def test_verify_in_the_tab_passes_on_a_good_bundle_and_fails_on_a_tampered_part(bundle, smol_pack, chromium, tmp_path):
-    good = bundle("int4", part_bytes=SMALL_PART)
-    with kolm_serve(good, verify=smol_pack) as served:
-        tab = verify_in_tab(open_page(chromium, served.url + "?min_k=0"))
     assert tab["passed"], [c for c in tab["checks"] if not c["passed"]]
     assert tab["checks"][3]["found"].startswith("int4 (")  # tensor types read from all three parts
     tampered = shutil.copytree(good, tmp_path / "tampered")
