@@ -120,12 +120,12 @@ def ensure_chromium() -> None:
 
 
 def build_source_only_wheels() -> None:
-    """llama-cpp-python (kolm-gguf's runtime) ships only as source: build its wheel once with pip,
-    whose cache makes every later run instant, into .venv/wheels, where the tox envs' uv installs
-    (toxfile.py) and tests/test_bundle.py's `pip wheel` find it instead of compiling it again."""
+    """llama-cpp-python (kolm-gguf's runtime) ships only as source: build its wheel with pip into
+    .venv/wheels, where the tox envs' uv installs find it (toxfile.py) instead of compiling it again.
+    pip's cache makes every later run instant, and serves tests/test_bundle.py's `pip wheel` too."""
     project = tomllib.loads((ROOT / "plugins" / "kolm-gguf" / "pyproject.toml").read_text(encoding="utf-8"))
     [llama] = [r for r in project["project"]["dependencies"] if r.startswith("llama-cpp-python")]
-    print("building llama-cpp-python's wheel (once: ~5 min on 2 cores; pip's cache afterwards)", flush=True)
+    print("llama-cpp-python's wheel into .venv/wheels (the first build: ~5 min on 2 cores)", flush=True)
     unextra = re.sub(r"\[.*?\]", "", llama)  # llama-cpp-python==X.Y.Z
     sh(BIN / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", unextra, "-w", VENV / "wheels")
 
@@ -136,9 +136,9 @@ def test() -> None:
     pip("tox>=4.20", "tox-uv==1.37.1")
     build_source_only_wheels()
     env = {**os.environ, "TOX_PARALLEL_NO_SPINNER": "1"}
-    # Two envs at a time on a 2-core machine: much of a test env's time is one busy core (a
-    # conversion, a pip install), so the second core takes the next env. A failing env's output is
-    # printed in full; `tox run -e ENV` shows one env's live.
+    # One env per core (`--parallel auto`: two on 2 cores, both busy throughout: under 1 % idle in
+    # /proc/stat on 2026-11-29). A failing env's output is printed in full; `tox run -e ENV` shows
+    # one env's live.
     parallel = [str(BIN / "tox"), "run-parallel", "--parallel", "auto", "--parallel-no-spinner"]
     subprocess.run([*parallel, *sys.argv[2:]], check=True, cwd=ROOT, env=env)
 
