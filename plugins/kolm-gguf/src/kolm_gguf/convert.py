@@ -18,11 +18,12 @@ from typing import Any, BinaryIO
 
 import gguf
 import numpy as np
+from gguf.gguf_reader import READER_SUPPORTED_VERSIONS
 from kolm.atomic import atomic_file
 from kolm.errors import ArtifactError, UnsupportedModelError
 
 from kolm_gguf import tokenizer as tok
-from kolm_gguf.gguf_file import read_header
+from kolm_gguf.gguf_file import Header, TensorInfo, read_header
 from kolm_gguf.names import BLOCK, GLOBAL
 
 Progress = Callable[[int, int], None]
@@ -55,38 +56,78 @@ def _read_exact(f: BinaryIO, offset: int, nbytes: int, what: str) -> np.ndarray:
 # GGUF -> HF
 
 
-def _open_gguf(path: Path) -> gguf.GGUFReader:
+def _corrupt(path: Path, why: object) -> ArtifactError:
+    return ArtifactError(f"{path} is a truncated or corrupt GGUF file ({why}); re-download or re-export it")
+
+
+def _repeated(items: list[Any]) -> Any:
+    """The first item seen twice, else None."""
+    seen: set[Any] = set()
+    for x in items:
+        if x in seen:
+            return x
+        seen.add(x)
+    return None
+
+
+def _n_bytes(t: TensorInfo) -> int:
+    """Bytes of t's data: its values / values per block * bytes per block (gguf-py's GGML_QUANT_SIZES).
+    ValueError for a type id gguf-py does not know, or rows that are not whole blocks."""
+    qtype = gguf.GGMLQuantizationType(t.type_id)
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    row = t.shape[0] if t.shape else 1
+    if row % block:
+        raise ValueError(f"tensor {t.name}: rows of {row} values are not whole {qtype.name} blocks of {block}")
+    return math.prod(t.shape) // block * type_size
+
+
+def _open_gguf(path: Path) -> Header:
+    """The GGUF's header, read once by kolm's bounded reader (`read_header`), then checked as gguf-py's
+    reader checks it: version and byte order, alignment, unique keys and tensor names, known tensor
+    types in whole blocks, and every tensor's data inside the file."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such GGUF file")
     with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != b"GGUF":
-        raise ArtifactError(f"{path} is not a GGUF file (starts with {magic!r}, expected b'GGUF')")
-    read_header(path)  # bounded checks first: gguf-py trusts declared counts (a damaged one took 24 GB)
-    try:
-        reader = gguf.GGUFReader(path)
-    except Exception as e:  # the reader raises ValueError/IndexError/... on a cut header
-        raise ArtifactError(f"{path} is a truncated or corrupt GGUF file ({e}); re-download or re-export it") from e
-    if reader.byte_order != "I":
-        raise UnsupportedModelError(f"{path} is a big-endian GGUF; only little-endian files convert")
+        start = f.read(8)
+    if start[:4] != b"GGUF":
+        raise ArtifactError(f"{path} is not a GGUF file (starts with {start[:4]!r}, expected b'GGUF')")
+    if len(start) == 8:  # shorter: read_header says truncated
+        version = int.from_bytes(start[4:], "little")
+        if version & 0xFFFF == 0:  # gguf-py's rule: a version written big-endian
+            version = int.from_bytes(start[4:], "big")
+            if version in READER_SUPPORTED_VERSIONS:
+                raise UnsupportedModelError(f"{path} is a big-endian GGUF; only little-endian files convert")
+        if version not in READER_SUPPORTED_VERSIONS:
+            raise _corrupt(path, f"GGUF version {version}")
+    header = read_header(path)
+    alignment = next((e for e in header.entries if e.key == "general.alignment"), None)
+    if alignment is not None and (alignment.vtype != "UINT32" or alignment.value & (alignment.value - 1)):
+        raise _corrupt(path, f"general.alignment {alignment.value!r} is not a power of two in a UINT32")
+    keys = [e.key for e in header.entries]
+    names = [t.name for t in header.tensor_infos]
+    for what, items in (("metadata key", keys), ("tensor name", names)):
+        if (bad := next((x for x in items if isinstance(x, bytes)), None)) is not None:
+            raise _corrupt(path, f"{what} {bad!r} is not UTF-8")
+    if (key := _repeated(keys)) is not None:
+        raise _corrupt(path, f"metadata key {key} appears twice")
+    if (name := _repeated(names)) is not None:
+        raise _corrupt(path, f"tensor {name} appears twice")
     size = path.stat().st_size
-    for t in reader.tensors:
-        if t.data_offset + t.n_bytes > size:
-            raise ArtifactError(
-                f"{path} is truncated: tensor {t.name} needs bytes up to {t.data_offset + t.n_bytes}, "
-                f"file has {size}; re-download or re-export it"
-            )
-    return reader
+    for t in header.tensor_infos:
+        try:
+            end = header.data_offset + t.offset + _n_bytes(t)
+        except ValueError as e:
+            raise _corrupt(path, e) from e
+        if end > size:
+            raise _corrupt(path, f"tensor {t.name} needs bytes up to {end}, the file has {size}")
+    return header
 
 
-def _kv(reader: gguf.GGUFReader, key: str, default: Any = ...) -> Any:
-    field = reader.get_field(key)
-    if field is None:
-        if default is ...:
-            raise ArtifactError(f"GGUF metadata key {key} is missing; the file is not a complete llama model")
-        return default
-    return field.contents()
+def _kv(header: Header, key: str, default: Any = ...) -> Any:
+    if default is ... and header.get(key) is None:
+        raise ArtifactError(f"GGUF metadata key {key} is missing; the file is not a complete llama model")
+    return tok.metadata(header, key, default)
 
 
 def _f32(x: float) -> float:
@@ -105,11 +146,12 @@ class _GgufTensor:
     n_head: int | None  # un-permute with this many heads (q/k), else None
 
 
-def _plan_gguf(reader: gguf.GGUFReader, n_head: int, n_kv: int) -> list[_GgufTensor]:
+def _plan_gguf(header: Header, n_head: int, n_kv: int) -> list[_GgufTensor]:
+    """HF name, type, absolute data offset and size of each tensor of a header `_open_gguf` checked."""
     plan = []
-    for t in reader.tensors:
+    for t in header.tensor_infos:
         parts = t.name.split(".")
-        shape = tuple(int(x) for x in reversed(t.shape.tolist()))
+        shape = tuple(reversed(t.shape))
         head = None
         if parts[0] == "blk" and len(parts) == 4 and parts[2] in BLOCK:
             hf = f"model.layers.{parts[1]}.{BLOCK[parts[2]]}.{parts[3]}"
@@ -123,8 +165,8 @@ def _plan_gguf(reader: gguf.GGUFReader, n_head: int, n_kv: int) -> list[_GgufTen
             )
         else:
             raise UnsupportedModelError(f"GGUF tensor {t.name!r} is not part of a plain llama model")
-        qtype = gguf.GGMLQuantizationType(t.tensor_type)
-        plan.append(_GgufTensor(hf, t.name, qtype, int(t.data_offset), int(t.n_bytes), shape, head))
+        qtype = gguf.GGMLQuantizationType(t.type_id)
+        plan.append(_GgufTensor(hf, t.name, qtype, header.data_offset + t.offset, _n_bytes(t), shape, head))
     return plan
 
 
@@ -192,41 +234,41 @@ def _write_safetensors(
 def gguf_to_hf(gguf_path: Path, out_dir: Path, progress: Progress | None = None) -> None:
     """Convert a llama GGUF (any dequantizable type) to an HF dir: config, float16 safetensors, tokenizer."""
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
-    reader = _open_gguf(gguf_path)
-    arch = _kv(reader, "general.architecture", None)
+    header = _open_gguf(gguf_path)
+    arch = _kv(header, "general.architecture", None)
     if arch not in SUPPORTED_GGUF_ARCHS:
         raise UnsupportedModelError(
             f"GGUF architecture {arch!r} is not supported; "
             f"only llama-family models ({', '.join(SUPPORTED_GGUF_ARCHS)}) convert"
         )
-    if reader.get_field("llama.expert_count") is not None and _kv(reader, "llama.expert_count") > 0:
+    if _kv(header, "llama.expert_count", 0) > 0:
         raise UnsupportedModelError("mixture-of-experts llama GGUFs (Mixtral) are not supported")
-    tok.check_gguf_tokenizer(reader)
-    scaling = _kv(reader, "llama.rope.scaling.type", None)
+    tok.check_gguf_tokenizer(header)
+    scaling = _kv(header, "llama.rope.scaling.type", None)
     if scaling not in (None, "none", "linear"):
         raise UnsupportedModelError(f"rope scaling {scaling!r} is not supported; only none or linear convert")
 
-    n_embd = int(_kv(reader, "llama.embedding_length"))
-    n_head = int(_kv(reader, "llama.attention.head_count"))
-    n_kv = int(_kv(reader, "llama.attention.head_count_kv", n_head))
-    n_ctx = int(_kv(reader, "llama.context_length"))
-    plan = _plan_gguf(reader, n_head, n_kv)
+    n_embd = int(_kv(header, "llama.embedding_length"))
+    n_head = int(_kv(header, "llama.attention.head_count"))
+    n_kv = int(_kv(header, "llama.attention.head_count_kv", n_head))
+    n_ctx = int(_kv(header, "llama.context_length"))
+    plan = _plan_gguf(header, n_head, n_kv)
     names = {p.hf_name for p in plan}
     config: dict[str, Any] = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
         "hidden_size": n_embd,
-        "intermediate_size": int(_kv(reader, "llama.feed_forward_length")),
-        "num_hidden_layers": int(_kv(reader, "llama.block_count")),
+        "intermediate_size": int(_kv(header, "llama.feed_forward_length")),
+        "num_hidden_layers": int(_kv(header, "llama.block_count")),
         "num_attention_heads": n_head,
         "num_key_value_heads": n_kv,
-        "head_dim": int(_kv(reader, "llama.attention.key_length", n_embd // n_head)),
+        "head_dim": int(_kv(header, "llama.attention.key_length", n_embd // n_head)),
         "hidden_act": "silu",
-        "rms_norm_eps": _f32(_kv(reader, "llama.attention.layer_norm_rms_epsilon")),
-        "rope_theta": _f32(_kv(reader, "llama.rope.freq_base", 10000.0)),
+        "rms_norm_eps": _f32(_kv(header, "llama.attention.layer_norm_rms_epsilon")),
+        "rope_theta": _f32(_kv(header, "llama.rope.freq_base", 10000.0)),
         "rope_scaling": None,
         "max_position_embeddings": n_ctx,
-        "vocab_size": int(_kv(reader, "llama.vocab_size", len(reader.get_field("tokenizer.ggml.tokens").data))),
+        "vocab_size": int(_kv(header, "llama.vocab_size", len(_kv(header, "tokenizer.ggml.tokens")))),
         "tie_word_embeddings": "lm_head.weight" not in names,
         "attention_bias": "model.layers.0.self_attn.q_proj.bias" in names,
         "mlp_bias": "model.layers.0.mlp.up_proj.bias" in names,
@@ -240,11 +282,10 @@ def gguf_to_hf(gguf_path: Path, out_dir: Path, progress: Progress | None = None)
         "torch_dtype": "float16",
     }
     if scaling == "linear":
-        config["rope_scaling"] = {"rope_type": "linear", "factor": _f32(_kv(reader, "llama.rope.scaling.factor"))}
+        config["rope_scaling"] = {"rope_type": "linear", "factor": _f32(_kv(header, "llama.rope.scaling.factor"))}
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids = tok.write_hf_tokenizer(reader, out_dir, model_max_length=n_ctx)
-    del reader  # its per-string metadata objects are large (~160 MB for a 49k vocab); free before tensors
+    ids = tok.write_hf_tokenizer(header, out_dir, model_max_length=n_ctx)
     gen = {f"{k}_token_id": ids[k] for k in ("bos", "eos", "pad") if k in ids}
     tok.dump_json(out_dir / "config.json", {**config, **gen})
     tok.dump_json(out_dir / "generation_config.json", {**gen, "_from_model_config": True})

@@ -90,13 +90,36 @@ class Entry:
     end: int
 
 
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor info of the header: where its data is and how it is encoded."""
+
+    name: str | bytes  # bytes when not UTF-8
+    shape: tuple[int, ...]  # GGUF (ggml) order, ne0 first
+    type_id: int  # the raw ggml type id (enum ggml_type); may be one GGML_TYPES does not name
+    offset: int  # of its data, relative to the data section (`Header.data_offset`)
+
+    @property
+    def kind(self) -> str:
+        """The ggml type's name, "?" for an id GGML_TYPES does not know."""
+        return GGML_TYPES.get(self.type_id, "?")
+
+
 @dataclass
 class Header:
+    """A parsed GGUF header; tensor data starts at `data_offset` (absolute), each tensor's at
+    `data_offset + TensorInfo.offset`."""
+
     version: int
     entries: list[Entry]
-    tensors: list[tuple[str, tuple[int, ...], str]]  # (name, GGUF-order shape, ggml type)
+    tensor_infos: list[TensorInfo]
     tensor_info_span: tuple[int, int]
     data_offset: int
+
+    @property
+    def tensors(self) -> list[tuple[str | bytes, tuple[int, ...], str]]:
+        """(name, GGUF-order shape, ggml type name) of each tensor, in file order."""
+        return [(t.name, t.shape, t.kind) for t in self.tensor_infos]
 
     def get(self, key: str, default: Any = None) -> Any:
         return next((e.value for e in self.entries if e.key == key), default)
@@ -169,16 +192,14 @@ def read_header(path: Path) -> Header:
                 value = r.value(vtype)
             entries.append(Entry(key, vtype, value, start, f.tell()))
         info_start = f.tell()
-        tensors = []
+        infos = []
         for _ in range(n_tensors):
             name = r.string()
             n_dims = r.read("I")
             if n_dims > GGML_MAX_DIMS:
                 raise ArtifactError(f"{path}: corrupt GGUF header (a tensor of {n_dims} dimensions)")
             shape = tuple(r.read("Q") for _ in range(n_dims))
-            kind = GGML_TYPES.get(r.read("I"), "?")
-            r.read("Q")  # offset within the data section
-            tensors.append((name, shape, kind))
+            infos.append(TensorInfo(name, shape, type_id=r.read("I"), offset=r.read("Q")))
         info_end = f.tell()
     alignment = next((e.value for e in entries if e.key == "general.alignment"), 32)
     # GGUF's spec (ggml docs/gguf.md): general.alignment "must be a multiple of 8"
@@ -187,7 +208,7 @@ def read_header(path: Path) -> Header:
     data_offset = -(-info_end // alignment) * alignment
     if data_offset > size:
         raise ArtifactError(f"{path}: truncated GGUF (no tensor data)")
-    return Header(version, entries, tensors, (info_start, info_end), data_offset)
+    return Header(version, entries, infos, (info_start, info_end), data_offset)
 
 
 def _string_entry(key: str, value: str) -> bytes:
@@ -205,7 +226,7 @@ def set_string(path: Path, key: str, value: str) -> None:
     kept = [e for e in header.entries if e.key != key]
     alignment = header.get("general.alignment", 32)
     with atomic_file(path) as tmp, open(path, "rb") as src, open(tmp, "wb") as out:
-        out.write(b"GGUF" + struct.pack("<IQQ", header.version, len(header.tensors), len(kept) + 1))
+        out.write(b"GGUF" + struct.pack("<IQQ", header.version, len(header.tensor_infos), len(kept) + 1))
         for e in kept:
             src.seek(e.start)
             out.write(src.read(e.end - e.start))

@@ -11,6 +11,8 @@ from typing import Any
 import gguf
 from kolm.errors import ArtifactError, UnsupportedModelError
 
+from kolm_gguf.gguf_file import Header
+
 # llama.cpp pre-tokenizer names (tokenizer.ggml.pre) this module can express in tokenizer.json.
 _LLAMA3_REGEX = (
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
@@ -60,39 +62,46 @@ def _pre_tokenizer_for(pre: str) -> dict[str, Any]:
     raise UnsupportedModelError(f"GGUF pre-tokenizer {pre!r} is not supported; supported: {', '.join(SUPPORTED_PRE)}")
 
 
-def _field(reader: gguf.GGUFReader, key: str, default: Any = None) -> Any:
-    f = reader.get_field(key)
-    return default if f is None else f.contents()
+def metadata(header: Header, key: str, default: Any = None) -> Any:
+    """The value of metadata `key` (a list for an array), `default` when absent; ArtifactError for
+    a string, or a string in an array, that is not UTF-8 (`read_header` keeps those as bytes)."""
+    value = header.get(key, default)
+    if isinstance(value, bytes) or (isinstance(value, list) and any(isinstance(v, bytes) for v in value)):
+        raise ArtifactError(f"GGUF metadata key {key} holds a string that is not UTF-8")
+    return value
 
 
-def check_gguf_tokenizer(reader: gguf.GGUFReader) -> None:
+def check_gguf_tokenizer(header: Header) -> None:
     """Raise UnsupportedModelError/ArtifactError unless the GGUF holds a convertible tokenizer."""
-    model = _field(reader, "tokenizer.ggml.model")
+    model = metadata(header, "tokenizer.ggml.model")
     if model is None:
         raise ArtifactError("the GGUF has no tokenizer (tokenizer.ggml.model is missing)")
     if model != "gpt2":
         raise UnsupportedModelError(
             f"GGUF tokenizer model {model!r} is not supported; only byte-level BPE ('gpt2') converts"
         )
-    _pre_tokenizer_for(_field(reader, "tokenizer.ggml.pre", "default"))
+    _pre_tokenizer_for(metadata(header, "tokenizer.ggml.pre", "default"))
     for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges"):
-        if reader.get_field(key) is None:
+        value = metadata(header, key)
+        if value is None:
             raise ArtifactError(f"the GGUF tokenizer is incomplete: {key} is missing")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ArtifactError(f"the GGUF tokenizer is corrupt: {key} is not an array of strings")
 
 
-def write_hf_tokenizer(reader: gguf.GGUFReader, out_dir: Path, model_max_length: int) -> dict[str, int]:
+def write_hf_tokenizer(header: Header, out_dir: Path, model_max_length: int) -> dict[str, int]:
     """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json; return special ids."""
-    check_gguf_tokenizer(reader)
-    pre = _field(reader, "tokenizer.ggml.pre", "default")
-    tokens: list[str] = _field(reader, "tokenizer.ggml.tokens")
-    types: list[int] = _field(reader, "tokenizer.ggml.token_type") or [_NORMAL] * len(tokens)
-    merges: list[str] = _field(reader, "tokenizer.ggml.merges")
+    check_gguf_tokenizer(header)
+    pre = metadata(header, "tokenizer.ggml.pre", "default")
+    tokens: list[str] = metadata(header, "tokenizer.ggml.tokens")
+    types: list[int] = metadata(header, "tokenizer.ggml.token_type") or [_NORMAL] * len(tokens)
+    merges: list[str] = metadata(header, "tokenizer.ggml.merges")
     if len(types) != len(tokens):
         raise ArtifactError(f"the GGUF has {len(tokens)} tokens but {len(types)} token types")
-    ids = {name: int(v) for name, key in _SPECIAL_KEYS.items() if (v := _field(reader, key)) is not None}
+    ids = {name: int(v) for name, key in _SPECIAL_KEYS.items() if (v := metadata(header, key)) is not None}
     ids = {k: v for k, v in ids.items() if 0 <= v < len(tokens)}
-    add_bos = bool(_field(reader, "tokenizer.ggml.add_bos_token", False))
-    add_eos = bool(_field(reader, "tokenizer.ggml.add_eos_token", False))
+    add_bos = bool(metadata(header, "tokenizer.ggml.add_bos_token", False))
+    add_eos = bool(metadata(header, "tokenizer.ggml.add_eos_token", False))
 
     vocab: dict[str, int] = {}
     added: list[dict[str, Any]] = []
@@ -148,9 +157,9 @@ def write_hf_tokenizer(reader: gguf.GGUFReader, out_dir: Path, model_max_length:
         "model_max_length": int(model_max_length),
         "tokenizer_class": "PreTrainedTokenizerFast",
     }
-    if (prefix := _field(reader, "tokenizer.ggml.add_space_prefix")) is not None:
+    if (prefix := metadata(header, "tokenizer.ggml.add_space_prefix")) is not None:
         config["add_prefix_space"] = bool(prefix)
-    if (template := _field(reader, "tokenizer.chat_template")) is not None:
+    if (template := metadata(header, "tokenizer.chat_template")) is not None:
         config["chat_template"] = template
     dump_json(out_dir / "tokenizer_config.json", config)
     dump_json(
