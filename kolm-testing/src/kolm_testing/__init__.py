@@ -623,11 +623,11 @@ def doc_blocks(page: Path, kind: str | None = None) -> list[tuple[str, str]]:
     return [b for b in found if kind is None or b[0] == kind]
 
 
-def sweep(families: list[str], tiers: tuple[str, ...]) -> list:
+def sweep(families: list[str], tiers: tuple[str, ...], ci_tier: str | None = None) -> list:
     """Parameters (family, tier) for a family x tier matrix: CI runs each family at one tier, in
-    turn, so every tier is exported by some family and every family exported once; the rest of the
-    product is marked `long` (`tox -e ENV -- -m long` runs all of it)."""
-    ci = {family: tiers[i % len(tiers)] for i, family in enumerate(sorted(families))}
+    turn, so every tier is exported by some family and every family exported once (or every family
+    at `ci_tier`); the rest of the product is marked `long` (`tox -e ENV -- -m long` runs all of it)."""
+    ci = {family: ci_tier or tiers[i % len(tiers)] for i, family in enumerate(sorted(families))}
     return [
         pytest.param(family, tier, marks=() if tier == ci[family] else pytest.mark.long, id=f"{family}-{tier}")
         for family in sorted(families)

@@ -31,6 +31,19 @@ def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield home / "kolm"
 
 
+@pytest.fixture(scope="module")
+def own_kolm_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A KOLM_HOME of the module's own (`pytestmark = pytest.mark.usefixtures("own_kolm_home")`), for
+    modules that pack and export models other than the session's SmolLM2: kolm's caches keep one
+    model (the fp16 reference per backend, Core ML's converted package), so without it a family
+    module run between SmolLM2's pack and its exports (pytest-randomly picks the module order)
+    evicts SmolLM2's and the next SmolLM2 export converts it again (100 s for Core ML on 2 cores)."""
+    home = tmp_path_factory.mktemp("module-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KOLM_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """Headless Debian Chromium through Playwright (no `playwright install`)."""

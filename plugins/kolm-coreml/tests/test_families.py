@@ -17,7 +17,7 @@ from kolm_coreml.runtime import WeightsSession
 from kolm_coreml.support import CONVERTED, FOLDED_NORMS_FAMILIES
 from kolm_testing import FAMILY_CONFIGS, MOE_CONFIGS, PARIS_ITEM, export_unscored, invoke, pack_family, random_family
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("own_kolm_home")]
 ARCH = {family: config["architectures"][0] for family, config in FAMILY_CONFIGS.items()}
 EXPORTED = sorted(f for f in FAMILY_CONFIGS if ARCH[f] in CONVERTED)
 FOLDED = sorted(f for f in FAMILY_CONFIGS if ARCH[f] in FOLDED_NORMS_FAMILIES)

@@ -13,6 +13,8 @@ import pytest
 from kolm_testing.fuzz import EXAMPLES, damaged_payload_test
 from kolm_testing.fuzz import tiny_export as make_tiny_export
 
+pytestmark = pytest.mark.usefixtures("own_kolm_home")
+
 
 @pytest.fixture(scope="module")
 def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -26,5 +28,5 @@ test_a_damaged_payload_is_read_or_refused_in_one_line = damaged_payload_test(
         "model.mlpackage/Data/com.apple.CoreML/model.mlmodel",
         "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin",
     ],
-    examples=EXAMPLES // 4,  # each input loads a MIL program with coremltools (0.36 s each in a CI run here)
+    examples=EXAMPLES // 10,  # each input loads a MIL program with coremltools (0.2-0.36 s each in CI runs here)
 )

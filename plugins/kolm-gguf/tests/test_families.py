@@ -25,7 +25,7 @@ from kolm_testing import (
     write_eval_pack,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("own_kolm_home")]
 
 TIERS = ("fp16", "int8", "int4", "int3")
 ITEMS = [OPPOSITE_ITEM, {"id": "sky", "kind": "contains", "prompt": "The sky is", "answer": "blue"}]

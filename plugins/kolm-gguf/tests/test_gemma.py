@@ -11,7 +11,7 @@ import pytest
 from kolm_gguf.upstream import commit
 from kolm_testing import exports_runs_and_verifies, gemma3_gguf, invoke, pack_gemma3
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("own_kolm_home")]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from kolm_testing import (
     sweep,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("own_kolm_home")]
 
 TIERS = ("fp16", "int8", "int4", "int3")
 

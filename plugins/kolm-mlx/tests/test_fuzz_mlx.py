@@ -13,6 +13,8 @@ import pytest
 from kolm_testing.fuzz import damaged_payload_test, read_damaged_payload
 from kolm_testing.fuzz import tiny_export as make_tiny_export
 
+pytestmark = pytest.mark.usefixtures("own_kolm_home")
+
 
 @pytest.fixture(scope="module")
 def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:

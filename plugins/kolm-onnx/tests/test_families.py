@@ -14,7 +14,7 @@ import pytest
 from kolm.plugin_data import read_data
 from kolm_testing import FAMILY_CONFIGS, OPPOSITE_ITEM, failed, invoke, pack_family, random_family, sweep, verify
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("own_kolm_home")]
 TIERS = ("fp16", "int8", "int4")
 PHONE = "pixel-8"
 # Families onnxruntime-genai 0.18.0's builder names but fails on, with the start of onnx's reason.
