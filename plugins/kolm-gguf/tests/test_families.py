@@ -35,11 +35,25 @@ FAMILIES = sorted(FAMILY_CONFIGS | MOE_CONFIGS)
 
 
 @pytest.fixture(scope="module")
-def family(request, smol_pack, tmp_path_factory):
-    """(family name, its packed .kolm, export(tier))."""
-    root = tmp_path_factory.mktemp(request.param)
-    artifact = pack_family(request.param, root, smol_pack.path, ITEMS)
-    return request.param, artifact, cli_exporter(artifact, root, "raspberry-pi-5", "--allow-drop")
+def family_of(smol_pack, tmp_path_factory):
+    """family_of(name): (name, its packed .kolm, export(tier)), packed once per family in any test order
+    (a parametrized module fixture is made again each time pytest-randomly interleaves its params)."""
+    made = {}
+
+    def family(name: str):
+        if name not in made:
+            root = tmp_path_factory.mktemp(name)
+            artifact = pack_family(name, root, smol_pack.path, ITEMS)
+            made[name] = name, artifact, cli_exporter(artifact, root, "raspberry-pi-5", "--allow-drop")
+        return made[name]
+
+    return family
+
+
+@pytest.fixture
+def family(request, family_of):
+    """(family name, its packed .kolm, export(tier)) of the family `request.param`."""
+    return family_of(request.param)
 
 
 @pytest.mark.parametrize("family", FAMILIES, indirect=True)

@@ -25,14 +25,28 @@ ALTERNATIVES = [(tier, recipe.name) for tier, others in DECLARED.alternatives.it
 
 
 @pytest.fixture(scope="module")
-def packed(request, smol_pack: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(Hugging Face folder, .kolm) of the family `request.param`: `kolm pack FOLDER --min-k 0`."""
-    family = request.param
-    folder = random_family(family, tmp_path_factory.mktemp(family) / family, smol_pack)
-    artifact = folder.with_suffix(".kolm")
-    result = invoke("pack", folder, "--eval", smol_pack.parent / "small.jsonl", "-o", artifact, "--min-k", "0")
-    assert result.exit_code == 0, result.output
-    return folder, artifact
+def packed_of(smol_pack: Path, tmp_path_factory: pytest.TempPathFactory):
+    """packed_of(family): (Hugging Face folder, .kolm): `kolm pack FOLDER --min-k 0`, once per family
+    in any test order (a parametrized module fixture is made again each time pytest-randomly interleaves its params)."""
+    made: dict[str, tuple[Path, Path]] = {}
+
+    def packed(family: str) -> tuple[Path, Path]:
+        if family not in made:
+            folder = random_family(family, tmp_path_factory.mktemp(family) / family, smol_pack)
+            artifact = folder.with_suffix(".kolm")
+            pack = smol_pack.parent / "small.jsonl"
+            result = invoke("pack", folder, "--eval", pack, "-o", artifact, "--min-k", "0")
+            assert result.exit_code == 0, result.output
+            made[family] = folder, artifact
+        return made[family]
+
+    return packed
+
+
+@pytest.fixture
+def packed(request, packed_of) -> tuple[Path, Path]:
+    """(Hugging Face folder, .kolm) of the family `request.param`."""
+    return packed_of(request.param)
 
 
 @pytest.mark.parametrize(("packed", "tier"), sweep(BUILT, TIERS), indirect=["packed"])

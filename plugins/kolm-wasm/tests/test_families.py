@@ -26,11 +26,26 @@ TIERS = ("fp16", "int8", "int4", "int3")
 
 
 @pytest.fixture(scope="module")
-def family(request, smol_pack, tmp_path_factory):
-    """(packed .kolm, bundle(tier) -> (folder, what export printed))."""
-    root = tmp_path_factory.mktemp(request.param)
-    artifact = pack_family(request.param, root, smol_pack, [OPPOSITE_ITEM])
-    return artifact, bundler(artifact, root)
+def family_of(smol_pack, tmp_path_factory):
+    """family_of(name): (packed .kolm, bundle(tier) -> (folder, what export printed)), packed once per
+    family in any test order (a parametrized module fixture is made again each time pytest-randomly
+    interleaves its params)."""
+    made = {}
+
+    def family(name: str):
+        if name not in made:
+            root = tmp_path_factory.mktemp(name)
+            artifact = pack_family(name, root, smol_pack, [OPPOSITE_ITEM])
+            made[name] = artifact, bundler(artifact, root)
+        return made[name]
+
+    return family
+
+
+@pytest.fixture
+def family(request, family_of):
+    """(packed .kolm, bundle(tier)) of the family `request.param`."""
+    return family_of(request.param)
 
 
 @pytest.mark.parametrize(("family", "tier"), sweep(sorted(FAMILY_CONFIGS), TIERS, ci_tier="int4"), indirect=["family"])
