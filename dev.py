@@ -2,7 +2,7 @@
 """Bootstrap for a fresh machine with only Python 3.11: `python3 dev.py demo` or `python3 dev.py test`.
 
 demo: makes `.venv/` with kolm-core and every plugin of this repo (the first run builds
-      llama-cpp-python from source: ~5 min on 2 cores, then pip's cache makes it instant), then
+      llama-cpp-python from source: ~10 min on 2 cores, then pip's cache makes it instant), then
       walks the main job on SmolLM2-135M-Instruct (pick -> pack -> export -> run -> verify -> bench here) into
       `demo/`, printing each `kolm` command before running it.
 test: makes `.venv/` with tox and runs every tox env (one per package, plus cross-package tests).
@@ -52,7 +52,7 @@ def pip(*args: str) -> None:
 
 def install_all() -> None:
     ensure_venv()
-    print("installing kolm-core and plugins into .venv (first run builds llama-cpp-python: ~5 min)", flush=True)
+    print("installing kolm-core and plugins into .venv (first run builds llama-cpp-python: ~10 min)", flush=True)
     editable = [arg for name in ["kolm-core", *(f"plugins/{p}" for p in PLUGINS)] for arg in ("-e", name)]
     pip(*editable)
 
@@ -131,7 +131,7 @@ def build_source_only_wheels() -> None:
     wheel they get is this one, without the multimodal library, unless CMAKE_ARGS is set)."""
     project = tomllib.loads((ROOT / "plugins" / "kolm-gguf" / "pyproject.toml").read_text(encoding="utf-8"))
     [llama] = [r for r in project["project"]["dependencies"] if r.startswith("llama-cpp-python")]
-    print("llama-cpp-python's wheel into .venv/wheels (the first build: ~4 min on 2 cores)", flush=True)
+    print("llama-cpp-python's wheel into .venv/wheels (the first build: ~8 min on 2 cores)", flush=True)
     unextra = re.sub(r"\[.*?\]", "", llama)  # llama-cpp-python==X.Y.Z
     env = {**os.environ, "CMAKE_ARGS": os.environ.get("CMAKE_ARGS", LLAMA_CMAKE_ARGS)}
     command = [BIN / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", unextra, "-w", VENV / "wheels"]
