@@ -611,6 +611,90 @@ def bench(
     console().print(bench_report(report))
 
 
+def comma_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    """`--opt a,b --opt c` -> [a, b, c]."""
+    return [item.strip() for v in value for item in v.split(",") if item.strip()]
+
+
+@cli.command()
+@click.option(
+    "--models", "-m", required=True, multiple=True, callback=comma_list, help="The .kolm artifacts, comma-separated."
+)
+@click.option(
+    "--targets",
+    "-t",
+    required=True,
+    multiple=True,
+    callback=comma_list,
+    help="Device names (kolm devices), comma-separated.",
+)
+@click.option(
+    "--quant", "-q", required=True, multiple=True, callback=comma_list, help="Tiers, comma-separated (int8,int4)."
+)
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path), default="matrix", show_default=True, help="Results folder."
+)
+@click.option(
+    "--address", help="An existing Ray cluster (ray://HOST:PORT, or auto); default: a local Ray started here."
+)
+@click.option("--cpus", type=int, help="CPUs of the local Ray (default: every core); one cell a CPU.")
+@click.option("--serial", is_flag=True, help="Run the cells one after another in this process, without Ray.")
+@click.option("--plan", "plan_only", is_flag=True, help="Print the cells and their forecasts; run nothing.")
+@click.option("--retry-failed", is_flag=True, help="Run the cells that failed last time again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON lines instead of a table.")
+def matrix(
+    models: list[str],
+    targets: list[str],
+    quant: list[str],
+    output: Path,
+    address: str | None,
+    cpus: int | None,
+    serial: bool,
+    plan_only: bool,
+    retry_failed: bool,
+    as_json: bool,
+) -> None:
+    """Export and score every model x device x tier: each cell planned from its forecast (those that
+    do not fit or that the backend refuses are recorded with the reason), then exported with K and
+    fidelity measured, as Ray tasks; results are appended to OUTPUT/cells.jsonl as cells finish, and
+    OUTPUT/results.csv, results.parquet and report.html written at the end. Run it again to finish
+    what a killed run left: cells with a result for the same inputs are skipped.
+
+    \b
+    Examples:
+      kolm matrix -m smol.kolm,qwen.kolm -t raspberry-pi-5,browser -q int8,int4 -o results/
+      kolm matrix -m smol.kolm -t raspberry-pi-5 -q int8,int4,int3 --plan
+      kolm matrix -m smol.kolm -t m3-pro,pixel-8 -q int4 --address ray://head:10001
+    """
+    from kolm import matrix as mx
+    from kolm.matrix_report import write_report
+    from kolm.render import matrix_table, plan_table
+
+    reg = loaded()
+    cells = mx.plan(reg, [Path(m) for m in models], targets, quant)
+    if plan_only:
+        if as_json:
+            return click.echo("\n".join(c.model_dump_json() for c in cells))
+        return console().print(plan_table(cells))
+    runner = mx.serially if serial else mx.on_ray(address, cpus)
+
+    def progress(result: mx.CellResult, done: int, total: int) -> None:
+        click.echo(f"[{done}/{total}] {result.cell.key}: {result.status}"
+                   + (f" ({result.reason})" if result.reason else ""), err=True)  # fmt: skip
+
+    results = mx.run_matrix(cells, output, runner, progress, retry_failed)
+    table = mx.rows(results)
+    written = [*mx.write_tables(output, table), write_report(output, table)]
+    tally = mx.counts(results)
+    if as_json:
+        click.echo("\n".join(r.model_dump_json() for r in results))
+    else:
+        console().print(matrix_table(results))
+        click.echo(f"{tally['ok']} ran, {tally['failed']} failed, {tally['skipped']} skipped; "
+                   + ", ".join(str(p) for p in written))  # fmt: skip
+    sys.exit(1 if tally["failed"] else 0)
+
+
 @cli.command()
 @click.argument("export_dir", type=click.Path(path_type=Path))
 @click.option("--against", required=True, type=click.Path(path_type=Path), help="The .kolm it was exported from.")

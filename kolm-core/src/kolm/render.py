@@ -385,3 +385,33 @@ def binder_report(binder: Binder) -> Table:
     if len(wrong) > 8:
         lines.add_row("", f"… and {len(wrong) - 8} more (--json has every item)")
     return lines
+
+
+def plan_table(cells: list) -> Table:
+    """`kolm matrix --plan`: each cell (kolm.matrix.Cell) with its forecast and whether it will run."""
+    table = Table(title="kolm matrix plan: forecasts, nothing converted")
+    for column in ("cell", "backend", "fit", "size", "tok/s", "runs?"):
+        table.add_column(column, overflow="fold")
+    for c in cells:
+        size = human_bytes(c.forecast_bytes) if c.forecast_bytes else "-"
+        rate = f"{c.tok_s_low:.0f}–{c.tok_s_high:.0f}" if c.tok_s_low is not None else "-"
+        table.add_row(c.key, c.backend, c.fit or "-", size, rate, f"no: {c.skip}" if c.skip else "yes")
+    return table
+
+
+def matrix_table(results: list) -> Table:
+    """`kolm matrix`'s results (kolm.matrix.CellResult): what each export measured, or why it did not run."""
+    table = Table(title="kolm matrix: size and K measured on each export")
+    for column in ("cell", "status", "size", "K", "drop", "top-1", "why not"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(
+            r.cell.key,
+            r.status,
+            human_bytes(r.size_bytes) if r.size_bytes else "-",
+            f"{r.k:.3f}" if r.k is not None else "-",
+            f"{r.k_drop_points:+.1f}" if r.k_drop_points is not None else "-",
+            f"{100 * r.top1_agreement:.1f}%" if r.top1_agreement is not None else "-",
+            r.reason or "",
+        )
+    return table

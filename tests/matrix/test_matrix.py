@@ -1,0 +1,102 @@
+"""`kolm matrix` on a local Ray of 2 CPUs (tox's `matrix` env: kolm-core[matrix], kolm-gguf, kolm-wasm):
+SmolLM2 and a tiny random Llama x a Raspberry Pi 5 (gguf) and the browser (wasm) x int8 and int4,
+every cell exported and scored by a Ray task, and a user's own 0.5 GB board whose cells the plan
+records as not run (they do not fit). A Ray run killed part-way keeps what finished, the next run does
+only the rest, and the results equal a serial run's cell by cell."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kolm_testing import SMOL_EVAL_ITEMS, invoke, pack_smollm2, random_llama_pack
+
+pytestmark = pytest.mark.slow
+
+KOLM = Path(sys.executable).with_name("kolm")
+TARGETS = "raspberry-pi-5,browser"
+TIERS = "int8,int4"
+MEASURED = ("status", "size_bytes", "k", "k_fp16", "k_drop_points", "top1_agreement")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> str:
+    """`smol.kolm,random.kolm`: SmolLM2 packed from its GGUF and a random Llama with its tokenizer."""
+    root = tmp_path_factory.mktemp("models")
+    pack_smollm2(root, SMOL_EVAL_ITEMS, "--min-k", "0")
+    random = random_llama_pack(root, root / "smol.kolm")
+    return f"{root / 'smol.kolm'},{random}"
+
+
+def matrix(models: str, out: Path, *options: str) -> subprocess.CompletedProcess:
+    command = [KOLM, "matrix", "-m", models, "-t", TARGETS, "-q", TIERS, "-o", out, "--json", *options]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def by_key(printed: str) -> dict[str, dict]:
+    return {r["cell"]["key"]: r for r in map(json.loads, printed.splitlines())}
+
+
+@pytest.fixture(scope="module")
+def serial(models, tmp_path_factory) -> dict[str, dict]:
+    done = matrix(models, tmp_path_factory.mktemp("serial") / "out", "--serial")
+    assert done.returncode == 0, done.stderr
+    return by_key(done.stdout)
+
+
+def test_the_plan_forecasts_every_cell_and_says_which_will_not_run(models):
+    # a user's own board of 0.5 GB: no cell fits beside the 1 GB runtime allowance
+    own = invoke("export", "SmolLM2-135M-Instruct", "--target", "small-box", "--bandwidth", "10", "--memory",
+                 "0.5", "--kind", "sbc", "--quant", "int4", "--preview")  # fmt: skip
+    assert own.exit_code == 0, own.output
+    result = invoke("matrix", "-m", models, "-t", f"{TARGETS},small-box", "-q", TIERS, "--plan", "--json")
+    assert result.exit_code == 0, result.output
+    cells = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(cells) == 2 * 3 * 2
+    small = [c for c in cells if c["device"] == "small-box"]
+    assert all(c["fit"] == "over" and c["skip"].startswith("does not fit: need ") for c in small), small
+    assert all(c["skip"] is None and c["forecast_bytes"] > 0 for c in cells if c not in small)
+
+
+def test_a_ray_run_killed_part_way_then_run_again_equals_a_serial_run(models, serial, tmp_path):
+    out = tmp_path / "out"
+    command = [KOLM, "matrix", "-m", models, "-t", TARGETS, "-q", TIERS, "-o", out, "--cpus", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cells = out / "cells.jsonl"
+    deadline = time.monotonic() + 600
+    while not (cells.is_file() and len(cells.read_text().splitlines()) >= 2) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no cell finished in 10 minutes"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = {json.loads(line)["cell"]["key"] for line in cells.read_text().splitlines()}
+    assert 2 <= len(kept) < 8, "the run finished before it was killed: nothing to resume"
+
+    again = matrix(models, out, "--cpus", "2")
+    assert again.returncode == 0, again.stderr
+    ran = [line.split("]")[1].split(":")[0].strip() for line in again.stderr.splitlines() if line.startswith("[")]
+    assert set(ran) == set(serial) - kept, "the second run redid finished cells or missed some"
+    ray = by_key(again.stdout)
+    assert set(ray) == set(serial) and len(ray) == 8
+    for key, result in ray.items():
+        assert result["status"] == "ok", result
+        for field in MEASURED:
+            assert result[field] == pytest.approx(serial[key][field], abs=1e-9), (key, field)
+        assert result["mean_kl"] == pytest.approx(serial[key]["mean_kl"], rel=1e-6, abs=1e-9), key
+        assert (out / "exports" / key / "kolm-export.json").is_file()
+    assert not [p for p in (out / "exports").iterdir() if p.name.startswith(".")]  # no staging left
+    with open(out / "results.csv", newline="") as f:
+        assert {(r["model"], r["device"], r["tier"]) for r in csv.DictReader(f)} == {
+            (r["cell"]["base"], r["cell"]["device"], r["cell"]["tier"]) for r in ray.values()
+        }
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out / "results.parquet").num_rows == 8
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") == 2 and "Pareto front" in page
