@@ -10,7 +10,9 @@ from pathlib import Path
 from kolm.render import human_bytes
 
 WIDTH, HEIGHT, PAD = 520, 300, 48
+LABEL = 40  # room right of the largest point for its label
 COLUMNS = [
+    ("artifact", "artifact"),
     ("model", "model"),
     ("device", "device"),
     ("tier", "tier"),
@@ -53,13 +55,15 @@ def _cell(row: dict, column: str) -> str:
         if row["top1_agreement"] is None:
             return "-"
         return f"{100 * row['top1_agreement']:.1f}% / {row['mean_kl']:.4f}"
+    if column == "artifact":
+        return escape(Path(row["artifact"]).name)
     value = row[column]
     return "-" if value is None else escape(f"{value:+.1f}" if isinstance(value, float) else str(value))
 
 
 def plot(device: str, rows: list[dict]) -> str:
     """An SVG scatter of K (y) against size on disk (x) of `device`'s measured cells."""
-    points = [(r["size_bytes"], r["k"], f"{r['model']} {r['tier']}") for r in rows if r["k"] is not None]
+    points = [(r["size_bytes"], r["k"], f"{Path(r['artifact']).stem} {r['tier']}") for r in rows if r["k"] is not None]
     if not points:
         return f"<p>{escape(device)}: no cell measured K.</p>"
     front = pareto(points)
@@ -68,18 +72,19 @@ def plot(device: str, rows: list[dict]) -> str:
     y0, y1 = min(0.0, min(ys)), max(1.0, max(ys))
 
     def at(size: float, k: float) -> tuple[float, float]:
-        x = PAD + (size - x0) / (x1 - x0) * (WIDTH - 2 * PAD)
+        x = PAD + (size - x0) / (x1 - x0) * (WIDTH - 2 * PAD - LABEL)
         return x, HEIGHT - PAD - (k - y0) / (y1 - y0) * (HEIGHT - 2 * PAD)
 
     marks = []
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (at(s, k) for s, k, key in sorted(points) if key in front))
     marks.append(f'<polyline points="{line}" fill="none" stroke="#c33" stroke-width="1.5"/>')
-    for size, k, key in points:
+    for size, k, key in sorted(points, key=lambda p: p[2] in front):  # the front drawn last, on top
         x, y = at(size, k)
         fill = "#c33" if key in front else "#889"
         marks.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{fill}"><title>{escape(key)}: '
                      f"K {k:.3f}, {human_bytes(size)}</title></circle>")  # fmt: skip
-        marks.append(f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" font-size="10">{escape(key)}</text>')
+        tier = key.rsplit(" ", 1)[-1]  # the whole name is the point's tooltip; the tier is its label
+        marks.append(f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" font-size="10">{escape(tier)}</text>')
     axes = (
         f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#333"/>'
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#333"/>'
