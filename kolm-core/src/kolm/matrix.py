@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kolm import __version__
+from kolm.artifact import sha256_file
 from kolm.datamodel import KolmModel
 from kolm.devices import DeviceProfile
 from kolm.errors import KolmError, UsageError
@@ -59,13 +60,13 @@ class Cell(KolmModel):
     recipe: str | None
     inputs: str
     """SHA-256 of what the result depends on: the artifact, the device row, tier, backend, versions."""
-    forecast_bytes: int | None
+    forecast_bytes: int | None = None
     """None, like the tok/s and fit, when there is no forecast (the backend cannot make the tier)."""
-    read_per_token_bytes: int | None
-    tok_s_low: float | None
-    tok_s_high: float | None
-    tok_s_method: str | None
-    fit: Literal["pass", "tight", "over"] | None
+    read_per_token_bytes: int | None = None
+    tok_s_low: float | None = None
+    tok_s_high: float | None = None
+    tok_s_method: str | None = None
+    fit: Literal["pass", "tight", "over"] | None = None
     skip: str | None = None
 
 
@@ -91,14 +92,6 @@ def cell_key(model: Path, device: str, tier: str) -> str:
     return f"{model.stem}-{slug}-{tier}"
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 * 2**20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def plan(registry: Registry, models: list[Path], devices: list[str], tiers: list[str]) -> list[Cell]:
     """Every cell, forecast first: one the backend refuses or that does not fit ("over") carries
     `skip`; an unknown device, tier or a missing artifact is a `UsageError` before anything runs."""
@@ -115,15 +108,14 @@ def plan(registry: Registry, models: list[Path], devices: list[str], tiers: list
         spec = resolve_model(str(model))
         if spec.origin != "artifact":
             raise UsageError(f"kolm matrix exports .kolm artifacts; {model} is a {spec.origin}")
-        artifact_sha = file_sha256(model)
+        artifact_sha = sha256_file(model)
         for profile in profiles:
             for tier in parsed:
                 try:
-                    planned = forecast(registry, spec, profile, tier)
+                    planned, refused = forecast(registry, spec, profile, tier), None
                 except KolmError as exc:  # e.g. the device's backend has no such tier
-                    cells.append(_unplanned(registry, model, spec.name, artifact_sha, profile, tier, str(exc)))
-                    continue
-                cells.append(_cell(registry, model, spec.name, artifact_sha, profile, planned))
+                    planned, refused = None, str(exc)
+                cells.append(_cell(registry, model, spec.name, artifact_sha, profile, tier, planned, refused))
     return cells
 
 
@@ -134,11 +126,41 @@ def _inputs(registry: Registry, artifact_sha: str, profile: DeviceProfile, tier:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _unplanned(
-    registry: Registry, model: Path, base: str, artifact_sha: str, profile: DeviceProfile, tier: str, why: str
+def _skip(planned: Forecast) -> str | None:
+    """Why a forecast cell is not run: the backend refuses the model, is not installed, or it does not fit."""
+    if planned.refusal or planned.command is None:
+        return planned.refusal or f"{planned.backend} cannot export it"
+    if not planned.backend_installed:
+        return f"backend {planned.backend} is not installed"
+    if planned.fit.verdict == "over":
+        return f"does not fit: {planned.fit.arithmetic}"
+    return None
+
+
+def _cell(
+    registry: Registry,
+    model: Path,
+    base: str,
+    artifact_sha: str,
+    profile: DeviceProfile,
+    tier: str,
+    planned: Forecast | None,
+    refused: str | None = None,
 ) -> Cell:
-    """A cell the forecast refused: recorded with why, never run."""
-    backend = profile.backends[0] if profile.backends else "none"
+    """The cell of `planned`, or, where the forecast itself refused (`refused`), one with no forecast
+    (the device's first backend named), recorded with why and never run."""
+    backend = planned.backend if planned else (profile.backends[0] if profile.backends else "none")
+    recipe = planned.recipe if planned else None
+    forecast = {}
+    if planned:
+        forecast = {
+            "forecast_bytes": planned.size_bytes,
+            "read_per_token_bytes": planned.read_per_token_bytes,
+            "tok_s_low": planned.tok_s.low,
+            "tok_s_high": planned.tok_s.high,
+            "tok_s_method": planned.tok_s.method,
+            "fit": planned.fit.verdict,
+        }
     return Cell(
         key=cell_key(model, profile.name, tier),
         model=str(model),
@@ -148,46 +170,10 @@ def _unplanned(
         device_row=profile,
         tier=tier,
         backend=backend,
-        recipe=None,
-        inputs=_inputs(registry, artifact_sha, profile, tier, backend, None),
-        forecast_bytes=None,
-        read_per_token_bytes=None,
-        tok_s_low=None,
-        tok_s_high=None,
-        tok_s_method=None,
-        fit=None,
-        skip=why,
-    )
-
-
-def _cell(
-    registry: Registry, model: Path, base: str, artifact_sha: str, profile: DeviceProfile, planned: Forecast
-) -> Cell:
-    skip = None
-    if planned.refusal or planned.command is None:
-        skip = planned.refusal or f"{planned.backend} cannot export it"
-    elif not planned.backend_installed:
-        skip = f"backend {planned.backend} is not installed"
-    elif planned.fit.verdict == "over":
-        skip = f"does not fit: {planned.fit.arithmetic}"
-    return Cell(
-        key=cell_key(model, profile.name, planned.tier),
-        model=str(model),
-        artifact_sha256=artifact_sha,
-        base=base,
-        device=profile.name,
-        device_row=profile,
-        tier=planned.tier,
-        backend=planned.backend,
-        recipe=planned.recipe,
-        inputs=_inputs(registry, artifact_sha, profile, planned.tier, planned.backend, planned.recipe),
-        forecast_bytes=planned.size_bytes,
-        read_per_token_bytes=planned.read_per_token_bytes,
-        tok_s_low=planned.tok_s.low,
-        tok_s_high=planned.tok_s.high,
-        tok_s_method=planned.tok_s.method,
-        fit=planned.fit.verdict,
-        skip=skip,
+        recipe=recipe,
+        inputs=_inputs(registry, artifact_sha, profile, tier, backend, recipe),
+        skip=_skip(planned) if planned else refused,
+        **forecast,
     )
 
 
