@@ -35,10 +35,10 @@ PLUGINS = [
 ]
 
 
-def sh(*args: str | Path, echo: bool = False) -> None:
+def sh(*args: str | Path, echo: bool = False, env: dict[str, str] | None = None) -> None:
     if echo:
         print(f"\n$ {' '.join(str(a) for a in args)}", flush=True)
-    subprocess.run([str(a) for a in args], check=True, cwd=ROOT)
+    subprocess.run([str(a) for a in args], check=True, cwd=ROOT, env=env)
 
 
 def ensure_venv() -> None:
@@ -134,8 +134,7 @@ def build_source_only_wheels() -> None:
     print("llama-cpp-python's wheel into .venv/wheels (the first build: ~8 min on 2 cores)", flush=True)
     unextra = re.sub(r"\[.*?\]", "", llama)  # llama-cpp-python==X.Y.Z
     env = {**os.environ, "CMAKE_ARGS": os.environ.get("CMAKE_ARGS", LLAMA_CMAKE_ARGS)}
-    command = [BIN / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", unextra, "-w", VENV / "wheels"]
-    subprocess.run([str(a) for a in command], check=True, cwd=ROOT, env=env)
+    sh(BIN / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", unextra, "-w", VENV / "wheels", env=env)
 
 
 def test() -> None:
