@@ -16,11 +16,23 @@ from kolm_testing import invoke
 
 
 @pytest.fixture
-def ui(table):
+def matrix_dir(request, table, packed, tmp_path):
+    """None: `kolm ui` without --matrix; parametrized indirectly with True, a `kolm matrix` results
+    folder (one cell exported at int8, one skipped: int3, which the table backend lacks)."""
+    if not getattr(request, "param", False):
+        return None
+    from kolm.matrix import plan, run_matrix, serially
+
+    run_matrix(plan(table, [packed], ["ttb"], ["int8", "int3"]), tmp_path / "results", serially)
+    return tmp_path / "results"
+
+
+@pytest.fixture
+def ui(table, matrix_dir):
     """The ui server on a free port of 127.0.0.1, in a thread; get(path) -> (status, body)."""
     from kolm.ui import UiHandler
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(UiHandler, registry=table))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(UiHandler, registry=table, matrix=matrix_dir))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -133,3 +145,19 @@ def test_a_backends_handoff_replaces_scp_for_a_device_without_ssh(table):
     _, copy, run, verify = deployment_steps(f, spec, board, backend=gpu)
     assert copy.command.startswith("scp -r ") and run.command == "sh Llama-3.1-8B-test-board-4-int4/serve.sh"
     assert run.where == "the Test Board 4 (ssh USER@HOST)" and run.note == "n" and "5 and 6 fail" in verify.note
+
+
+@pytest.mark.parametrize("matrix_dir", [True], indirect=True)
+def test_kolm_ui_matrix_serves_the_report_as_it_stands(ui, matrix_dir):
+    from kolm.matrix import finished, rows
+
+    assert {"route": "matrix", "title": "Matrix"} in json.loads(ui("/api/options")[1])["pages"]
+    status, page = ui("/matrix/")
+    assert status == 200 and b"kolm matrix: results" in page
+    assert page.count(b"<tr class=") == 2 and b'<tr class="skipped">' in page and page.count(b"<svg") == 1
+    assert json.loads(ui("/api/matrix")[1]) == json.loads(json.dumps(rows(finished(matrix_dir).values())))
+
+
+def test_without_matrix_there_is_no_matrix_page(ui):
+    assert ui("/matrix/")[0] == 404 and ui("/api/matrix")[0] == 404
+    assert all(p["route"] != "matrix" for p in json.loads(ui("/api/options")[1])["pages"])

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kolm_testing import SMOL_EVAL_ITEMS, invoke, pack_smollm2, random_llama_pack
+from kolm_testing import SMOL_EVAL_ITEMS, invoke, pack_smollm2, random_llama_pack, screenshot, shell_env
 
 pytestmark = pytest.mark.slow
 
@@ -44,10 +44,18 @@ def by_key(printed: str) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def serial(models, tmp_path_factory) -> dict[str, dict]:
-    done = matrix(models, tmp_path_factory.mktemp("serial") / "out", "--serial")
+def serial_out(models, tmp_path_factory) -> Path:
+    """The results folder of the matrix run serially; its JSON lines in OUT/printed.jsonl."""
+    out = tmp_path_factory.mktemp("serial") / "out"
+    done = matrix(models, out, "--serial")
     assert done.returncode == 0, done.stderr
-    return by_key(done.stdout)
+    (out / "printed.jsonl").write_text(done.stdout)
+    return out
+
+
+@pytest.fixture(scope="module")
+def serial(serial_out) -> dict[str, dict]:
+    return by_key((serial_out / "printed.jsonl").read_text())
 
 
 def test_the_plan_forecasts_every_cell_and_says_which_will_not_run(models):
@@ -100,3 +108,30 @@ def test_a_ray_run_killed_part_way_then_run_again_equals_a_serial_run(models, se
     assert pq.read_table(out / "results.parquet").num_rows == 8
     page = (out / "report.html").read_text()
     assert page.count("<svg") == 2 and "Pareto front" in page
+
+
+@pytest.mark.requires_browser
+def test_kolm_ui_links_the_report_from_the_picker(serial_out, serial, chromium):
+    proc = subprocess.Popen(
+        [KOLM, "ui", "--port", "0", "--no-open", "--matrix", serial_out],
+        env=shell_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().split(" on ")[1].split()[0]
+        page = chromium.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+        page.click("nav >> text=Matrix")
+        page.wait_for_selector("table")
+        assert page.locator("tbody tr").count() == len(serial) == 8
+        assert page.locator("svg").count() == 2 and page.locator("circle[fill='#c33']").count() >= 2
+        assert "Raspberry Pi 5" in page.text_content("table") and page.title().startswith("kolm matrix")
+        screenshot(page, "matrix-report")
+        page.click("nav >> text=Picker")
+        page.wait_for_selector("#cell-size")
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -540,7 +540,13 @@ def serve(export_dir: Path, port: int, host: str, verify: Path | None, threads: 
 @click.option("--port", default=8765, show_default=True, help="Port to listen on (0: any free one).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it).")
 @click.option("--no-open", is_flag=True, help="Do not open a browser tab.")
-def ui(port: int, host: str, no_open: bool) -> None:
+@click.option(
+    "--matrix",
+    "matrix_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also show this `kolm matrix` results folder's report at /matrix/ (as it stands at each reload).",
+)
+def ui(port: int, host: str, no_open: bool, matrix_dir: Path | None) -> None:
     """Serve the picker page on 127.0.0.1 and open it: choose a model, a tier and a device, and
     see the forecast, every device × tier at a glance, and the four commands to run. The docs
     and the pages plugins add (the browser bundle's /verify) are linked from it. Offline; nothing
@@ -550,6 +556,7 @@ def ui(port: int, host: str, no_open: bool) -> None:
     Examples:
       kolm ui
       kolm ui --port 0 --no-open
+      kolm ui --matrix results/          # the picker, and results/'s matrix report at /matrix/
     """
     from kolm.server import port_free
     from kolm.ui import serve_ui
@@ -563,7 +570,7 @@ def ui(port: int, host: str, no_open: bool) -> None:
 
             webbrowser.open(url)
 
-    sys.exit(serve_ui(loaded(), host, port, opened))
+    sys.exit(serve_ui(loaded(), host, port, opened, matrix_dir))
 
 
 @cli.command()
@@ -668,7 +675,7 @@ def matrix(
     """
     from kolm import matrix as mx
     from kolm.matrix_report import write_report
-    from kolm.render import matrix_table, plan_table
+    from kolm.render import cell_progress, matrix_table, plan_table
 
     reg = loaded()
     cells = mx.plan(reg, [Path(m) for m in models], targets, quant)
@@ -678,11 +685,15 @@ def matrix(
         return console().print(plan_table(cells))
     runner = mx.serially if serial else mx.on_ray(address, cpus)
 
-    def progress(result: mx.CellResult, done: int, total: int) -> None:
-        click.echo(f"[{done}/{total}] {result.cell.key}: {result.status}"
-                   + (f" ({result.reason})" if result.reason else ""), err=True)  # fmt: skip
+    with cell_progress("cells") as advance:
 
-    results = mx.run_matrix(cells, output, runner, progress, retry_failed)
+        def progress(result: mx.CellResult | None, done: int, total: int) -> None:
+            line = result and f"[{done}/{total}] {result.cell.key}: {result.status}" + (
+                f" ({result.reason})" if result.reason else ""
+            )
+            advance(line, done, total)
+
+        results = mx.run_matrix(cells, output, runner, progress, retry_failed)
     table = mx.rows(results)
     written = [*mx.write_tables(output, table), write_report(output, table)]
     tally = mx.counts(results)

@@ -354,11 +354,12 @@ def run_matrix(
     cells: list[Cell],
     out: Path,
     runner: Runner,
-    progress: Callable[[CellResult, int, int], None] = lambda result, done, total: None,
+    progress: Callable[[CellResult | None, int, int], None] = lambda result, done, total: None,
     retry_failed: bool = False,
 ) -> list[CellResult]:
-    """Run what `cells` still needs into OUT (created), appending each result as it comes; returns
-    every cell's result (the ones kept from earlier runs included), in `cells`' order."""
+    """Run what `cells` still needs into OUT (created), appending each result as it comes and calling
+    `progress(result, done, total)` (first with no result, before any cell runs); returns every cell's
+    result (the ones kept from earlier runs included), in `cells`' order."""
     (out / EXPORTS).mkdir(parents=True, exist_ok=True)
     done = finished(out)
     todo = to_run(cells, done, retry_failed)
@@ -367,6 +368,7 @@ def run_matrix(
             done[cell.key] = CellResult(cell=cell, status="skipped", reason=cell.skip)
             append(out, done[cell.key])
     runnable = [c for c in todo if not c.skip]
+    progress(None, 0, len(runnable))
     for i, result in enumerate(runner(runnable, out), start=1):
         append(out, result)
         done[result.cell.key] = result

@@ -98,12 +98,15 @@ def plot(device: str, rows: list[dict]) -> str:
     return f"{title}{svg}{axes}{''.join(marks)}</svg>"
 
 
-def report_html(table: list[dict], title: str = "kolm matrix") -> str:
-    """The page: the table, then one plot per device."""
+def report_html(table: list[dict], title: str = "kolm matrix", nav: str = "") -> str:
+    """The page: the table, then one plot per device (`nav`: links put above the title)."""
     head = "".join(f"<th>{escape(label)}</th>" for _, label in COLUMNS)
-    body = "".join(
-        f'<tr class="{escape(r["status"])}">' + "".join(f"<td>{_cell(r, c)}</td>" for c, _ in COLUMNS) + "</tr>"
-        for r in table
+    body = (
+        "".join(
+            f'<tr class="{escape(r["status"])}">' + "".join(f"<td>{_cell(r, c)}</td>" for c, _ in COLUMNS) + "</tr>"
+            for r in table
+        )
+        or f'<tr><td colspan="{len(COLUMNS)}">No cell has finished yet.</td></tr>'
     )
     devices = list(dict.fromkeys(r["device"] for r in table))
     plots = "".join(plot(d, [r for r in table if r["device"] == d and r["status"] == "ok"]) for d in devices)
@@ -114,7 +117,7 @@ def report_html(table: list[dict], title: str = "kolm matrix") -> str:
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-        f"<style>{style}</style></head><body><h1>{escape(title)}</h1>"
+        f"<style>{style}</style></head><body>{nav}<h1>{escape(title)}</h1>"
         "<p>Sizes and K are measured on each export; tok/s are forecasts (or a logged bench of that "
         "device), never measured on the machine that exported.</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{plots}</body></html>"

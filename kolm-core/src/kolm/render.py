@@ -272,6 +272,37 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     print(f"✓ {description} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
 
 
+@contextmanager
+def cell_progress(description: str) -> Iterator[Callable[[str | None, int, int], None]]:
+    """A bar on stderr counting finished items, fed by (line, done, total) callbacks; each `line` is
+    printed above the bar (only the lines when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def advance(line: str | None, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+            if line is None:
+                return
+            if progress.disable:
+                print(line, file=sys.stderr, flush=True)
+            else:
+                err.print(line, markup=False, highlight=False)
+
+        yield advance
+
+
 def export_report(out: Path, record: ExportRecord, device_run: DeviceRun | None = None) -> Group:
     """What `kolm export` made; `device_run` is the backend's run command for a payload kolm cannot run."""
     table = Table.grid(padding=(0, 2))

@@ -7,6 +7,9 @@ same functions as `kolm pick --json` and `kolm export --preview --json`.
     GET /api/preview?model=M&device=D&tier=T[&recipe=R&memory=GB&login=U@H]
                                           = kolm export M --target D --quant T --preview --json
     GET /docs/NAME.md                     a page of docs/, rendered
+    GET /matrix/                          with `kolm ui --matrix DIR`: DIR's `kolm matrix` report, as it
+                                          stands (cells finished so far included)
+    GET /api/matrix                       the same report's rows, as `DIR/results.csv` has them
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ def docs_folder() -> Traversable:
     return shipped if shipped.is_dir() else Path(__file__).resolve().parents[3] / "docs"
 
 
-def options(reg: Registry) -> dict:
-    """What the picker's inputs offer."""
+def options(reg: Registry, matrix: Path | None = None) -> dict:
+    """What the picker's inputs offer (and the pages it links: plugins', and a matrix report)."""
     from kolm.devices import MEASURED, USER
     from kolm.modelspec import reference_bases
     from kolm.quant import TIERS
@@ -75,8 +78,24 @@ def options(reg: Registry) -> dict:
         "bases": [b.name for b in reference_bases()],
         "devices": devices,
         "tiers": list(TIERS),
-        "pages": [{"route": p.route, "title": p.title} for p in reg.ui_pages().values()],
+        "pages": [{"route": p.route, "title": p.title} for p in reg.ui_pages().values()]
+        + ([{"route": "matrix", "title": "Matrix"}] if matrix else []),
     }
+
+
+def matrix_rows(folder: Path) -> list[dict]:
+    """The rows of the `kolm matrix` run in FOLDER, read from its cells.jsonl as it stands now."""
+    from kolm.matrix import finished, rows
+
+    return rows(finished(folder).values())
+
+
+def matrix_page(folder: Path) -> str:
+    """FOLDER's matrix report (kolm.matrix_report), with the picker's links above it."""
+    from kolm.matrix_report import report_html
+
+    nav = '<nav><a href="/">Picker</a> · <a href="/docs/">Docs</a></nav>'
+    return report_html(matrix_rows(folder), f"kolm matrix: {folder.name}", nav)
 
 
 def pick_rows(reg: Registry, model: str) -> list[dict]:
@@ -132,8 +151,9 @@ class UiHandler(BaseHTTPRequestHandler):
 
     server_version = f"kolm-ui/{__version__}"
 
-    def __init__(self, *args, registry: Registry, **kwargs) -> None:
+    def __init__(self, *args, registry: Registry, matrix: Path | None = None, **kwargs) -> None:
         self.registry = registry
+        self.matrix = matrix
         super().__init__(*args, **kwargs)
 
     @cached_property
@@ -165,6 +185,8 @@ class UiHandler(BaseHTTPRequestHandler):
                 return self.send_bytes(page.encode(), "text/html; charset=utf-8")
             except KolmError as exc:
                 return self.send_error(HTTPStatus.NOT_FOUND, str(exc))
+        if path == "/matrix/" and self.matrix:
+            return self.send_bytes(matrix_page(self.matrix).encode(), "text/html; charset=utf-8")
         route, _, rest = path.strip("/").partition("/")
         page = self.registry.ui_pages().get(route)
         if page is None:
@@ -189,7 +211,9 @@ class UiHandler(BaseHTTPRequestHandler):
         try:
             with _lock:
                 if name == "options":
-                    data = options(self.registry)
+                    data = options(self.registry, self.matrix)
+                elif name == "matrix" and self.matrix:
+                    data = matrix_rows(self.matrix)
                 elif name == "pick":
                     data = pick_rows(self.registry, self.query("model"))
                 elif name == "preview":
@@ -242,9 +266,10 @@ class UiHandler(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
-def serve_ui(reg: Registry, host: str, port: int, on_ready=None) -> int:
-    """Serve the picker until interrupted; `on_ready(url)` once listening. Returns an exit code."""
-    with ThreadingHTTPServer((host, port), partial(UiHandler, registry=reg)) as httpd:
+def serve_ui(reg: Registry, host: str, port: int, on_ready=None, matrix: Path | None = None) -> int:
+    """Serve the picker (and MATRIX's report, if given) until interrupted; `on_ready(url)` once
+    listening. Returns an exit code."""
+    with ThreadingHTTPServer((host, port), partial(UiHandler, registry=reg, matrix=matrix)) as httpd:
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{httpd.server_address[1]}/"
         print(f"kolm ui on {url} (Ctrl-C stops)", flush=True)
