@@ -50,13 +50,13 @@ def test_gemma_is_refused_before_converting(family, smol_pack: Path, tmp_path):
 @pytest.mark.parametrize("family", FOLDED)
 def test_gemma_converts_in_coremltools(family, smol_pack: Path, tmp_path):
     from kolm_coreml.convert import compress, context_length, convert
-    from kolm_coreml.package import kind_of, program, weight_ops
+    from kolm_coreml.package import kind_of, weight_ops, weights
 
     folder = random_family(family, tmp_path / family, smol_pack)
     config = json.loads((folder / "config.json").read_text())
     options = {**registry().backend("coreml").recipe("int8").options, "weight_threshold": 2048}
     compress(convert(folder, context_length(config)), options).save(str(tmp_path / "model.mlpackage"))
-    kinds = {kind_of(op) for op in weight_ops(program(tmp_path / "model.mlpackage")).values()}
+    kinds = {kind_of(op) for op in weight_ops(weights(tmp_path / "model.mlpackage")).values()}
     assert kinds == {"int8 per channel"}
 
 

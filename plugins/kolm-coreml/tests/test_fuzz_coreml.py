@@ -1,5 +1,5 @@
 """Fuzzing kolm-coreml's payload reader (`kolm verify`'s first step: the package's Manifest.json,
-model spec and weight.bin, `package.load_spec` and `package.program`) with Hypothesis
+model spec and weight.bin, `package.load_spec` and `package.weights`) with Hypothesis
 (kolm_testing.fuzz), on a tiny random-weight export with those files damaged every which way.
 
 Property: the payload's facts, or one line of `KolmError`, never another exception.

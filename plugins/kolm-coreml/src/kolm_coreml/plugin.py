@@ -72,11 +72,11 @@ def run(request: RunRequest) -> Session:
 @hookimpl
 def read_payload(request: RunRequest) -> PayloadFacts:
     from kolm_coreml.export import require_toolchain
-    from kolm_coreml.package import MANIFEST_KEY, PACKAGE, kind_of, metadata, program, recipe_of, weight_ops
+    from kolm_coreml.package import MANIFEST_KEY, PACKAGE, kind_of, metadata, recipe_of, weight_ops, weights
 
     require_toolchain("coremltools")
     package = request.path / PACKAGE
-    kinds = {name: kind_of(op) for name, op in weight_ops(program(package)).items()}
+    kinds = {name: kind_of(op) for name, op in weight_ops(weights(package)).items()}
     tier, recipe = recipe_of(kinds, _data.declared.recipes()) or (None, None)
     return PayloadFacts(
         manifest_json=metadata(package).get(MANIFEST_KEY),

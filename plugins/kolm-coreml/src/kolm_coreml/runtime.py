@@ -23,7 +23,7 @@ from kolm.logprobs import continuation_start, log_softmax
 
 from kolm_coreml.convert import CAUSAL_MASK, INPUT_IDS, LOGITS
 from kolm_coreml.export import require_toolchain
-from kolm_coreml.package import PACKAGE, dense_weights, program
+from kolm_coreml.package import PACKAGE, dense_weights, weights
 from kolm_coreml.support import FOLDED_NORMS
 
 NEEDS_MACOS = (
@@ -127,7 +127,7 @@ class WeightsSession(_Scoring):
         from transformers import AutoConfig, AutoModelForCausalLM
         from transformers.initialization import no_init_weights
 
-        weights = {traced_name(name): value for name, value in dense_weights(program(self.folder / PACKAGE)).items()}
+        dense = {traced_name(name): value for name, value in dense_weights(weights(self.folder / PACKAGE)).items()}
         config = AutoConfig.from_pretrained(str(self.folder))
         with no_init_weights():  # every matrix is loaded below; norms keep the ones or zeros they are built with
             model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
@@ -137,8 +137,8 @@ class WeightsSession(_Scoring):
             stem = "model_" + name.replace(".", "_")
             if name.endswith(".bias"):  # by its layer's weight: equal biases share one const
                 stem = "model_" + name.removesuffix(".bias").replace(".", "_") + "_weight:bias"
-            if stem in weights:
-                found[name] = torch.from_numpy(weights[stem].astype("float32")).reshape(tensor.shape)
+            if stem in dense:
+                found[name] = torch.from_numpy(dense[stem].astype("float32")).reshape(tensor.shape)
         if config.tie_word_embeddings:
             found.pop("lm_head.weight", None)
         # An all-ones norm weight is gone from the program (coremltools removes a multiplication by one);
