@@ -21,9 +21,9 @@ def recording(asked: list):
     """A runner that records the cells it is handed and runs them in this process."""
     from kolm.matrix import serially
 
-    def run(cells, out):
+    def run(cells, to_bench, out):
         asked.append([c.key for c in cells])
-        yield from serially(cells, out)
+        yield from serially(cells, to_bench, out)
 
     return run
 
@@ -94,3 +94,19 @@ def test_the_pareto_front_is_what_nothing_smaller_beats():
 
     points = [(100, 0.9, "a"), (80, 0.9, "b"), (60, 0.5, "c"), (70, 0.4, "d"), (120, 0.95, "e")]
     assert pareto(points) == {"b", "c", "e"}
+
+
+def test_bench_names_the_machine_and_says_why_a_backend_could_not(table, packed, tmp_path):
+    out = tmp_path / "out"
+    result = invoke("matrix", "-m", packed, "-t", "ttb", "-q", "int8", "-o", out, "--serial", "--bench", "--json")
+    assert result.exit_code == 0, result.output
+    [printed] = [json.loads(line) for line in result.stdout.splitlines()]
+    bench = printed["bench"]
+    assert bench["tg_tok_s"] is None and " cores (" in bench["machine"], bench
+    assert bench["note"] and "\n" not in bench["note"]  # the table backend cannot bench: why, in one line
+    assert "bench not measured" in result.stderr
+    with open(out / "results.csv", newline="") as f:
+        [row] = csv.DictReader(f)
+    assert row["bench_machine"] == bench["machine"] and row["bench_note"] == bench["note"]
+    again = invoke("matrix", "-m", packed, "-t", "ttb", "-q", "int8", "-o", out, "--serial", "--json")
+    assert json.loads(again.stdout)["bench"] is None  # without --bench the inputs differ: exported again

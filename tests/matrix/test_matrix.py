@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import platform
 import signal
 import subprocess
 import sys
@@ -34,8 +35,11 @@ def models(tmp_path_factory) -> str:
     return f"{root / 'smol.kolm'},{random}"
 
 
+BENCH = ("--bench", "--n-prompt", "16", "--n-gen", "8", "-r", "1")  # each export benched here, briefly
+
+
 def matrix(models: str, out: Path, *options: str) -> subprocess.CompletedProcess:
-    command = [KOLM, "matrix", "-m", models, "-t", TARGETS, "-q", TIERS, "-o", out, "--json", *options]
+    command = [KOLM, "matrix", "-m", models, "-t", TARGETS, "-q", TIERS, "-o", out, "--json", *BENCH, *options]
     return subprocess.run(command, capture_output=True, text=True)
 
 
@@ -74,7 +78,7 @@ def test_the_plan_forecasts_every_cell_and_says_which_will_not_run(models):
 
 def test_a_ray_run_killed_part_way_then_run_again_equals_a_serial_run(models, serial, tmp_path):
     out = tmp_path / "out"
-    command = [KOLM, "matrix", "-m", models, "-t", TARGETS, "-q", TIERS, "-o", out, "--cpus", "2"]
+    command = [KOLM, "matrix", "-m", models, "-t", TARGETS, "-q", TIERS, "-o", out, "--cpus", "2", *BENCH]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cells = out / "cells.jsonl"
     deadline = time.monotonic() + 600
@@ -88,8 +92,11 @@ def test_a_ray_run_killed_part_way_then_run_again_equals_a_serial_run(models, se
 
     again = matrix(models, out, "--cpus", "2")
     assert again.returncode == 0, again.stderr
-    ran = [line.split("]")[1].split(":")[0].strip() for line in again.stderr.splitlines() if line.startswith("[")]
-    assert set(ran) == set(serial) - kept, "the second run redid finished cells or missed some"
+    lines = [line.split("] ")[1] for line in again.stderr.splitlines() if line.startswith("[")]
+    exported = [line.split(":")[0] for line in lines if ": bench" not in line]
+    benched = [line.split(":")[0] for line in lines if ": bench" in line]
+    assert set(exported) == set(serial) - kept, "the second run redid finished cells or missed some"
+    assert sorted(benched) == sorted(serial), "every export is benched once, the first run's exports too"
     ray = by_key(again.stdout)
     assert set(ray) == set(serial) and len(ray) == 8
     for key, result in ray.items():
@@ -97,6 +104,8 @@ def test_a_ray_run_killed_part_way_then_run_again_equals_a_serial_run(models, se
         for field in MEASURED:
             assert result[field] == pytest.approx(serial[key][field], abs=1e-9), (key, field)
         assert result["mean_kl"] == pytest.approx(serial[key]["mean_kl"], rel=1e-6, abs=1e-9), key
+        bench = result["bench"]  # this machine's speed, named; never the device's
+        assert bench["tg_tok_s"] > 0 and bench["pp_tok_s"] > 0 and f"({platform.node()})" in bench["machine"], bench
         assert (out / "exports" / key / "kolm-export.json").is_file()
     assert not [p for p in (out / "exports").iterdir() if p.name.startswith(".")]  # no staging left
     with open(out / "results.csv", newline="") as f:

@@ -648,6 +648,16 @@ def comma_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
 @click.option("--serial", is_flag=True, help="Run the cells one after another in this process, without Ray.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the cells and their forecasts; run nothing.")
 @click.option("--retry-failed", is_flag=True, help="Run the cells that failed last time again.")
+@click.option(
+    "--bench",
+    "bench",
+    is_flag=True,
+    help="Also bench each export (kolm bench) on the machine that made it, after every export, one at a "
+    "time per machine: that machine's tok/s, not the device's.",
+)
+@click.option("--n-prompt", default=512, show_default=True, help="With --bench: prompt tokens (pp).")
+@click.option("--n-gen", default=128, show_default=True, help="With --bench: generated tokens (tg).")
+@click.option("--repetitions", "-r", default=3, show_default=True, help="With --bench: runs of each test.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON lines instead of a table.")
 def matrix(
     models: list[str],
@@ -659,6 +669,10 @@ def matrix(
     serial: bool,
     plan_only: bool,
     retry_failed: bool,
+    bench: bool,
+    n_prompt: int,
+    n_gen: int,
+    repetitions: int,
     as_json: bool,
 ) -> None:
     """Export and score every model x device x tier: each cell planned from its forecast (those that
@@ -672,13 +686,15 @@ def matrix(
       kolm matrix -m smol.kolm,qwen.kolm -t raspberry-pi-5,browser -q int8,int4 -o results/
       kolm matrix -m smol.kolm -t raspberry-pi-5 -q int8,int4,int3 --plan
       kolm matrix -m smol.kolm -t m3-pro,pixel-8 -q int4 --address ray://head:10001
+      kolm matrix -m smol.kolm -t raspberry-pi-5 -q int8,int4 --bench    # on a Pi 5: its own tok/s
     """
     from kolm import matrix as mx
     from kolm.matrix_report import write_report
     from kolm.render import cell_progress, matrix_table, plan_table
 
     reg = loaded()
-    cells = mx.plan(reg, [Path(m) for m in models], targets, quant)
+    size = mx.BenchSize(n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions) if bench else None
+    cells = mx.plan(reg, [Path(m) for m in models], targets, quant, size)
     if plan_only:
         if as_json:
             return click.echo("\n".join(c.model_dump_json() for c in cells))
@@ -688,10 +704,7 @@ def matrix(
     with cell_progress("cells") as advance:
 
         def progress(result: mx.CellResult | None, done: int, total: int) -> None:
-            line = result and f"[{done}/{total}] {result.cell.key}: {result.status}" + (
-                f" ({result.reason})" if result.reason else ""
-            )
-            advance(line, done, total)
+            advance(result and f"[{done}/{total}] {result.cell.key}: {mx.describe(result)}", done, total)
 
         results = mx.run_matrix(cells, output, runner, progress, retry_failed)
     table = mx.rows(results)

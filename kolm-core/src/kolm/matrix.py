@@ -12,6 +12,10 @@ that runs MLX. The cells of one model run one after another and different models
 a model's cells share its fp16 conversion and reference, which kolm's caches let one process write
 at a time, so each model gets a KOLM_HOME of its own under OUT/homes/ (never the user's caches).
 Ray is imported only here and only to run cells (`pip install 'kolm-core[matrix]'`).
+
+With `--bench`, each exported cell is then benched (`kolm bench`) on the node that exported it, once
+every export is done and one bench at a time per node (each node offers one `kolm_bench`): a
+measurement of that machine, named in the result, never of the cell's device.
 """
 
 from __future__ import annotations
@@ -37,12 +41,33 @@ if TYPE_CHECKING:
     from kolm.forecast import Forecast
     from kolm.plugins import Registry
 
+BENCH_RESOURCE = "kolm_bench"
+"""The Ray resource a bench takes one of: a node offers one, so two benches never share a machine."""
 CELLS = "cells.jsonl"
 """The results, one JSON line a cell, appended as cells finish (the resume reads it back)."""
 EXPORTS = "exports"
 """The export folder of each cell that ran, under the results folder: exports/<cell key>/."""
 HOMES = "homes"
 """Each model's KOLM_HOME (its fp16 conversion and reference caches), under the results folder."""
+
+
+class BenchSize(KolmModel):
+    """`kolm bench`'s sizes (its defaults unless `--n-prompt`, `--n-gen`, `--repetitions` say)."""
+
+    n_prompt: int = 512
+    n_gen: int = 128
+    repetitions: int = 3
+
+
+class Bench(KolmModel):
+    """`kolm bench` of a cell's export on the machine that exported it: that machine's speed, never
+    the cell's device's. `note` says why nothing was measured (the backend cannot run here)."""
+
+    machine: str
+    tg_tok_s: float | None = None
+    pp_tok_s: float | None = None
+    runtime: str | None = None
+    note: str | None = None
 
 
 class Cell(KolmModel):
@@ -68,6 +93,8 @@ class Cell(KolmModel):
     tok_s_method: str | None = None
     fit: Literal["pass", "tight", "over"] | None = None
     skip: str | None = None
+    bench: BenchSize | None = None
+    """With `--bench`: the bench to run on the export, on the machine that made it."""
 
 
 class CellResult(KolmModel):
@@ -84,6 +111,12 @@ class CellResult(KolmModel):
     mean_kl: float | None = None
     seconds: float | None = None
     node: str | None = None
+    bench: Bench | None = None
+
+    @property
+    def needs_bench(self) -> bool:
+        """Exported, asked to be benched (`--bench`), not benched yet."""
+        return self.status == "ok" and self.cell.bench is not None and self.bench is None
 
 
 def cell_key(model: Path, device: str, tier: str) -> str:
@@ -92,9 +125,12 @@ def cell_key(model: Path, device: str, tier: str) -> str:
     return f"{model.stem}-{slug}-{tier}"
 
 
-def plan(registry: Registry, models: list[Path], devices: list[str], tiers: list[str]) -> list[Cell]:
+def plan(
+    registry: Registry, models: list[Path], devices: list[str], tiers: list[str], bench: BenchSize | None = None
+) -> list[Cell]:
     """Every cell, forecast first: one the backend refuses or that does not fit ("over") carries
-    `skip`; an unknown device, tier or a missing artifact is a `UsageError` before anything runs."""
+    `skip`; an unknown device, tier or a missing artifact is a `UsageError` before anything runs.
+    With `bench`, each cell that runs is benched after its export."""
     from kolm.forecast import forecast
     from kolm.modelspec import resolve_model
     from kolm.quant import parse_tier
@@ -115,7 +151,8 @@ def plan(registry: Registry, models: list[Path], devices: list[str], tiers: list
                     planned, refused = forecast(registry, spec, profile, tier), None
                 except KolmError as exc:  # e.g. the device's backend has no such tier
                     planned, refused = None, str(exc)
-                cells.append(_cell(registry, model, spec.name, artifact_sha, profile, tier, planned, refused))
+                cell = _cell(registry, model, spec.name, artifact_sha, profile, tier, planned, refused)
+                cells.append(cell.model_copy(update={"bench": bench, "inputs": _with_bench(cell.inputs, bench)}))
     return cells
 
 
@@ -124,6 +161,11 @@ def _inputs(registry: Registry, artifact_sha: str, profile: DeviceProfile, tier:
     versions = f"kolm {__version__}|{owner.distribution} {owner.version}" if owner else f"kolm {__version__}"
     key = "|".join([artifact_sha, profile.model_dump_json(), tier, backend, str(recipe), versions])
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _with_bench(inputs: str, bench: BenchSize | None) -> str:
+    """The inputs' hash, with the bench's sizes when there is one (a cell without one keeps its hash)."""
+    return inputs if bench is None else hashlib.sha256(f"{inputs}|{bench.model_dump_json()}".encode()).hexdigest()
 
 
 def _skip(planned: Forecast) -> str | None:
@@ -217,6 +259,38 @@ def run_cell(cell: Cell, out: Path) -> CellResult:
     )
 
 
+def bench_cell(result: CellResult, out: Path) -> CellResult:
+    """`result` with its export benched on this machine (`kolm bench`, its sizes from the cell), or
+    with why it could not be (one line)."""
+    from kolm.api import silent
+    from kolm.bench import run_bench
+    from kolm.host import this_machine
+    from kolm.plugins import registry
+    from kolm.quant import parse_tier
+
+    cell, size = result.cell, result.cell.bench or BenchSize()
+    with model_home(out / HOMES / cell.artifact_sha256[:16]):
+        host = this_machine()
+        machine = f"{host.cpu}, {host.cores} cores ({host.hostname})"
+        try:
+            report = run_bench(registry(), out / EXPORTS / cell.key, None, False, parse_tier(cell.tier),
+                               size.n_prompt, size.n_gen, size.repetitions, None, silent)  # fmt: skip
+        except KolmError as exc:
+            bench = Bench(machine=machine, note=str(exc))
+        else:
+            got = report.result
+            bench = Bench(machine=machine, tg_tok_s=got.tg.mean, pp_tok_s=got.pp.mean, runtime=got.runtime)
+    return result.model_copy(update={"bench": bench})
+
+
+def describe(result: CellResult) -> str:
+    """A result in a few words, for the progress lines: its status and why, or what its bench measured."""
+    if result.bench:
+        b = result.bench
+        return f"bench {b.tg_tok_s:.1f} tok/s on {b.machine}" if b.tg_tok_s else f"bench not measured ({b.note})"
+    return result.status + (f" ({result.reason})" if result.reason else "")
+
+
 @contextmanager
 def model_home(folder: Path) -> Iterator[None]:
     """KOLM_HOME set to `folder` (created) for the duration; the caller's value restored after."""
@@ -236,6 +310,11 @@ def run_cell_json(cell: str, out: str, after: str | None = None) -> str:
     """`run_cell` with JSON in and out: what a Ray task is handed and returns (no objects pickled).
     `after` is the result of the model's previous cell: Ray starts this one once that one is done."""
     return run_cell(Cell.model_validate_json(cell), Path(out)).model_dump_json()
+
+
+def bench_cell_json(result: str, out: str) -> str:
+    """`bench_cell` with JSON in and out, for a Ray task."""
+    return bench_cell(CellResult.model_validate_json(result), Path(out)).model_dump_json()
 
 
 def _since(start: float) -> float:
@@ -277,20 +356,28 @@ def to_run(cells: list[Cell], done: dict[str, CellResult], retry_failed: bool = 
     ]
 
 
-Runner = Callable[[list[Cell], Path], Iterator[CellResult]]
+Runner = Callable[[list[Cell], list[CellResult], Path], Iterator[CellResult]]
+"""runner(cells, to_bench, out): exports `cells`, then benches `to_bench` and the new results that
+need it, yielding each result as it comes."""
 
 
-def serially(cells: list[Cell], out: Path) -> Iterator[CellResult]:
-    """Each cell in this process, one after another (`--serial`; the reference for Ray's results)."""
+def serially(cells: list[Cell], to_bench: list[CellResult], out: Path) -> Iterator[CellResult]:
+    """Each cell in this process, one after another, each bench right after its export (`--serial`;
+    the reference for Ray's results)."""
     for cell in cells:
-        yield run_cell(cell, out)
+        result = run_cell(cell, out)
+        yield result
+        if result.needs_bench:
+            yield bench_cell(result, out)
+    for result in to_bench:
+        yield bench_cell(result, out)
 
 
 def on_ray(address: str | None = None, cpus: int | None = None) -> Runner:
     """Cells as Ray tasks: on a local Ray started here (`cpus` CPUs, offering the backends that run
     here) or on the cluster at `address`; results come back as tasks finish."""
 
-    def run(cells: list[Cell], out: Path) -> Iterator[CellResult]:
+    def run(cells: list[Cell], to_bench: list[CellResult], out: Path) -> Iterator[CellResult]:
         ray = _import_ray()
         from kolm.plugins import registry
 
@@ -299,7 +386,7 @@ def on_ray(address: str | None = None, cpus: int | None = None) -> Runner:
             ray.init(address=address, **quiet)
         else:
             n = cpus or len(os.sched_getaffinity(0))
-            here = {f"kolm_{name}": float(n) for name in runnable_here(registry())}
+            here = {f"kolm_{name}": float(n) for name in runnable_here(registry())} | {BENCH_RESOURCE: 1.0}
             ray.init(num_cpus=n, resources=here, include_dashboard=False, **quiet)
         try:
             offered = ray.cluster_resources()
@@ -316,17 +403,41 @@ def on_ray(address: str | None = None, cpus: int | None = None) -> Runner:
                 ref = task.options(**options).remote(cell.model_dump_json(), str(out), after)
                 last[cell.artifact_sha256] = ref
                 pending[ref] = cell
-            while pending:
-                [ready], _ = ray.wait(list(pending), num_returns=1)
-                cell = pending.pop(ready)
-                try:
-                    yield CellResult.model_validate_json(ray.get(ready))
-                except ray.exceptions.RayError as exc:  # the worker died (killed, out of memory)
-                    yield CellResult(cell=cell, status="failed", reason=_one_line(exc))
+            benches = list(to_bench)
+            for result in _as_done(ray, pending):
+                yield result
+                if result.needs_bench:
+                    benches.append(result)
+            # every export done: one bench at a time per node (each offers one kolm_bench), nothing beside it
+            task = ray.remote(bench_cell_json)
+            pending = {}
+            for result in benches:
+                if offered.get(BENCH_RESOURCE, 0) < 1:
+                    note = f"no Ray node offers {BENCH_RESOURCE}: ray start --resources '{{\"{BENCH_RESOURCE}\": 1}}'"
+                    yield result.model_copy(update={"bench": Bench(machine="none", note=note)})
+                    continue
+                options = {"num_cpus": 1, "resources": {BENCH_RESOURCE: 1}}
+                pending[task.options(**options).remote(result.model_dump_json(), str(out))] = result
+            yield from _as_done(ray, pending)
         finally:
             ray.shutdown()
 
     return run
+
+
+def _as_done(ray, pending: dict) -> Iterator[CellResult]:
+    """The results of `pending` Ray tasks (ObjectRef -> the Cell or CellResult it was handed), as they
+    finish; a task whose worker died is a failed cell (an export) or a bench not measured."""
+    while pending:
+        [ready], _ = ray.wait(list(pending), num_returns=1)
+        handed = pending.pop(ready)
+        try:
+            yield CellResult.model_validate_json(ray.get(ready))
+        except ray.exceptions.RayError as exc:  # the worker died (killed, out of memory)
+            if isinstance(handed, CellResult):
+                yield handed.model_copy(update={"bench": Bench(machine="unknown", note=_one_line(exc))})
+            else:
+                yield CellResult(cell=handed, status="failed", reason=_one_line(exc))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -368,11 +479,13 @@ def run_matrix(
             done[cell.key] = CellResult(cell=cell, status="skipped", reason=cell.skip)
             append(out, done[cell.key])
     runnable = [c for c in todo if not c.skip]
-    progress(None, 0, len(runnable))
-    for i, result in enumerate(runner(runnable, out), start=1):
+    to_bench = [done[c.key] for c in cells if c not in todo and c.key in done and done[c.key].needs_bench]
+    total = len(runnable) + sum(c.bench is not None for c in runnable) + len(to_bench)
+    progress(None, 0, total)
+    for i, result in enumerate(runner(runnable, to_bench, out), start=1):
         append(out, result)
         done[result.cell.key] = result
-        progress(result, i, len(runnable))
+        progress(result, i, total)
     return [done[c.key] for c in cells if c.key in done]
 
 
@@ -404,6 +517,10 @@ def rows(results: Iterable[CellResult]) -> list[dict]:
                 "mean_kl": r.mean_kl,
                 "seconds": r.seconds,
                 "node": r.node,
+                "bench_tg_tok_s": r.bench.tg_tok_s if r.bench else None,
+                "bench_pp_tok_s": r.bench.pp_tok_s if r.bench else None,
+                "bench_machine": r.bench.machine if r.bench else None,
+                "bench_note": r.bench.note if r.bench else None,
             }
         )
     return table

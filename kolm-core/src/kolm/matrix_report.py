@@ -21,6 +21,7 @@ COLUMNS = [
     ("status", "status"),
     ("size", "size (forecast)"),
     ("tok_s", "tok/s (forecast)"),
+    ("bench", "tok/s measured (machine)"),
     ("k", "K (fp16)"),
     ("k_drop_points", "K drop, points"),
     ("fidelity", "top-1 / mean KL"),
@@ -47,6 +48,10 @@ def _cell(row: dict, column: str) -> str:
         if row["tok_s_low"] is None:
             return "-"
         return f"{row['tok_s_low']:.0f}–{row['tok_s_high']:.0f} ({escape(row['tok_s_method'])})"
+    if column == "bench":
+        if row["bench_tg_tok_s"] is not None:
+            return f"{row['bench_tg_tok_s']:.1f} ({escape(row['bench_machine'])})"
+        return f"- ({escape(row['bench_note'])})" if row["bench_note"] else "-"
     if column == "k":
         if row["k"] is None:
             return "-"
@@ -118,8 +123,9 @@ def report_html(table: list[dict], title: str = "kolm matrix", nav: str = "") ->
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
         f"<style>{style}</style></head><body>{nav}<h1>{escape(title)}</h1>"
-        "<p>Sizes and K are measured on each export; tok/s are forecasts (or a logged bench of that "
-        "device), never measured on the machine that exported.</p>"
+        "<p>Sizes and K are measured on each export. tok/s (forecast) is the device's, from its "
+        "forecast (or a logged bench of that device); tok/s measured (<code>--bench</code>) is the "
+        "decode speed of the machine named, which exported the cell, not of the device.</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{plots}</body></html>"
     )
 
