@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 from kolm_testing import invoke, screenshot
@@ -16,7 +15,7 @@ WEIGHTS = r'"GET /[^ ]*\.gguf HTTP/1\.1" 200'
 
 
 def test_chat_answers_paris_and_a_reload_does_not_download_the_weights_again(bundle, chromium):
-    with kolm_serve(bundle("int8")) as served:
+    with kolm_serve(bundle("int4")) as served:
         context = chromium.new_context()
         page = open_page(chromium, served.url, context)
         assert page.evaluate("crossOriginIsolated") is True  # COOP/COEP: the multi-threaded build
@@ -43,9 +42,9 @@ def test_chat_answers_paris_and_a_reload_does_not_download_the_weights_again(bun
         context.close()
 
 
-def test_verify_in_the_tab_agrees_with_kolm_verify_and_fails_on_a_tampered_part(bundle, smol_pack, chromium, tmp_path):
+def test_verify_in_the_tab_agrees_with_kolm_verify(bundle, smol_pack, chromium):
     """On a bundle in three parts, the six checks in the tab and `kolm verify` agree check by check
-    (K from wllama = K from llama-cpp-python) and pass; a tampered part fails the payload check."""
+    (K from wllama = K from llama-cpp-python) and pass (a tampered part: test_families.py)."""
     good = bundle("int4", part_bytes=SMALL_PART)
     native = json.loads(invoke("verify", good, "--against", smol_pack, "--min-k", "0", "--json").stdout)
     with kolm_serve(good, verify=smol_pack) as served:
@@ -57,16 +56,6 @@ def test_verify_in_the_tab_agrees_with_kolm_verify_and_fails_on_a_tampered_part(
     assert page.get_attribute("#checks", "data-passed") == str(native["passed"]).lower()
     assert tab["passed"], [c for c in tab["checks"] if not c["passed"]]
     assert tab["checks"][3]["found"].startswith("int4 (")  # tensor types read from all three parts
-    tampered = shutil.copytree(good, tmp_path / "tampered")
-    part = sorted(tampered.glob("*-00003-of-00003.gguf"))[0]
-    with open(part, "r+b") as f:
-        f.seek(-64, 2)
-        f.write(bytes(64))
-    with kolm_serve(tampered, verify=smol_pack) as served:
-        tab = verify_in_tab(open_page(chromium, served.url + "?min_k=0"))
-    failed = [c["name"] for c in tab["checks"] if not c["passed"]]
-    assert not tab["passed"] and "payload SHA-256 matches" in failed
-    assert part.name in tab["checks"][1]["found"]
 
 
 @pytest.mark.long  # 2.5 minutes on 2 cores (2026-11-29): wllama scores SmolLM2 in one browser; families cover int3
