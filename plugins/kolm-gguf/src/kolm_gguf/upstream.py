@@ -94,7 +94,11 @@ def convert(model_dir: Path, out_path: Path, model: str) -> None:
     """Convert the Hugging Face folder `model_dir` to an F16 GGUF at `out_path` (written under a
     temporary name, renamed when complete), named `model` whatever the folder is called."""
     require_toolchain()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    # Python's bytecode cache as usual (PYTHONDONTWRITEBYTECODE dropped): where torch and transformers
+    # were installed without .pyc files (uv, pip --no-compile) the first conversion writes them, and
+    # every later one starts ~1 s sooner (5.1 s instead of 6.2 s to the converter's --help, 2026-11-30).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py
     # The converter's metadata falls back to the folder's name (general.finetune, basename, size
     # label): it reads the model's name, never a scratch folder's, so that the bytes do not depend on
