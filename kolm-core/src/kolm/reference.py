@@ -1,8 +1,8 @@
 """The fp16 export of an artifact's weights through one backend: what `kolm pack` scores the fp16 K
 on and what fidelity compares each quantized export with. It is made once and kept in
-`$KOLM_HOME/cache/reference/<backend>/` (the last artifact per backend, keyed by the artifact's
-payload hashes and the backend's version), so packing, exporting every tier and verifying convert
-the fp16 weights once."""
+`$KOLM_HOME/cache/reference/<backend>/` (the artifacts used last per backend, `kolm.cache`, keyed by
+the artifact's payload hashes and the backend's version), so packing, exporting every tier and
+verifying convert the fp16 weights once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kolm.api import BackendPlugin, ExportRequest, Manifest, kolm_home, silent
+from kolm.cache import make_room, used
 
 PAYLOAD = "payload.json"
 T = TypeVar("T")
@@ -42,7 +43,7 @@ def cached_reference(owner: BackendPlugin, manifest: Manifest) -> tuple[Path, li
     folder = _folder(owner, manifest)
     if not (folder / PAYLOAD).is_file():
         return None
-    return folder, json.loads((folder / PAYLOAD).read_text(encoding="utf-8"))
+    return used(folder), json.loads((folder / PAYLOAD).read_text(encoding="utf-8"))
 
 
 def fp16_reference(owner: BackendPlugin, request: ExportRequest) -> tuple[Path, list[str]]:
@@ -85,9 +86,8 @@ def install_reference(source: Path, key: str) -> Path:
 
 def _replace(folder: Path, fill: Callable[[Path], T]) -> T:
     """Make `folder` with `fill(staging)` in a staging folder beside it, then rename it into place,
-    removing the backend's previous reference first (the cache keeps one per backend)."""
-    for old in folder.parent.glob("*") if folder.parent.is_dir() else ():
-        shutil.rmtree(old, ignore_errors=True)
+    first removing the backend's least recently used references beyond what the cache keeps."""
+    make_room(folder.parent.glob("*") if folder.parent.is_dir() else ())
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
     try:

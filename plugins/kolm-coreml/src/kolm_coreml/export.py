@@ -2,9 +2,10 @@
 coremltools (`convert.py`), its weights compressed with the tier recipe's options, and beside it the
 artifact's config, tokenizer files and chat template, byte for byte, for the app that tokenizes.
 
-The float16 package of the last model converted stays in `$KOLM_HOME/cache/coreml/` (one model at a
-time), keyed by the artifact's payload hashes, the context and the toolchain's versions: `kolm pack`
-converts once to measure the fp16 K, and each tier exported after it compresses that package."""
+The float16 package of the models converted last stays in `$KOLM_HOME/cache/coreml/` (`kolm.cache`:
+one model unless KOLM_CACHE_MODELS says more), keyed by the artifact's payload hashes, the context
+and the toolchain's versions: `kolm pack` converts once to measure the fp16 K, and each tier
+exported after it compresses that package."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, kolm_home, toolchain_versions
+from kolm.cache import make_room, used
 from kolm.errors import BackendError, UnsupportedModelError
 from kolm.pack import MODEL_FILES
 from kolm.plugin_data import read_data
@@ -51,7 +53,8 @@ def link_or_copy(source: str, target: str) -> str:
 
 def converted(request: ExportRequest, context: int):
     """The model's float16 stateful package from coremltools: the cached one if this artifact was
-    converted last, else a new conversion that replaces the cache (an MLModel, not loaded)."""
+    converted lately, else a new conversion, which takes the place of the least recently used
+    (`kolm.cache`) (an MLModel, not loaded)."""
     with quiet("coremltools"):
         import coremltools as ct
 
@@ -62,7 +65,7 @@ def converted(request: ExportRequest, context: int):
     package = cache / f"{key}.mlpackage"
     if package.is_dir():
         with request.steps("reusing the float16 package coremltools converted for this model"), quiet("coremltools"):
-            return ct.models.MLModel(str(package), skip_model_load=True)
+            return ct.models.MLModel(str(used(package)), skip_model_load=True)
     with request.steps(f"converting to a stateful Core ML program (context {context}) with coremltools"):
         try:
             with quiet("coremltools"):
@@ -71,8 +74,7 @@ def converted(request: ExportRequest, context: int):
             raise UnsupportedModelError(
                 f"coremltools cannot convert {request.manifest.base}: {str(exc).splitlines()[0]}"
             ) from exc
-        for old in cache.glob("*.mlpackage") if cache.is_dir() else ():
-            shutil.rmtree(old, ignore_errors=True)
+        make_room(cache.glob("*.mlpackage") if cache.is_dir() else ())
         cache.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache))
         try:  # the converter's own package, linked: no second copy of the float16 weights

@@ -1,9 +1,10 @@
 """GGUF export: Hugging Face weights -> F16 GGUF (llama.cpp's own converter, `kolm_gguf.upstream`)
 -> llama.cpp's own quantizer (`llama_model_quantize` of the pinned llama-cpp-python).
 
-The F16 GGUF of the last model converted stays in `$KOLM_HOME/cache/gguf/` (one model at a time),
-keyed by the artifact's payload hashes and the converter's commit: `kolm pack` converts once to
-measure the fp16 K, and exporting the model's tiers after it reuses that conversion."""
+The F16 GGUF of the models converted last stays in `$KOLM_HOME/cache/gguf/` (`kolm.cache`: one model
+unless KOLM_CACHE_MODELS says more), keyed by the artifact's payload hashes and the converter's
+commit: `kolm pack` converts once to measure the fp16 K, and exporting the model's tiers after it
+reuses that conversion."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from kolm.api import ExportRequest, ExportResult, kolm_home, toolchain_versions
 from kolm.atomic import atomic_file
+from kolm.cache import make_room, used
 from kolm.errors import BackendError
 
 from kolm_gguf.runtime import captured_stderr, import_llama_cpp
@@ -40,7 +42,8 @@ def quantize(source: Path, target: Path, spelling: str) -> None:
 
 def converted(request: ExportRequest) -> Path:
     """The model's F16 GGUF from llama.cpp's converter: the cached one if this artifact was
-    converted last, else a new conversion that replaces the cache."""
+    converted lately, else a new conversion, which takes the place of the least recently used
+    (`kolm.cache`)."""
     from kolm_gguf import upstream
 
     hashes = "".join(sorted(p.sha256 for p in request.manifest.payload))
@@ -49,10 +52,9 @@ def converted(request: ExportRequest) -> Path:
     f16 = cache / f"{key}.F16.gguf"
     if f16.is_file():
         with request.steps("reusing the F16 GGUF llama.cpp's converter wrote for this model"):
-            return f16
+            return used(f16)
     cache.mkdir(parents=True, exist_ok=True)
-    for old in cache.glob("*.F16.gguf"):
-        old.unlink()
+    make_room(cache.glob("*.F16.gguf"))
     with request.steps(f"converting to GGUF F16 with llama.cpp's converter ({upstream.commit()[:10]})"):
         upstream.convert(request.model_dir, f16, request.manifest.base)
     return f16
