@@ -63,7 +63,8 @@ class Bench(KolmModel):
     """`kolm bench` of a cell's export on the machine that exported it: that machine's speed, never
     the cell's device's. `note` says why nothing was measured (the backend cannot run here)."""
 
-    machine: str
+    machine: str | None
+    """The machine that ran it (None: no machine did, and `note` says why)."""
     tg_tok_s: float | None = None
     pp_tok_s: float | None = None
     runtime: str | None = None
@@ -414,7 +415,7 @@ def on_ray(address: str | None = None, cpus: int | None = None) -> Runner:
             for result in benches:
                 if offered.get(BENCH_RESOURCE, 0) < 1:
                     note = f"no Ray node offers {BENCH_RESOURCE}: ray start --resources '{{\"{BENCH_RESOURCE}\": 1}}'"
-                    yield result.model_copy(update={"bench": Bench(machine="none", note=note)})
+                    yield result.model_copy(update={"bench": Bench(machine=None, note=note)})
                     continue
                 options = {"num_cpus": 1, "resources": {BENCH_RESOURCE: 1}}
                 pending[task.options(**options).remote(result.model_dump_json(), str(out))] = result
@@ -435,7 +436,7 @@ def _as_done(ray, pending: dict) -> Iterator[CellResult]:
             yield CellResult.model_validate_json(ray.get(ready))
         except ray.exceptions.RayError as exc:  # the worker died (killed, out of memory)
             if isinstance(handed, CellResult):
-                yield handed.model_copy(update={"bench": Bench(machine="unknown", note=_one_line(exc))})
+                yield handed.model_copy(update={"bench": Bench(machine=None, note=_one_line(exc))})
             else:
                 yield CellResult(cell=handed, status="failed", reason=_one_line(exc))
 
@@ -479,7 +480,8 @@ def run_matrix(
             done[cell.key] = CellResult(cell=cell, status="skipped", reason=cell.skip)
             append(out, done[cell.key])
     runnable = [c for c in todo if not c.skip]
-    to_bench = [done[c.key] for c in cells if c not in todo and c.key in done and done[c.key].needs_bench]
+    again = {c.key for c in todo}
+    to_bench = [done[c.key] for c in cells if c.key not in again and c.key in done and done[c.key].needs_bench]
     total = len(runnable) + sum(c.bench is not None for c in runnable) + len(to_bench)
     progress(None, 0, total)
     for i, result in enumerate(runner(runnable, to_bench, out), start=1):
