@@ -110,3 +110,14 @@ def test_bench_names_the_machine_and_says_why_a_backend_could_not(table, packed,
     assert row["bench_machine"] == bench["machine"] and row["bench_note"] == bench["note"]
     again = invoke("matrix", "-m", packed, "-t", "ttb", "-q", "int8", "-o", out, "--serial", "--json")
     assert json.loads(again.stdout)["bench"] is None  # without --bench the inputs differ: exported again
+
+
+def test_a_bench_runs_on_a_node_that_is_its_device_where_one_says_so(table, packed):
+    from kolm.matrix import bench_resources
+    from kolm.matrix import plan as plan_cells
+
+    [cell] = plan_cells(table, [packed], ["ttb"], ["int8"])
+    slug = cell.device_row.slug
+    assert bench_resources(cell, {"kolm_bench": 2.0}) == {"kolm_bench": 1}
+    board = {"kolm_bench": 2.0, f"kolm_device_{slug}": 1.0}
+    assert bench_resources(cell, board) == {"kolm_bench": 1, f"kolm_device_{slug}": 1}

@@ -652,8 +652,9 @@ def comma_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     "--bench",
     "bench",
     is_flag=True,
-    help="Also bench each export (kolm bench) on the machine that made it, after every export, one at a "
-    "time per machine: that machine's tok/s, not the device's.",
+    help="Also bench each export (kolm bench) after every export, one at a time per machine: on a Ray node "
+    "that is the cell's device where one offers kolm_device_<slug>, else here (or any node); the result "
+    "names the machine it ran on.",
 )
 @click.option("--n-prompt", default=512, show_default=True, help="With --bench: prompt tokens (pp).")
 @click.option("--n-gen", default=128, show_default=True, help="With --bench: generated tokens (tg).")
@@ -686,7 +687,7 @@ def matrix(
       kolm matrix -m smol.kolm,qwen.kolm -t raspberry-pi-5,browser -q int8,int4 -o results/
       kolm matrix -m smol.kolm -t raspberry-pi-5 -q int8,int4,int3 --plan
       kolm matrix -m smol.kolm -t m3-pro,pixel-8 -q int4 --address ray://head:10001
-      kolm matrix -m smol.kolm -t raspberry-pi-5 -q int8,int4 --bench    # on a Pi 5: its own tok/s
+      kolm matrix -m smol.kolm -t raspberry-pi-5 -q int8,int4 --bench    # run on a Pi 5: its own tok/s
     """
     from kolm import matrix as mx
     from kolm.matrix_report import write_report

@@ -13,9 +13,10 @@ a model's cells share its fp16 conversion and reference, which kolm's caches let
 at a time, so each model gets a KOLM_HOME of its own under OUT/homes/ (never the user's caches).
 Ray is imported only here and only to run cells (`pip install 'kolm-core[matrix]'`).
 
-With `--bench`, each exported cell is then benched (`kolm bench`) on the node that exported it, once
-every export is done and one bench at a time per node (each node offers one `kolm_bench`): a
-measurement of that machine, named in the result, never of the cell's device.
+With `--bench`, each exported cell is then benched (`kolm bench`) once every export is done, one
+bench at a time per node (each node offers one `kolm_bench`): on a node that is the cell's device
+where one says so (`kolm_device_<slug>`), else on any node. A measurement of the machine that ran
+it, named in the result.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 
 BENCH_RESOURCE = "kolm_bench"
 """The Ray resource a bench takes one of: a node offers one, so two benches never share a machine."""
+DEVICE_RESOURCE = "kolm_device_{slug}"
+"""A node that is a device offers one (`ray start --resources '{"kolm_device_raspberry-pi-5": 1,
+"kolm_bench": 1}'`): the benches of that device's cells then run on it, one at a time."""
 CELLS = "cells.jsonl"
 """The results, one JSON line a cell, appended as cells finish (the resume reads it back)."""
 EXPORTS = "exports"
@@ -417,13 +421,20 @@ def on_ray(address: str | None = None, cpus: int | None = None) -> Runner:
                     note = f"no Ray node offers {BENCH_RESOURCE}: ray start --resources '{{\"{BENCH_RESOURCE}\": 1}}'"
                     yield result.model_copy(update={"bench": Bench(machine=None, note=note)})
                     continue
-                options = {"num_cpus": 1, "resources": {BENCH_RESOURCE: 1}}
+                options = {"num_cpus": 1, "resources": bench_resources(result.cell, offered)}
                 pending[task.options(**options).remote(result.model_dump_json(), str(out))] = result
             yield from _as_done(ray, pending)
         finally:
             ray.shutdown()
 
     return run
+
+
+def bench_resources(cell: Cell, offered: dict[str, float]) -> dict[str, float]:
+    """The Ray resources a cell's bench asks: one `kolm_bench` (one bench a machine at a time), and
+    one of its device's `kolm_device_<slug>` where a node offers it (the bench runs on the device)."""
+    device = DEVICE_RESOURCE.format(slug=cell.device_row.slug)
+    return {BENCH_RESOURCE: 1} | ({device: 1} if offered.get(device, 0) >= 1 else {})
 
 
 def _as_done(ray, pending: dict) -> Iterator[CellResult]:
