@@ -433,9 +433,12 @@ def plan_table(cells: list) -> Table:
 def matrix_table(results: list) -> Table:
     """`kolm matrix`'s results (kolm.matrix.CellResult): what each export measured, or why it did not run."""
     table = Table(title="kolm matrix: size and K measured on each export")
-    for column in ("cell", "status", "size", "K", "drop", "top-1", "why not"):
+    benched = any(r.bench for r in results)  # with --bench: each export's decode speed where it was benched
+    measured = ["tok/s (machine)"] if benched else []
+    for column in ("cell", "status", "size", "K", "drop", "top-1", *measured, "why not"):
         table.add_column(column, overflow="fold")
     for r in results:
+        bench = r.bench and (f"{r.bench.tg_tok_s:.1f} ({r.bench.machine})" if r.bench.tg_tok_s else r.bench.note)
         table.add_row(
             r.cell.key,
             r.status,
@@ -443,6 +446,7 @@ def matrix_table(results: list) -> Table:
             f"{r.k:.3f}" if r.k is not None else "-",
             f"{r.k_drop_points:+.1f}" if r.k_drop_points is not None else "-",
             f"{100 * r.top1_agreement:.1f}%" if r.top1_agreement is not None else "-",
+            *([bench or "-"] if benched else []),
             r.reason or "",
         )
     return table
