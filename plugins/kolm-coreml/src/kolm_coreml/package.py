@@ -75,8 +75,8 @@ class Weights(NamedTuple):
 def weights(package: Path) -> Weights:
     """The package's weights, loaded by coremltools' own MIL loader (weight.bin read, compressed
     weights as constexpr ops) from a copy of the program that keeps only the weights' ops: the full
-    program's other ops are not needed, and their type inference was most of a full load (7 of 9 s
-    for SmolLM2's, 2026-11-30)."""
+    program's other ops are not needed, and their type inference is most of a full load (SmolLM2's
+    package: 7.0 s in full, 1.6 s this way, the same arrays; 2026-11-30)."""
     with quiet("coremltools"):
         from coremltools.converters.mil.frontend.milproto.load import load
 
@@ -89,12 +89,13 @@ def weights(package: Path) -> Weights:
                 if op.type == "linear" and weight and bias and weight.arguments and bias.arguments:
                     biases[weight.arguments[0].name] = bias.arguments[0].name
             kept = [op for op in block.operations if op.type == "const" or op.type.startswith("constexpr_")]
-            if not kept:
+            named = [out.name for op in kept for out in op.outputs]
+            if not named:
                 raise ArtifactError(f"{package}: its program holds no weights")
             del block.operations[:]
             block.operations.extend(kept)
             del block.outputs[:]  # the function's outputs come from ops left out: any kept var will do
-            block.outputs.append(kept[0].outputs[0].name)
+            block.outputs.append(named[0])
     folder = spec_file(package).parent / "weights"
     try:
         with quiet("coremltools"):
