@@ -102,7 +102,11 @@ def test_bench_names_the_machine_and_says_why_a_backend_could_not(table, packed,
     assert result.exit_code == 0, result.output
     [printed] = [json.loads(line) for line in result.stdout.splitlines()]
     bench = printed["bench"]
-    assert bench["tg_tok_s"] is None and " cores (" in bench["machine"], bench
+    from kolm.host import HostProfile
+
+    [home] = (out / "homes").iterdir()  # the model's own KOLM_HOME, where the bench profiled this machine
+    host = HostProfile.model_validate_json((home / "this-machine.json").read_text())
+    assert bench["tg_tok_s"] is None and bench["machine"] == f"{host.summary()} ({host.hostname})", bench
     assert bench["note"] and "\n" not in bench["note"]  # the table backend cannot bench: why, in one line
     assert "bench not measured" in result.stderr
     with open(out / "results.csv", newline="") as f:

@@ -25,7 +25,6 @@ import hashlib
 import logging
 import os
 import platform
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -124,10 +123,9 @@ class CellResult(KolmModel):
         return self.status == "ok" and self.cell.bench is not None and self.bench is None
 
 
-def cell_key(model: Path, device: str, tier: str) -> str:
+def cell_key(model: Path, device: DeviceProfile, tier: str) -> str:
     """`<artifact stem>-<device slug>-<tier>`: the cell's name in the results and its export folder."""
-    slug = re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
-    return f"{model.stem}-{slug}-{tier}"
+    return f"{model.stem}-{device.slug}-{tier}"
 
 
 def plan(
@@ -156,21 +154,19 @@ def plan(
                     planned, refused = forecast(registry, spec, profile, tier), None
                 except KolmError as exc:  # e.g. the device's backend has no such tier
                     planned, refused = None, str(exc)
-                cell = _cell(registry, model, spec.name, artifact_sha, profile, tier, planned, refused)
-                cells.append(cell.model_copy(update={"bench": bench, "inputs": _with_bench(cell.inputs, bench)}))
+                cells.append(_cell(registry, model, spec.name, artifact_sha, profile, tier, planned, refused, bench))
     return cells
 
 
-def _inputs(registry: Registry, artifact_sha: str, profile: DeviceProfile, tier: str, backend: str, recipe) -> str:
+def _inputs(
+    registry: Registry, artifact_sha: str, profile: DeviceProfile, tier: str, backend: str, recipe, bench
+) -> str:
+    """SHA-256 of what a cell's result depends on (a bench's sizes only when there is one, so a cell
+    without one keeps its hash)."""
     owner = registry.backends().get(backend)
     versions = f"kolm {__version__}|{owner.distribution} {owner.version}" if owner else f"kolm {__version__}"
-    key = "|".join([artifact_sha, profile.model_dump_json(), tier, backend, str(recipe), versions])
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def _with_bench(inputs: str, bench: BenchSize | None) -> str:
-    """The inputs' hash, with the bench's sizes when there is one (a cell without one keeps its hash)."""
-    return inputs if bench is None else hashlib.sha256(f"{inputs}|{bench.model_dump_json()}".encode()).hexdigest()
+    parts = [artifact_sha, profile.model_dump_json(), tier, backend, str(recipe), versions]
+    return hashlib.sha256("|".join(parts + ([bench.model_dump_json()] if bench else [])).encode()).hexdigest()
 
 
 def _skip(planned: Forecast) -> str | None:
@@ -193,6 +189,7 @@ def _cell(
     tier: str,
     planned: Forecast | None,
     refused: str | None = None,
+    bench: BenchSize | None = None,
 ) -> Cell:
     """The cell of `planned`, or, where the forecast itself refused (`refused`), one with no forecast
     (the device's first backend named), recorded with why and never run."""
@@ -209,7 +206,7 @@ def _cell(
             "fit": planned.fit.verdict,
         }
     return Cell(
-        key=cell_key(model, profile.name, tier),
+        key=cell_key(model, profile, tier),
         model=str(model),
         artifact_sha256=artifact_sha,
         base=base,
@@ -218,8 +215,9 @@ def _cell(
         tier=tier,
         backend=backend,
         recipe=recipe,
-        inputs=_inputs(registry, artifact_sha, profile, tier, backend, recipe),
+        inputs=_inputs(registry, artifact_sha, profile, tier, backend, recipe, bench),
         skip=_skip(planned) if planned else refused,
+        bench=bench,
         **forecast,
     )
 
@@ -232,7 +230,7 @@ def run_cell(cell: Cell, out: Path) -> CellResult:
 
     start = time.perf_counter()
     try:
-        with model_home(out / HOMES / cell.artifact_sha256[:16]):
+        with model_home(out, cell):
             reg = registry()
             record = export_artifact(
                 reg,
@@ -274,9 +272,9 @@ def bench_cell(result: CellResult, out: Path) -> CellResult:
     from kolm.quant import parse_tier
 
     cell, size = result.cell, result.cell.bench or BenchSize()
-    with model_home(out / HOMES / cell.artifact_sha256[:16]):
+    with model_home(out, cell):
         host = this_machine()
-        machine = f"{host.cpu}, {host.cores} cores ({host.hostname})"
+        machine = f"{host.summary()} ({host.hostname})"
         try:
             report = run_bench(registry(), out / EXPORTS / cell.key, None, False, parse_tier(cell.tier),
                                size.n_prompt, size.n_gen, size.repetitions, None, silent)  # fmt: skip
@@ -297,8 +295,10 @@ def describe(result: CellResult) -> str:
 
 
 @contextmanager
-def model_home(folder: Path) -> Iterator[None]:
-    """KOLM_HOME set to `folder` (created) for the duration; the caller's value restored after."""
+def model_home(out: Path, cell: Cell) -> Iterator[None]:
+    """KOLM_HOME set to the cell's model's own folder, OUT/homes/<sha>/ (created), for the duration;
+    the caller's value restored after."""
+    folder = out / HOMES / cell.artifact_sha256[:16]
     folder.mkdir(parents=True, exist_ok=True)
     saved = os.environ.get("KOLM_HOME")
     os.environ["KOLM_HOME"] = str(folder)

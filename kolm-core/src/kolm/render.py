@@ -244,24 +244,31 @@ def inspect_report(path: Path, manifest: Manifest, inventory: Inventory) -> Grou
     return Group(Text(str(path), style="bold"), table)
 
 
+def _stderr_bar(*columns):
+    """A transient rich Progress on stderr: the description, a bar, then `columns` (disabled when
+    stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        *columns,
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+
+
 @contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """A transient bar on stderr fed by (done, total) callbacks (silent when not a terminal),
     then one line saying the step is done and how long it took."""
     import time
 
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    from rich.progress import DownloadColumn, TimeRemainingColumn
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as progress:
+    with _stderr_bar(DownloadColumn(), TimeRemainingColumn()) as progress:
         task = progress.add_task(description, total=None)
 
         def advance(done: int, total: int) -> None:
@@ -276,19 +283,9 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
 def cell_progress(description: str) -> Iterator[Callable[[str | None, int, int], None]]:
     """A bar on stderr counting finished items, fed by (line, done, total) callbacks; each `line` is
     printed above the bar (only the lines when stderr is not a terminal)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import MofNCompleteColumn, TimeElapsedColumn
 
-    err = Console(stderr=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as progress:
+    with _stderr_bar(MofNCompleteColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task(description, total=None)
 
         def advance(line: str | None, done: int, total: int) -> None:
@@ -298,7 +295,7 @@ def cell_progress(description: str) -> Iterator[Callable[[str | None, int, int],
             if progress.disable:
                 print(line, file=sys.stderr, flush=True)
             else:
-                err.print(line, markup=False, highlight=False)
+                progress.console.print(line, markup=False, highlight=False)
 
         yield advance
 
