@@ -7,6 +7,7 @@ are opened (--min-k 0, --allow-drop)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import zipfile
 
@@ -38,14 +39,12 @@ FAMILIES = sorted(FAMILY_CONFIGS | MOE_CONFIGS)
 def family_of(smol_pack, tmp_path_factory):
     """family_of(name): (name, its packed .kolm, export(tier)), packed once per family in any test order
     (a parametrized module fixture is made again each time pytest-randomly interleaves its params)."""
-    made = {}
 
+    @functools.cache
     def family(name: str):
-        if name not in made:
-            root = tmp_path_factory.mktemp(name)
-            artifact = pack_family(name, root, smol_pack.path, ITEMS)
-            made[name] = name, artifact, cli_exporter(artifact, root, "raspberry-pi-5", "--allow-drop")
-        return made[name]
+        root = tmp_path_factory.mktemp(name)
+        artifact = pack_family(name, root, smol_pack.path, ITEMS)
+        return name, artifact, cli_exporter(artifact, root, "raspberry-pi-5", "--allow-drop")
 
     return family
 

@@ -7,6 +7,8 @@ untied `lm_head` is a module of its own for `embedding_bits` (the tied families 
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from kolm.plugin_data import read_data
 from kolm_testing import (
@@ -26,14 +28,12 @@ TIERS = ("fp16", "int8", "int4", "int3")
 @pytest.fixture(scope="module")
 def family_of(smol_pack, tmp_path_factory):
     """family_of(name): (packed .kolm, export(tier, recipe=None)), packed once per family."""
-    made = {}
 
+    @functools.cache
     def family(name: str):
-        if name not in made:
-            root = tmp_path_factory.mktemp(name)
-            artifact = pack_family(name, root, smol_pack, [OPPOSITE_ITEM])
-            made[name] = artifact, cli_exporter(artifact, root, "m3-pro", "--allow-drop")
-        return made[name]
+        root = tmp_path_factory.mktemp(name)
+        artifact = pack_family(name, root, smol_pack, [OPPOSITE_ITEM])
+        return artifact, cli_exporter(artifact, root, "m3-pro", "--allow-drop")
 
     return family
 

@@ -7,6 +7,7 @@ forecast and export before anything is converted. Random weights make K meaningl
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -28,17 +29,15 @@ ALTERNATIVES = [(tier, recipe.name) for tier, others in DECLARED.alternatives.it
 def packed_of(smol_pack: Path, tmp_path_factory: pytest.TempPathFactory):
     """packed_of(family): (Hugging Face folder, .kolm): `kolm pack FOLDER --min-k 0`, once per family
     in any test order (a parametrized module fixture is made again each time pytest-randomly interleaves its params)."""
-    made: dict[str, tuple[Path, Path]] = {}
 
+    @functools.cache
     def packed(family: str) -> tuple[Path, Path]:
-        if family not in made:
-            folder = random_family(family, tmp_path_factory.mktemp(family) / family, smol_pack)
-            artifact = folder.with_suffix(".kolm")
-            pack = smol_pack.parent / "small.jsonl"
-            result = invoke("pack", folder, "--eval", pack, "-o", artifact, "--min-k", "0")
-            assert result.exit_code == 0, result.output
-            made[family] = folder, artifact
-        return made[family]
+        folder = random_family(family, tmp_path_factory.mktemp(family) / family, smol_pack)
+        artifact = folder.with_suffix(".kolm")
+        pack = smol_pack.parent / "small.jsonl"
+        result = invoke("pack", folder, "--eval", pack, "-o", artifact, "--min-k", "0")
+        assert result.exit_code == 0, result.output
+        return folder, artifact
 
     return packed
 

@@ -11,6 +11,8 @@ test_bundle.py bundles SmolLM2 at int3 and split into parts."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from kolm_testing import (
     FAMILY_CONFIGS,
@@ -32,14 +34,12 @@ def family_of(smol_pack, tmp_path_factory):
     """family_of(name): (packed .kolm, bundle(tier) -> (folder, what export printed)), packed once per
     family in any test order (a parametrized module fixture is made again each time pytest-randomly
     interleaves its params)."""
-    made = {}
 
+    @functools.cache
     def family(name: str):
-        if name not in made:
-            root = tmp_path_factory.mktemp(name)
-            artifact = pack_family(name, root, smol_pack, [OPPOSITE_ITEM])
-            made[name] = artifact, bundler(artifact, root)
-        return made[name]
+        root = tmp_path_factory.mktemp(name)
+        artifact = pack_family(name, root, smol_pack, [OPPOSITE_ITEM])
+        return artifact, bundler(artifact, root)
 
     return family
 
