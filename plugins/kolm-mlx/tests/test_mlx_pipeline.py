@@ -5,7 +5,7 @@ the served API answering over HTTP, and one-line errors for what cannot work."""
 from __future__ import annotations
 
 import json
-import os
+import platform
 import shutil
 import struct
 import subprocess
@@ -167,22 +167,38 @@ def test_bench_measures_pp_tg_load_and_memory(smol_export):
 
 
 @pytest.mark.slow
-def test_serve_answers_models_and_chat_completions(smol_export, tmp_path):
-    """`kolm run EXPORT --port P`: mlx_lm.server on 127.0.0.1. The fp16 export: mlx_lm.server runs
-    the model as stored, and on the Linux CPU mlx's quantized matmul with float16 scales is ~35x
-    slower than kolm's own session (see kolm_mlx.cpu)."""
-    with api_server(smol_export("fp16").folder, tmp_path, SERVER_START_S) as server:
-        assert server.models["object"] == "list"
-        reply = http_json(
-            f"{server.base}/chat/completions",
-            {
-                "messages": [{"role": "user", "content": "What is the capital of France?"}],
-                "max_tokens": 12,
-                "temperature": 0,
-            },
-        )
+def test_serve_on_a_cpu_is_kolms_server_over_the_blas_session(smol_export, tmp_path):
+    """`kolm run EXPORT --port P` on the Linux CPU: kolm's own server over kolm-mlx's session, whose
+    matmuls run on numpy's BLAS (mlx_lm.server on mlx's CPU kernels answered nothing within 60 s
+    with this int4 export). A chat answer, a conversation, and `usage` token counts."""
+    with api_server(smol_export("int4").folder, tmp_path, SERVER_START_S) as server:
+        assert [m["id"] for m in server.models["data"]] == ["SmolLM2-135M-Instruct"]
+        question = [{"role": "user", "content": "What is the capital of France?"}]
+        reply = http_json(f"{server.base}/chat/completions", {"messages": question, "max_tokens": 12})
         assert "Paris" in reply["choices"][0]["message"]["content"]
-    assert (Path(os.environ["HF_HOME"]) / "hub").is_dir()
+        usage = reply["usage"]
+        assert usage["prompt_tokens"] > 7 and 0 < usage["completion_tokens"] <= 12
+        conversation = [
+            *question,
+            {"role": "assistant", "content": "Paris."},
+            {"role": "user", "content": "And of Italy?"},
+        ]
+        longer = http_json(f"{server.base}/chat/completions", {"messages": conversation, "max_tokens": 12})
+        assert longer["usage"]["prompt_tokens"] > usage["prompt_tokens"]
+        assert longer["choices"][0]["message"]["content"].strip()
+
+
+@pytest.mark.requires_macos
+def test_serve_on_metal_is_mlx_lms_server(smol_export, tmp_path):
+    """On Apple silicon, `kolm run --port` execs mlx_lm.server, which lists the folder's path."""
+    if platform.system() != "Darwin":
+        pytest.fail(f"needs macOS on Apple silicon (MLX on Metal); this is {platform.system()}")
+    folder = smol_export("int4").folder
+    with api_server(folder, tmp_path, SERVER_START_S) as server:
+        assert str(folder) in [m["id"] for m in server.models["data"]]
+        question = [{"role": "user", "content": "What is the capital of France?"}]
+        reply = http_json(f"{server.base}/chat/completions", {"messages": question, "max_tokens": 12, "temperature": 0})
+        assert "Paris" in reply["choices"][0]["message"]["content"]
 
 
 def test_forecasting_never_imports_mlx(smol_pack):

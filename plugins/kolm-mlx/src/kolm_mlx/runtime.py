@@ -1,16 +1,17 @@
 """Running an MLX export with mlx-lm: the `Session` behind `kolm run`, K-scoring, fidelity and the
-server (`mlx_lm.server`). Greedy decoding throughout, so K is reproducible."""
+server (`mlx_lm.server` on Metal, kolm's own on a CPU). Greedy decoding throughout, so K is
+reproducible."""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
-from kolm.api import Fidelity, Session
-from kolm.errors import BackendError, ToolchainMissingError
+from kolm.api import Fidelity, Generation, Session
+from kolm.errors import BackendError, ToolchainMissingError, UsageError
 from kolm.logprobs import continuation_start, log_softmax
 
 FIDELITY_CTX = 512  # tokens; eval prompts are short
@@ -149,38 +150,63 @@ class MlxSession(Session):
         done = batch_generate(model, tokenizer, ids, max_tokens=max_tokens, return_token_ids=True)
         return [tokenizer.decode(t, skip_special_tokens=True).rstrip("\ufffd") for t in done.token_ids]
 
-    def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
-        pieces = self._pieces(prompt, max_tokens, chat)
-        if stream:
-            yield from (p for p in pieces if p)
-        else:
-            yield "".join(pieces)
+    def prompt_tokens(self, prompt: str, chat: bool) -> list[int]:
+        """`prompt`'s token ids as `mlx_lm.generate` encodes a text (BOS added unless it starts with
+        one); with `chat`, the user's turn in the model's chat template (a model without one, e.g. a
+        base model, continues the prompt as it is)."""
+        tokenizer = self.loaded[1]
+        if chat and tokenizer.has_chat_template:
+            return self.templated([{"role": "user", "content": prompt}])
+        bos = tokenizer.bos_token
+        return list(tokenizer.encode(prompt, add_special_tokens=bos is None or not prompt.startswith(bos)))
 
-    def _pieces(self, prompt: str, max_tokens: int, chat: bool) -> Iterator[str]:
-        """Greedy tokens from `mlx_lm.stream_generate`, decoded as a whole each step so the first
-        token keeps its leading space (mlx-lm's streaming detokenizer drops it); a piece ending in
-        half a UTF-8 character waits for the next token. With `chat`, the prompt is the user's turn in
-        the model's chat template; a model without one (a base model) continues the prompt as it is."""
+    def templated(self, messages: list[dict[str, str]]) -> list[int]:
+        tokenizer = self.loaded[1]
+        if not tokenizer.has_chat_template:
+            raise UsageError(f"{self.path.name} has no chat template (a base model): send a completion instead")
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(tokenizer.encode(text, add_special_tokens=False))
+
+    def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Iterator[str]:
+        return self.pieces(self.prompt_tokens(prompt, chat), max_tokens, stream)
+
+    def chat(self, messages: list[dict[str, str]], max_tokens: int = 128) -> Iterator[str]:
+        """A whole conversation in the model's chat template (kolm's server's /v1/chat/completions)."""
+        return self.pieces(self.templated(messages), max_tokens, stream=True)
+
+    def pieces(self, prompt_tokens: list[int], max_tokens: int, stream: bool) -> Generation:
+        """The text after `prompt_tokens`, counting tokens (the server's `usage`)."""
+        return Generation(
+            len(prompt_tokens), self.next_tokens(prompt_tokens, max_tokens), partial(self.decode, stream=stream)
+        )
+
+    def next_tokens(self, prompt_tokens: list[int], max_tokens: int) -> Iterator[int]:
+        """Greedy tokens from `mlx_lm.stream_generate` until end of sequence or `max_tokens`."""
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_sampler
 
         model, tokenizer = self.loaded
-        if chat and tokenizer.has_chat_template:
-            text = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-            prompt = tokenizer.encode(text, add_special_tokens=False)
-        tokens, shown = [], ""
         for response in stream_generate(
-            model, tokenizer, prompt, max_tokens=max_tokens, sampler=make_sampler(temp=0.0)
+            model, tokenizer, prompt_tokens, max_tokens=max_tokens, sampler=make_sampler(temp=0.0)
         ):
             if response.token in tokenizer.eos_token_ids:
-                break
-            tokens.append(response.token)
-            text = tokenizer.decode(tokens, skip_special_tokens=True)
-            if not text.endswith("\ufffd"):
+                return
+            yield response.token
+
+    def decode(self, tokens: Iterator[int], stream: bool) -> Iterator[str]:
+        """Text pieces of `tokens`, decoded as a whole each step so the first token keeps its leading
+        space (mlx-lm's streaming detokenizer drops it); a piece ending in half a UTF-8 character
+        waits for the next token. One piece, the whole text, when not streaming."""
+        tokenizer = self.loaded[1]
+        ids, shown = [], ""
+        for token in tokens:
+            ids.append(token)
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            if stream and len(text) > len(shown) and not text.endswith("\ufffd"):
                 yield text[len(shown) :]
                 shown = text
+        if not stream:
+            yield tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
 
     def loglikelihood(self, context: str, continuation: str) -> float:
         prefix, full = self.tokens(context), self.tokens(context + continuation)
@@ -214,9 +240,16 @@ class MlxSession(Session):
         return log_softmax(np.array(mx.concatenate(rows).astype(mx.float32)))
 
     def serve_api(self, host: str, port: int, model: str) -> int:
-        """Run mlx-lm's own OpenAI-compatible server on this folder until interrupted. It has no
-        model alias: /v1/models lists the folder's absolute path, and requests omit `model`."""
+        """On Metal, mlx-lm's own OpenAI-compatible server on this folder, until interrupted (it has
+        no model alias: /v1/models lists the folder's absolute path, and requests omit `model`). On a
+        CPU (Linux), kolm's own server over this session: mlx_lm.server runs the model on mlx's CPU
+        kernels, and with SmolLM2's int4 export it answered nothing within 60 s here
+        (docs/reliability.md), where this session's matmuls run on numpy's BLAS (kolm_mlx.cpu)."""
         import_mlx_lm()
+        import mlx.core as mx
+
+        if mx.default_device().type == mx.cpu:
+            return super().serve_api(host, port, model)
         from huggingface_hub.constants import HF_HUB_CACHE
 
         Path(HF_HUB_CACHE).mkdir(parents=True, exist_ok=True)  # /v1/models scans it and fails without it
