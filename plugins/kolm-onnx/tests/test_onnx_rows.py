@@ -56,3 +56,11 @@ def test_what_the_builder_does_not_build_is_refused_before_converting():
         cannot_build(config_spec({"architectures": ["NovelForCausalLM"]}))
         == "onnxruntime-genai's model builder does not build NovelForCausalLM"
     )
+
+
+def test_a_matmul_named_outside_the_builders_scheme_gets_the_tiers_bits():
+    """Found by the long fuzz run: a node name with no `/` or `.` (one flipped byte) raised IndexError."""
+    from kolm_onnx.quant_plan import matmul_bits
+
+    int4 = {"bits": 4, "block_size": 32, "matmul_mixed_precision": "last_matmul:int8,mixed_layers:int8"}
+    assert [matmul_bits(name, 2, int4) for name in ("", "MatMul", "/model/layers.0/attn/v_proj/MatMul")] == [4, 4, 8]

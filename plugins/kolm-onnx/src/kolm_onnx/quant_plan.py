@@ -45,7 +45,8 @@ def matmul_bits(name: str, layers: int, options: Flags) -> int:
     if "lm_head" in name or "embed_tokens" in name:
         return more.get("last_matmul", int(options["bits"]))
     layer = layer_of(name)
-    projection = re.sub(r"^[qkv]_proj$", "qkv_proj", name.replace("/", ".").split(".")[-2])
+    parts = name.replace("/", ".").split(".")  # ...proj.weight, /...proj/MatMul; any other name has no projection
+    projection = re.sub(r"^[qkv]_proj$", "qkv_proj", parts[-2] if len(parts) > 1 else "")
     if layer is not None and projection in MIXED_PROJECTIONS and layer in mixed_layers(layers):
         return more.get("mixed_layers", int(options["bits"]))
     return int(options["bits"])
