@@ -1,7 +1,7 @@
 """A small OpenAI-compatible HTTP server that any `Session` can sit behind.
 
-Backends whose toolchain ships a maintained server (llama_cpp.server, mlx_lm.server) exec that
-instead; this one is for runtimes without one (ONNX Runtime). Standard library only. Endpoints:
+Backends whose toolchain ships a maintained server (llama_cpp.server, mlx_lm.server on Metal) exec
+that instead; this one is for runtimes without one (ONNX Runtime, MLX on a CPU). Standard library only. Endpoints:
 GET /v1/models, POST /v1/completions and /v1/chat/completions, with `"stream": true` as
 server-sent events. Decoding is greedy (kolm sessions are deterministic): a sampling field is
 accepted when its value asks for what greedy decoding does (temperature 0, no penalties, n 1; top_p,
@@ -9,7 +9,9 @@ top_k and min_p keep the most likely token, so any value is greedy's) and refuse
 the field otherwise, never silently ignored. `stop` strings are honoured; answers carry `usage`
 token counts where the session counts them (`kolm.api.Generation`), in a stream when asked with
 `stream_options: {"include_usage": true}`. Requests are answered one at a time: a session is not
-thread-safe.
+thread-safe. So that a slow, silent or absent client cannot hold the others up, each request must
+arrive within a deadline, a client that stops reading is dropped, and open connections are capped
+(REQUEST_S, SEND_S, MAX_CONNECTIONS).
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ MAX_TOKENS = 8192  # the most one request may ask for: a bound on the work one c
 MAX_BODY_BYTES = 1 << 20  # a chat request is text; a larger body is refused before it is read
 MAX_STOPS = 4  # as OpenAI's API: up to four stop strings
 LINGER_S = 1.0  # how long a refused connection drains what its client still sends
+# Slow and silent clients. Requests are answered one at a time, so none may hold a thread or the
+# session for long: a request's head and body must arrive whole within REQUEST_S of its first wait
+# (a kept-alive connection waiting for its next request closes after it too), a client that stops
+# reading an answer for SEND_S is dropped, and beyond MAX_CONNECTIONS open connections a new one
+# gets a 503 at once instead of a thread. Chosen, not measured: a request is at most MAX_BODY_BYTES
+# (1 MiB in 30 s is 35 KB/s), and 64 threads waiting on sockets hold little memory.
+REQUEST_S = 30.0
+SEND_S = 30.0
+MAX_CONNECTIONS = 64
 
 
 def number(value: object) -> bool:
@@ -250,6 +261,19 @@ class Handler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
 
+    @property
+    def timeout(self) -> float:
+        """SEND_S, which socketserver sets on the connection: a bound on each send and receive."""
+        return SEND_S
+
+    def handle_one_request(self) -> None:
+        self.server.deadlines.start(self.connection)
+        super().handle_one_request()
+
+    def arrived(self) -> None:
+        """The request is read whole: no deadline while it waits for the session and is answered."""
+        self.server.deadlines.stop(self.connection)
+
     def send_json(self, status: HTTPStatus, data: dict) -> None:
         body = json.dumps(data).encode()
         self.send_response(status)
@@ -262,6 +286,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(status, {"error": {"message": message, "type": status.phrase.lower().replace(" ", "_")}})
 
     def do_GET(self) -> None:
+        self.arrived()
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             return self.send_json(HTTPStatus.OK, self.server.api.models())
         self.send_error_json(HTTPStatus.NOT_FOUND, f"no route {self.path}")
@@ -269,9 +294,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = self.path.rstrip("/")
         if path not in ("/v1/completions", "/v1/chat/completions"):
+            self.arrived()
             return self.send_error_json(HTTPStatus.NOT_FOUND, f"no route {self.path}")
         try:
-            body = json.loads(self.rfile.read(self.body_length()) or b"{}")
+            raw = self.rfile.read(self.body_length())
+            self.arrived()
+            body = json.loads(raw or b"{}")
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
             api, request = self.server.api, Completion(path, body)
@@ -286,7 +314,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_json(exc.status, str(exc))
         except (KolmError, ValueError) as exc:
             self.send_error_json(HTTPStatus.BAD_REQUEST, str(exc))
-        except (BrokenPipeError, ConnectionResetError):  # the client hung up mid-answer: nothing to tell it
+        except (ConnectionError, TimeoutError):  # the client hung up, or stopped reading for SEND_S
             self.close_connection = True
 
     def body_length(self) -> int:
@@ -306,6 +334,7 @@ class Handler(BaseHTTPRequestHandler):
         client still sends (up to MAX_BODY_BYTES, for at most LINGER_S), so that the error reaches it
         rather than a reset that would drop it."""
         super().finish()
+        self.server.deadlines.stop(self.connection)
         if getattr(self, "unread_body", False):
             try:
                 self.connection.shutdown(socket.SHUT_WR)
@@ -341,15 +370,78 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Deadlines:
+    """When each connection's request must have arrived whole (`REQUEST_S` after it starts
+    waiting); `cut` shuts down the connections past theirs, which ends their handlers' reads."""
+
+    def __init__(self) -> None:
+        self.due: dict[socket.socket, float] = {}
+        self.lock = threading.Lock()
+
+    def start(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.due[connection] = time.monotonic() + REQUEST_S
+
+    def stop(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.due.pop(connection, None)
+
+    def cut(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            late = [c for c, due in self.due.items() if due < now]
+            for connection in late:
+                del self.due[connection]
+        for connection in late:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+BUSY = json.dumps({"error": {"message": "too many open connections; try again", "type": "service_unavailable"}})
+
+
 class ApiServer(ThreadingHTTPServer):
-    """The HTTP server holding the `Api`."""
+    """The HTTP server holding the `Api`: a thread per connection, up to MAX_CONNECTIONS."""
 
     daemon_threads = True
 
     def __init__(self, host: str, port: int, api: Api) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), Handler)
-        self.api = api
+        self.api, self.deadlines = api, Deadlines()
+        self.open_connections, self.max_connections, self.counting = 0, MAX_CONNECTIONS, threading.Lock()
+
+    def service_actions(self) -> None:
+        """Between accepts (serve_forever polls every 0.5 s): cut the requests past their deadline."""
+        self.deadlines.cut()
+
+    def process_request(self, request: socket.socket, client_address: tuple) -> None:
+        with self.counting:
+            busy = self.open_connections >= self.max_connections
+            self.open_connections += not busy
+        if busy:
+            return self.refuse_busy(request)
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: socket.socket, client_address: tuple) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.counting:
+                self.open_connections -= 1
+
+    def refuse_busy(self, request: socket.socket) -> None:
+        """A 503 with a JSON error, from the accepting thread, and the connection closed."""
+        head = f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(BUSY)}"
+        try:
+            request.settimeout(LINGER_S)
+            request.sendall(f"{head}\r\nConnection: close\r\n\r\n{BUSY}".encode())
+            request.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
 
 def serve(session: Servable, model: str, host: str, port: int) -> int:

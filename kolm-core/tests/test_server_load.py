@@ -1,0 +1,210 @@
+"""kolm's own server under load and under slow, silent, non-reading and too many clients, over
+HTTP on 127.0.0.1 (issue 19). The deadlines are shortened to a second so that this runs in CI in
+seconds; `benchmarks/server_load.py` runs the same clients against real models for longer.
+
+The session is a stand-in at the Session boundary (a real ONNX Runtime and MLX session sit behind
+the same server in their plugins' tests). Waits poll for an outcome with a generous bound; nothing
+asserts how long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+
+import pytest
+from kolm import server as kolm_server
+from kolm.api import Generation, Session
+
+PIECE = "x" * 1000  # one token's text: a long answer outgrows the socket buffers
+
+
+class Talker(Session):
+    """Answers any prompt with `max_tokens` tokens of PIECE each."""
+
+    def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Generation:
+        return Generation(len(prompt), iter(range(max_tokens)), lambda tokens: (PIECE for _ in tokens))
+
+    def loglikelihood(self, context: str, continuation: str) -> float:
+        return 0.0
+
+
+@pytest.fixture
+def limits(monkeypatch) -> Callable[..., None]:
+    """set(request_s, send_s, max_connections) before the server starts."""
+
+    def set_limits(request_s: float = 1.0, send_s: float = 1.0, max_connections: int = 64) -> None:
+        monkeypatch.setattr(kolm_server, "REQUEST_S", request_s)
+        monkeypatch.setattr(kolm_server, "SEND_S", send_s)
+        monkeypatch.setattr(kolm_server, "MAX_CONNECTIONS", max_connections)
+
+    return set_limits
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[[], kolm_server.ApiServer]]:
+    servers = []
+
+    def started() -> kolm_server.ApiServer:
+        api = kolm_server.ApiServer("127.0.0.1", 0, kolm_server.Api(Talker(), "talker"))
+        threading.Thread(target=api.serve_forever, daemon=True).start()
+        servers.append(api)
+        return api
+
+    yield started
+    for api in servers:
+        api.shutdown()
+        api.server_close()
+
+
+def until(condition: Callable[[], bool], limit: float = 20) -> bool:
+    """Poll `condition` until it holds or `limit` seconds pass (a bound on a hang, not a timing)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def port(api: kolm_server.ApiServer) -> int:
+    return api.server_address[1]
+
+
+def completion(api: kolm_server.ApiServer, max_tokens: int = 4, stream: bool = False) -> str:
+    """The text of one completion (streamed or whole), read to its end."""
+    body = json.dumps({"prompt": "hi", "max_tokens": max_tokens, "stream": stream}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port(api)}/v1/completions", data=body)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        if not stream:
+            return json.load(response)["choices"][0]["text"]
+        lines = [line.removeprefix(b"data: ") for line in response if line.startswith(b"data: {")]
+        return "".join(json.loads(line)["choices"][0]["text"] for line in lines if b'"choices": []' not in line)
+
+
+def raw_request(max_tokens: int = 4, stream: bool = True) -> bytes:
+    body = json.dumps({"prompt": "hi", "max_tokens": max_tokens, "stream": stream}).encode()
+    return b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+def closed_by_server(conn: socket.socket) -> bool:
+    """Read until the server closes the connection (True) or 20 s pass with it open (False)."""
+    conn.settimeout(20)
+    try:
+        while conn.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_silent_connection_is_closed_and_its_thread_ends(limits, start):
+    limits()
+    api = start()
+    with socket.create_connection(("127.0.0.1", port(api))) as conn:
+        assert until(lambda: api.open_connections == 1)
+        assert closed_by_server(conn)
+    assert until(lambda: api.open_connections == 0)
+
+
+def test_a_request_sent_a_byte_at_a_time_is_cut_at_its_deadline_while_others_are_served(limits, start):
+    limits()
+    api = start()
+    request, sent = raw_request(), 0
+    with socket.create_connection(("127.0.0.1", port(api))) as conn:
+        while sent < len(request):  # a byte every 0.1 s: each arrives within the receive timeout
+            try:
+                conn.send(request[sent : sent + 1])
+            except OSError:
+                break
+            sent += 1
+            if sent == 3:
+                assert completion(api) == PIECE * 4
+            time.sleep(0.1)
+        assert closed_by_server(conn)
+    assert sent < len(request), "the whole request went through: no deadline cut it"
+    assert until(lambda: api.open_connections == 0)
+
+
+def test_a_client_that_stops_reading_is_dropped_and_the_next_is_answered(limits, start):
+    limits()
+    api = start()
+    with socket.socket() as reader:
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect(("127.0.0.1", port(api)))
+        reader.sendall(raw_request(max_tokens=kolm_server.MAX_TOKENS))  # ~9 MB of events, never read
+        assert until(lambda: api.api.lock.locked())
+        assert completion(api) == PIECE * 4  # answered once the stalled send gives up
+    assert until(lambda: api.open_connections == 0)
+
+
+def test_connections_over_the_cap_get_a_503_at_once(limits, start):
+    limits(request_s=30, send_s=30, max_connections=3)
+    api = start()
+    idle = [socket.create_connection(("127.0.0.1", port(api))) for _ in range(3)]
+    try:
+        assert until(lambda: api.open_connections == 3)
+        with socket.create_connection(("127.0.0.1", port(api))) as extra:
+            extra.settimeout(20)
+            answer = b""
+            while chunk := extra.recv(4096):
+                answer += chunk
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 503") and "too many open connections" in json.loads(body)["error"]["message"]
+    finally:
+        for conn in idle:
+            conn.close()
+    assert until(lambda: api.open_connections == 0)
+    assert completion(api) == PIECE * 4
+
+
+def test_under_load_every_client_is_answered_beside_slow_and_vanishing_ones(limits, start):
+    """4 clients streaming back to back for 2 s, beside one sending its request a byte every 0.1 s
+    and one hanging up after the first bytes, over and over: every request answered whole, the slow
+    one cut at its deadline, and no connection left open after."""
+    limits()
+    api = start()
+    stop, answers, errors, cuts = threading.Event(), [], [], []
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                answers.append(completion(api, max_tokens=8, stream=True))
+            except (OSError, ValueError) as exc:
+                errors.append(repr(exc))
+
+    def slowloris() -> None:
+        while not stop.is_set():
+            with socket.create_connection(("127.0.0.1", port(api))) as conn:
+                try:
+                    for byte in raw_request():
+                        if stop.is_set():
+                            return
+                        conn.send(bytes([byte]))
+                        time.sleep(0.1)
+                except OSError:
+                    cuts.append(1)
+
+    def hang_up() -> None:
+        while not stop.is_set():
+            with socket.create_connection(("127.0.0.1", port(api))) as conn:
+                conn.sendall(raw_request(max_tokens=kolm_server.MAX_TOKENS))
+                conn.recv(64)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (client, client, client, client, slowloris, hang_up)]
+    for thread in threads:
+        thread.start()
+    assert until(lambda: len(cuts) >= 1 and len(answers) >= 8)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert set(answers) == {PIECE * 8}
+    assert until(lambda: api.open_connections == 0)
