@@ -34,6 +34,23 @@ class Talker(Session):
         return 0.0
 
 
+class ThreadNoter(Talker):
+    """A Talker that notes the thread of each call into it: `generate`, and each token."""
+
+    def __init__(self) -> None:
+        self.threads: set[threading.Thread] = set()  # the objects: a finished thread's ident is reused
+
+    def generate(self, prompt: str, max_tokens: int = 128, stream: bool = True, chat: bool = False) -> Generation:
+        self.threads.add(threading.current_thread())
+
+        def tokens() -> Iterator[int]:
+            for token in range(max_tokens):
+                self.threads.add(threading.current_thread())
+                yield token
+
+        return Generation(len(prompt), tokens(), lambda tokens: (PIECE for _ in tokens))
+
+
 @pytest.fixture
 def limits(monkeypatch) -> Callable[..., None]:
     """set(request_s, send_s, max_connections) before the server starts."""
@@ -47,11 +64,11 @@ def limits(monkeypatch) -> Callable[..., None]:
 
 
 @pytest.fixture
-def start() -> Iterator[Callable[[], kolm_server.ApiServer]]:
+def start() -> Iterator[Callable[..., kolm_server.ApiServer]]:
     servers = []
 
-    def started() -> kolm_server.ApiServer:
-        api = kolm_server.ApiServer("127.0.0.1", 0, kolm_server.Api(Talker(), "talker"))
+    def started(session: Session | None = None) -> kolm_server.ApiServer:
+        api = kolm_server.ApiServer("127.0.0.1", 0, kolm_server.Api(session or Talker(), "talker"))
         threading.Thread(target=api.serve_forever, daemon=True).start()
         servers.append(api)
         return api
@@ -208,3 +225,13 @@ def test_under_load_every_client_is_answered_beside_slow_and_vanishing_ones(limi
     assert not errors
     assert set(answers) == {PIECE * 8}
     assert until(lambda: api.open_connections == 0)
+
+
+def test_every_call_into_the_session_runs_on_one_thread_whatever_the_connection(start):
+    """Each connection has a thread of its own; the session sees one (MLX keeps a stream, and a
+    thread, per thread that computes: one leaked per request before)."""
+    session = ThreadNoter()
+    api = start(session)
+    for stream in (False, True, False):
+        assert completion(api, stream=stream) == PIECE * 4
+    assert len(session.threads) == 1 and threading.current_thread() not in session.threads

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
@@ -214,11 +215,40 @@ class Completion:
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+class SessionThread:
+    """Every call into the session, on one thread of its own. Requests arrive on a thread each, and a
+    runtime may keep state per thread: MLX starts a stream, and a thread that outlives the caller,
+    for each thread that computes (one leaked thread per request before this)."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kolm-session")
+
+    def run(self, call: Callable, *args: object):
+        """`call(*args)` on the session's thread; its result, or its exception raised here."""
+        return self.pool.submit(call, *args).result()
+
+    def iterate(self, pieces: Iterator[str]) -> Iterator[str]:
+        """`pieces`, each computed on the session's thread; closing this closes them there too."""
+        try:
+            while (piece := self.run(next, pieces, None)) is not None:
+                yield piece
+        finally:
+            self.run(getattr(pieces, "close", lambda: None))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 class Api:
     """The OpenAI wire format around one session named `model`."""
 
     def __init__(self, session: Servable, model: str) -> None:
         self.session, self.model, self.lock = session, model, threading.Lock()
+        self.session_thread = SessionThread()
+
+    def pieces(self, request: Completion) -> Iterator[str]:
+        """The request's text to send, piece by piece, generated on the session's thread."""
+        return self.session_thread.iterate(self.session_thread.run(request.pieces, self.session))
 
     def models(self) -> dict:
         return {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "kolm"}]}
@@ -304,10 +334,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise bad_request("the request body must be a JSON object")
             api, request = self.server.api, Completion(path, body)
             with api.lock:
-                pieces = request.pieces(api.session)
-                if request.stream:
-                    return self.stream(request, pieces)
-                self.send_json(HTTPStatus.OK, api.whole(request, "".join(pieces)))
+                pieces = api.pieces(request)
+                try:
+                    if request.stream:
+                        return self.stream(request, pieces)
+                    self.send_json(HTTPStatus.OK, api.whole(request, "".join(pieces)))
+                finally:
+                    pieces.close()  # generation stops here, before the next request's starts
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             self.send_error_json(HTTPStatus.BAD_REQUEST, "the request body is not JSON")
         except ApiError as exc:
@@ -412,6 +445,10 @@ class ApiServer(ThreadingHTTPServer):
         super().__init__((host, port), Handler)
         self.api, self.deadlines = api, Deadlines()
         self.open_connections, self.max_connections, self.counting = 0, MAX_CONNECTIONS, threading.Lock()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.api.session_thread.close()
 
     def service_actions(self) -> None:
         """Between accepts (serve_forever polls every 0.5 s): cut the requests past their deadline."""
