@@ -3,12 +3,14 @@
 streaming chat completions back to back for a bounded time, beside one client that sends its
 request a byte at a time (slowloris) and one that hangs up after the first chunk, every round.
 
-Reports requests/s, time to the first streamed chunk (p50, p99), errors, and the peak RSS of the
-server's processes; the ratio is against the same load on the maintained server run by hand
-where kolm wraps one (llama.cpp's, through llama-cpp-python's `llama_cpp.server`, for gguf;
-`mlx_lm.server` for mlx; with the flags kolm passes), and there is none for kolm's own server (onnx).
-SmolLM2-135M-Instruct at int8. Requests name no `model` (mlx_lm.server would load one by that name).
-The clients run on the same CPUs as the server: on a small machine they take part of its time.
+Reports requests/s, time to the first streamed chunk (p50, p99), errors, the peak RSS of the
+server's processes, and their threads before the load and once the clients are gone (a leak shows).
+The ratio is against the same load on the maintained server run by hand where kolm wraps one
+(llama.cpp's, through llama-cpp-python's `llama_cpp.server`, for gguf; `mlx_lm.server` for mlx,
+which kolm runs on Metal only; with the flags kolm passes); there is none for kolm's own server
+(onnx, and mlx on a CPU). SmolLM2-135M-Instruct at int8. Requests name no `model` (mlx_lm.server
+would load one by that name). The clients run on the same CPUs as the server: on a small machine
+they take part of its time.
 
     .venv/bin/python benchmarks/server_load.py [--backend gguf|mlx|onnx] [--clients 4] [--seconds 20]
 """
@@ -103,21 +105,36 @@ def hang_up(port: int, stop: threading.Event) -> None:
                 pass
 
 
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM of the process and its children (llama.cpp's server runs in kolm's own process or its child)."""
+def status_total(pid: int, field: str) -> int:
+    """The sum of a /proc status field over the process and its children (llama.cpp's server runs in
+    kolm's own process or its child)."""
     total = 0
     pids = [pid] + [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
     for p in pids:
         for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 total += int(line.split()[1])
-    return total / 1024
+    return total
+
+
+def threads_settled(pid: int, before: int, limit: float = 40) -> int:
+    """The server's thread count once it is back to `before`, or after `limit` s (kolm's server cuts a
+    half-sent request at 30 s): what the clients left behind."""
+    deadline = time.monotonic() + limit
+    while (now := status_total(pid, "Threads")) > before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return now
 
 
 def load(command: list[str], port: int, clients: int, seconds: float) -> dict:
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     try:
         wait_up(port, proc)
+        try:  # one request first: the model loads and the runtime starts its threads before the count
+            stream_once(port)
+        except Exception:  # a server that answers nothing: the load counts its errors
+            pass
+        threads_before = status_total(proc.pid, "Threads")
         stop, firsts, errors = threading.Event(), [], []
 
         def client() -> None:
@@ -137,7 +154,10 @@ def load(command: list[str], port: int, clients: int, seconds: float) -> dict:
         for t in workers:
             t.join(timeout=90)
         elapsed = time.perf_counter() - start
-        rss = peak_rss_mib(proc.pid)
+        for t in rude:
+            t.join(timeout=90)
+        rss = status_total(proc.pid, "VmHWM") / 1024
+        threads = (threads_before, threads_settled(proc.pid, threads_before))
         alive = proc.poll() is None
     finally:
         proc.terminate()
@@ -150,6 +170,7 @@ def load(command: list[str], port: int, clients: int, seconds: float) -> dict:
         "ttft_p99_ms": 1000 * firsts[min(len(firsts) - 1, int(0.99 * len(firsts)))] if firsts else float("nan"),
         "errors": len(errors),
         "peak_rss_mib": rss,
+        "threads": threads,
         "alive": alive,
     }
 
@@ -198,12 +219,13 @@ def main() -> None:
         f"SmolLM2-135M int8 ({args.backend}), {args.clients} streaming clients + 1 slowloris + 1 hang-up, "
         f"{args.seconds:g} s, {os.cpu_count()} CPUs"
     )
-    header = ("server", "requests", "req/s", "TTFT p50", "TTFT p99", "errors", "peak RSS", "alive")
-    print("{:28} {:>8} {:>7} {:>9} {:>9} {:>6} {:>9} {}".format(*header))
+    header = ("server", "requests", "req/s", "TTFT p50", "TTFT p99", "errors", "peak RSS", "threads", "alive")
+    print("{:28} {:>8} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {}".format(*header))
     for name, r in rows.items():
+        threads = "{} -> {}".format(*r["threads"])
         print(
             f"{name:28} {r['requests']:8d} {r['req_s']:7.2f} {r['ttft_p50_ms']:7.0f}ms {r['ttft_p99_ms']:7.0f}ms "
-            f"{r['errors']:6d} {r['peak_rss_mib']:7.0f}MiB {r['alive']}"
+            f"{r['errors']:6d} {r['peak_rss_mib']:7.0f}MiB {threads:>9} {r['alive']}"
         )
     if len(rows) == 2:
         kolm_row, raw_row = rows.values()

@@ -243,7 +243,7 @@ class MlxSession(Session):
         """On Metal, mlx-lm's own OpenAI-compatible server on this folder, until interrupted (it has
         no model alias: /v1/models lists the folder's absolute path, and requests omit `model`). On a
         CPU (Linux), kolm's own server over this session: mlx_lm.server runs the model on mlx's CPU
-        kernels, and with SmolLM2's int4 export it answered nothing within 60 s here
+        kernels, and with SmolLM2's int8 export it answered nothing within 60 s here
         (docs/reliability.md), where this session's matmuls run on numpy's BLAS (kolm_mlx.cpu)."""
         import_mlx_lm()
         import mlx.core as mx
