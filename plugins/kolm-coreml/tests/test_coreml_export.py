@@ -1,7 +1,7 @@
 """kolm-coreml end to end on SmolLM2-135M-Instruct: a stateful iOS 18 package at every tier with the
 size forecast within 1 %, the manifest in its metadata, the compression read back from its MIL
-program, K measured on its own weights, verify (and a tampered weights file caught), and one line
-naming macOS where Core ML prediction is needed.
+program, K measured on its own weights, verify's six checks (a tampered weights file is caught on a
+tiny model in test_families.py), and one line naming macOS where Core ML prediction is needed.
 
 CI exports fp16 and int4 (the iPhone's default); int8 and int3 are the long run's (`tox -e coreml --
 -m long`): on 2 cores they took 2.6 and 6 minutes (2026-11-29), and test_families.py compresses every
@@ -10,7 +10,6 @@ family's tiny model at every tier in CI."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from kolm_testing import failed, invoke, verify
@@ -80,21 +79,10 @@ def test_int8_keeps_the_token_distributions_close_and_int3_does_not(smol_export)
     assert int8.mean_kl < int3.mean_kl / 5
 
 
-def test_verify_passes_and_catches_a_tampered_weights_file(smol_export, smol_pack, tmp_path):
-    exported = smol_export("int4")
-    code, evidence = verify(exported.folder, smol_pack)
+def test_verify_passes_its_six_checks(smol_export, smol_pack):
+    """On the real model; a tampered weight file is caught on a tiny one (test_families)."""
+    code, evidence = verify(smol_export("int4").folder, smol_pack)
     assert code == 0 and failed(evidence) == [], evidence
-
-    tampered = tmp_path / "tampered"
-    shutil.copytree(exported.folder, tampered)
-    weights = tampered / PACKAGE / "Data/com.apple.CoreML/weights/weight.bin"
-    with open(weights, "r+b") as f:
-        f.seek(weights.stat().st_size // 2)
-        byte = f.read(1)
-        f.seek(-1, 1)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    code, evidence = verify(tampered, smol_pack)
-    assert code == 11 and 2 in failed(evidence), evidence
 
 
 def test_run_and_bench_name_macos_in_one_line_on_linux(smol_export):

@@ -8,6 +8,7 @@ refuses a mixture of experts. Random weights make K meaningless: nothing is scor
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,8 @@ def test_a_mixture_of_experts_is_refused_before_converting(family, smol_pack: Pa
 
 @pytest.mark.parametrize("recipe", ["int4-block16"])
 def test_an_int4_alternative_exports_and_reads_back_as_itself(recipe, smol_pack: Path, tmp_path):
-    """`--recipe` on a tiny Llama: the size within 1 %, and verify's check 4 reads the recipe back."""
+    """`--recipe` on a tiny Llama: the size within 1 %, and verify's check 4 reads the recipe back;
+    a copy with one byte of weight.bin flipped fails check 2 (exit 11)."""
     from kolm_testing import failed, verify
 
     packed = pack_family("llama3", tmp_path, smol_pack, [PARIS_ITEM])
@@ -81,3 +83,14 @@ def test_an_int4_alternative_exports_and_reads_back_as_itself(recipe, smol_pack:
     assert abs(json.loads(result.stdout)["size_check"]["error_percent"]) < 1.0
     _, evidence = verify(out, packed)
     assert 4 not in failed(evidence) and f"recipe {recipe}" in evidence["checks"][3]["found"], evidence["checks"][3]
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    weights = tampered / "model.mlpackage/Data/com.apple.CoreML/weights/weight.bin"
+    with open(weights, "r+b") as f:
+        f.seek(weights.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    code, evidence = verify(tampered, packed)
+    assert code == 11 and 2 in failed(evidence), evidence
