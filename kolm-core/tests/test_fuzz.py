@@ -14,7 +14,6 @@ import contextlib
 import json
 import shutil
 import socket
-import threading
 import zipfile
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from hypothesis import strategies as st
 from kolm.artifact import Artifact, folder_inventory
 from kolm.errors import KolmError
 from kolm.evalpack import parse_eval_pack
-from kolm.server import GREEDY_VALUES, MAX_BODY_BYTES, TRUNCATION, Api, ApiServer
+from kolm.server import GREEDY_VALUES, MAX_BODY_BYTES, TRUNCATION
+from kolm_testing import serving
 from kolm_testing.fuzz import FUZZ, mutated, one_line
 
 
@@ -139,12 +139,8 @@ class Quiet:
 
 @pytest.fixture(scope="module")
 def server():
-    api = ApiServer("127.0.0.1", 0, Api(Quiet(), "fuzz"))
-    thread = threading.Thread(target=api.serve_forever, daemon=True)
-    thread.start()
-    yield api.server_address[1]
-    api.shutdown()
-    api.server_close()
+    with serving(Quiet(), "fuzz") as api:
+        yield api.server_address[1]
 
 
 def exchange(port: int, request: bytes) -> bytes:

@@ -7,14 +7,13 @@ session behind the same server.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from kolm.api import Generation, Session
-from kolm.server import Api, ApiServer
+from kolm_testing import serving
 
 
 class Echo(Session):
@@ -45,12 +44,8 @@ class Echo(Session):
 @pytest.fixture
 def api():
     session = Echo()
-    server = ApiServer("127.0.0.1", 0, Api(session, "tiny"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", session
-    server.shutdown()
-    server.server_close()
+    with serving(session) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", session
 
 
 def call(url: str, body: dict | bytes | None = None) -> tuple[int, bytes]:

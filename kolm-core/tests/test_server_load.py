@@ -16,10 +16,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
 from kolm import server as kolm_server
 from kolm.api import Generation, Session
+from kolm_testing import serving
 
 PIECE = "x" * 1000  # one token's text: a long answer outgrows the socket buffers
 
@@ -65,18 +67,9 @@ def limits(monkeypatch) -> Callable[..., None]:
 
 @pytest.fixture
 def start() -> Iterator[Callable[..., kolm_server.ApiServer]]:
-    servers = []
-
-    def started(session: Session | None = None) -> kolm_server.ApiServer:
-        api = kolm_server.ApiServer("127.0.0.1", 0, kolm_server.Api(session or Talker(), "talker"))
-        threading.Thread(target=api.serve_forever, daemon=True).start()
-        servers.append(api)
-        return api
-
-    yield started
-    for api in servers:
-        api.shutdown()
-        api.server_close()
+    """start(session=Talker()): a server started after `limits` set its bounds; all closed after."""
+    with ExitStack() as servers:
+        yield lambda session=None: servers.enter_context(serving(session or Talker(), "talker"))
 
 
 def until(condition: Callable[[], bool], limit: float = 20) -> bool:

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import zipfile
@@ -381,6 +382,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def serving(session, model: str = "tiny"):
+    """kolm's own server (`kolm.server.ApiServer`) over `session`, named `model`, on 127.0.0.1 at a
+    free port, answering on a thread of its own; shut down and closed afterwards."""
+    from kolm.server import Api, ApiServer
+
+    server = ApiServer("127.0.0.1", 0, Api(session, model))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def http_json(url: str, body: dict | None = None, timeout: float = 120) -> dict:
