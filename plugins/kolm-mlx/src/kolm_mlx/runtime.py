@@ -145,8 +145,7 @@ class MlxSession(Session):
         from mlx_lm import batch_generate
 
         model, tokenizer = self.loaded
-        bos = tokenizer.bos_token
-        ids = [tokenizer.encode(p, add_special_tokens=bos is None or not p.startswith(bos)) for p in prompts]
+        ids = [self.prompt_tokens(p, chat=False) for p in prompts]
         done = batch_generate(model, tokenizer, ids, max_tokens=max_tokens, return_token_ids=True)
         return [tokenizer.decode(t, skip_special_tokens=True).rstrip("\ufffd") for t in done.token_ids]
 
