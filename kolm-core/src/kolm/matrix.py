@@ -63,8 +63,9 @@ class BenchSize(KolmModel):
 
 
 class Bench(KolmModel):
-    """`kolm bench` of a cell's export on the machine that exported it: that machine's speed, never
-    the cell's device's. `note` says why nothing was measured (the backend cannot run here)."""
+    """`kolm bench` of a cell's export: the speed of the machine named in `machine`, which is the
+    cell's device only where a node offered `kolm_device_<slug>`. `note` says why nothing was
+    measured (the backend cannot run there)."""
 
     machine: str | None
     """The machine that ran it (None: no machine did, and `note` says why)."""
