@@ -32,16 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import smollm2_artifact  # noqa: E402
-from kolm_testing import export_unscored  # noqa: E402
+from kolm_testing import export_unscored, free_port  # noqa: E402
 
 TARGETS = {"gguf": "raspberry-pi-5", "mlx": "m3-pro", "onnx": "pixel-8"}
 REQUEST = {"messages": [{"role": "user", "content": "Name three colours."}], "max_tokens": 16, "stream": True}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_up(port: int, proc: subprocess.Popen, limit: float = 120) -> None:
