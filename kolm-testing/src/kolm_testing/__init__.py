@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import platform
 import re
 import signal
 import socket
@@ -309,6 +310,13 @@ def require(module: str, install: str) -> None:
     """Fail the test, naming the install, when a toolchain module is missing (never skip)."""
     if importlib.util.find_spec(module) is None:
         pytest.fail(f"{module} is not installed: {install}")
+
+
+def require_macos(what: str) -> None:
+    """Fail the test in one line, saying it needs `what` (macOS, and why), on any other system (never
+    skip): the `requires_macos` tests."""
+    if platform.system() != "Darwin":
+        pytest.fail(f"needs {what}; this is {platform.system()}")
 
 
 def device_row(**fields):

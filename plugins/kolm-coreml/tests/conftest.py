@@ -10,12 +10,11 @@ deselects them (`tox -e coreml -- -m requires_macos` on a Mac).
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kolm_testing import Export, cli_exporter, smollm2_gguf_pack
+from kolm_testing import Export, cli_exporter, require_macos, smollm2_gguf_pack
 
 IPHONE = "iphone-15-pro"
 
@@ -37,5 +36,4 @@ def smol_export(smol_pack: Path, tmp_path_factory: pytest.TempPathFactory) -> Ca
 @pytest.fixture
 def macos() -> None:
     """Fail, in one line, a test that needs Core ML prediction on anything but macOS."""
-    if platform.system() != "Darwin":
-        pytest.fail(f"needs macOS 15+ (Core ML prediction); this is {platform.system()}")
+    require_macos("macOS 15+ (Core ML prediction)")

@@ -5,7 +5,6 @@ the served API answering over HTTP, and one-line errors for what cannot work."""
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import struct
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from kolm.plugin_data import read_data
-from kolm_testing import api_server, http_json, invoke
+from kolm_testing import api_server, http_json, invoke, require_macos
 
 KOLM = Path(sys.executable).with_name("kolm")
 TIERS = ("fp16", "int8", "int4", "int3")
@@ -191,8 +190,7 @@ def test_serve_on_a_cpu_is_kolms_server_over_the_blas_session(smol_export, tmp_p
 @pytest.mark.requires_macos
 def test_serve_on_metal_is_mlx_lms_server(smol_export, tmp_path):
     """On Apple silicon, `kolm run --port` execs mlx_lm.server, which lists the folder's path."""
-    if platform.system() != "Darwin":
-        pytest.fail(f"needs macOS on Apple silicon (MLX on Metal); this is {platform.system()}")
+    require_macos("macOS on Apple silicon (MLX on Metal)")
     folder = smol_export("int4").folder
     with api_server(folder, tmp_path, SERVER_START_S) as server:
         assert str(folder) in [m["id"] for m in server.models["data"]]
