@@ -23,7 +23,10 @@ from kolm import server as kolm_server
 from kolm.api import Generation, Session
 from kolm_testing import serving
 
-PIECE = "x" * 1000  # one token's text: a long answer outgrows the socket buffers
+# One token's text. 8,192 tokens of it (34 MB of events) outgrow the socket buffers a client that
+# never reads leaves room in: its own, pinned to 4 KB (SO_RCVBUF), and the server's send buffer, which
+# grows to tcp_wmem's maximum (4 MB by Linux's default and on this machine, 2026-11-30).
+PIECE = "x" * 4096
 
 
 class Talker(Session):
@@ -149,7 +152,7 @@ def test_a_client_that_stops_reading_is_dropped_and_the_next_is_answered(limits,
     with socket.socket() as reader:
         reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         reader.connect(("127.0.0.1", port(api)))
-        reader.sendall(raw_request(max_tokens=kolm_server.MAX_TOKENS))  # ~9 MB of events, never read
+        reader.sendall(raw_request(max_tokens=kolm_server.MAX_TOKENS))  # ~34 MB of events, never read
         assert until(lambda: api.api.lock.locked())
         assert completion(api) == PIECE * 4  # answered once the stalled send gives up
     assert until(lambda: api.open_connections == 0)
